@@ -1,0 +1,391 @@
+//! The delivery pipeline: route → size → content type → authenticate → validate and normalise →
+//! claim the dedup marker → archive → publish → complete the marker → 202.
+//!
+//! Nothing is written before the request is known to be good. Once the marker is claimed, a failed
+//! archive or publish releases it and answers 5xx, so the sender's retry is processed again; a
+//! concurrent delivery of the same event sees the claim and gets 409.
+
+use crate::config::{MakeAuth, Receiver};
+use crate::normalise::{self, Invalid};
+use crate::signature::{AuthError, StandardHeaders};
+use jiff::Timestamp;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use std::time::Instant;
+use tributary_shared::event::CanonicalEvent;
+use tributary_shared::ports::{
+    ArchivedDelivery, BusMessage, ClaimOutcome, DedupClaim, DedupStore, EventPublisher, RawArchive,
+    SNS_MAX_MESSAGE_BYTES,
+};
+use tributary_shared::problem::{Problem, json_response};
+
+/// The receiver and the ports it writes to.
+pub struct Deps<D, A, P> {
+    pub receiver: Receiver,
+    pub dedup: D,
+    pub archive: A,
+    pub publisher: P,
+}
+
+/// Request headers kept with the archived body: what is needed to re-verify or trace a delivery.
+/// Tokens (`authorization`, the Make token header) are never archived.
+const ARCHIVED_HEADERS: [&str; 7] = [
+    "content-type",
+    "user-agent",
+    "stripe-signature",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "idempotency-key",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Health,
+    Stripe,
+    Make,
+    Personnage,
+    Standard(&'a str),
+}
+
+/// What one delivery did, for its log line.
+#[derive(Debug, Default)]
+struct Outcome {
+    source: Option<String>,
+    event_type: Option<String>,
+    event_id: Option<String>,
+    outcome: &'static str,
+}
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    event_id: &'a str,
+    duplicate: bool,
+}
+
+/// Handles one HTTP request and logs one line about it (never the body or a secret).
+pub async fn handle<D, A, P>(deps: &Deps<D, A, P>, request: Request, now: Timestamp) -> Response<Body>
+where
+    D: DedupStore,
+    A: RawArchive,
+    P: EventPublisher,
+{
+    let started = Instant::now();
+    let mut outcome = Outcome::default();
+    let response = process(deps, &request, now, &mut outcome).await;
+    tracing::info!(
+        method = %request.method(),
+        path = request.uri().path(),
+        status = response.status().as_u16(),
+        source = outcome.source.as_deref(),
+        event_type = outcome.event_type.as_deref(),
+        event_id = outcome.event_id.as_deref(),
+        outcome = outcome.outcome,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "delivery"
+    );
+    response
+}
+
+fn route<'a>(path: &'a str) -> Option<Route<'a>> {
+    let path = path.trim_end_matches('/');
+    match path {
+        "/health" => Some(Route::Health),
+        "/webhook/personnage" => Some(Route::Personnage),
+        "/webhooks/stripe" => Some(Route::Stripe),
+        "/webhooks/make" => Some(Route::Make),
+        _ => path.strip_prefix("/webhooks/").filter(|name| !name.is_empty() && !name.contains('/')).map(Route::Standard),
+    }
+}
+
+fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `application/json` or any `+json` media type, parameters allowed.
+fn is_json(content_type: Option<&str>) -> bool {
+    let Some(content_type) = content_type else { return false };
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn not_found() -> Response<Body> {
+    Problem::new(404, "Not Found").into_response()
+}
+
+enum Rejection {
+    Unauthorized(AuthError),
+    Invalid(Invalid),
+}
+
+impl From<Invalid> for Rejection {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid(invalid)
+    }
+}
+
+async fn process<D, A, P>(deps: &Deps<D, A, P>, request: &Request, now: Timestamp, outcome: &mut Outcome) -> Response<Body>
+where
+    D: DedupStore,
+    A: RawArchive,
+    P: EventPublisher,
+{
+    let receiver = &deps.receiver;
+    let Some(route) = route(request.uri().path()) else {
+        outcome.outcome = "not_found";
+        return not_found();
+    };
+    let expected_method = if route == Route::Health { "GET" } else { "POST" };
+    if request.method().as_str() != expected_method {
+        outcome.outcome = "method_not_allowed";
+        let mut response = Problem::new(405, "Method Not Allowed").into_response();
+        if let Ok(allow) = expected_method.parse() {
+            response.headers_mut().insert("allow", allow);
+        }
+        return response;
+    }
+    if route == Route::Health {
+        outcome.outcome = "health";
+        return json_response(200, "application/json", &serde_json::json!({"status": "ok"}));
+    }
+    let configured = match route {
+        Route::Stripe => receiver.stripe.is_some(),
+        Route::Make => receiver.make.is_some(),
+        Route::Personnage => receiver.personnage.is_some(),
+        Route::Standard(name) => receiver.sources.contains_key(name),
+        Route::Health => true,
+    };
+    if !configured {
+        outcome.outcome = "unknown_source";
+        return not_found();
+    }
+
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > receiver.limits.max_body_bytes {
+        outcome.outcome = "too_large";
+        return Problem::new(413, "Content Too Large")
+            .with_detail(format!("the body must be at most {} bytes", receiver.limits.max_body_bytes))
+            .into_response();
+    }
+    if !is_json(header(request, "content-type")) {
+        outcome.outcome = "unsupported_media_type";
+        return Problem::new(415, "Unsupported Media Type").with_detail("send application/json").into_response();
+    }
+
+    let event = match authenticate_and_normalise(receiver, route, request, body, now) {
+        Ok(event) => event,
+        Err(Rejection::Unauthorized(reason)) => {
+            tracing::warn!(reason = %reason, "delivery not authenticated");
+            outcome.outcome = "unauthorized";
+            return Problem::new(401, "Unauthorized").into_response();
+        }
+        Err(Rejection::Invalid(invalid)) => {
+            outcome.outcome = "invalid";
+            return Problem::new(422, "Unprocessable Content")
+                .with_detail(invalid.to_string())
+                .with_field(invalid.field)
+                .into_response();
+        }
+    };
+    outcome.source = Some(event.source.clone());
+    outcome.event_type = Some(event.event_type.clone());
+    outcome.event_id = Some(event.id.to_string());
+
+    let message = match BusMessage::from_event(&event) {
+        Ok(message) if message.size() <= SNS_MAX_MESSAGE_BYTES => message,
+        Ok(_) => {
+            outcome.outcome = "too_large";
+            return Problem::new(413, "Content Too Large")
+                .with_detail("the event with its envelope exceeds the bus's 256 KiB message limit")
+                .into_response();
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "serialising the canonical event failed");
+            outcome.outcome = "error";
+            return Problem::new(500, "Internal Server Error").into_response();
+        }
+    };
+
+    deliver(deps, request, body, &event, &message, now, outcome).await
+}
+
+fn authenticate_and_normalise(
+    receiver: &Receiver,
+    route: Route<'_>,
+    request: &Request,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<CanonicalEvent, Rejection> {
+    let standard = |name: &str| -> Result<CanonicalEvent, Rejection> {
+        let source = receiver.sources.get(name).ok_or(Rejection::Unauthorized(AuthError::NoMatch))?;
+        let headers = StandardHeaders {
+            id: header(request, "webhook-id"),
+            timestamp: header(request, "webhook-timestamp"),
+            signature: header(request, "webhook-signature"),
+        };
+        source.verifier.verify(headers, body, now).map_err(Rejection::Unauthorized)?;
+        // Verified above: both headers are present and the timestamp is an integer in range.
+        let (Some(id), Some(raw_timestamp)) = (headers.id, headers.timestamp) else {
+            return Err(Rejection::Unauthorized(AuthError::MissingHeader));
+        };
+        let sent_at = raw_timestamp
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|seconds| Timestamp::from_second(seconds).ok())
+            .ok_or(Rejection::Unauthorized(AuthError::MalformedHeader))?;
+        Ok(normalise::standard_event(name, id, sent_at, source.subject_field.as_deref(), body, now)?)
+    };
+
+    match route {
+        Route::Stripe => {
+            let verifier = receiver.stripe.as_ref().ok_or(Rejection::Unauthorized(AuthError::NoMatch))?;
+            verifier.verify(header(request, "stripe-signature"), body, now).map_err(Rejection::Unauthorized)?;
+            Ok(normalise::stripe_event(body, now)?)
+        }
+        Route::Make => match &receiver.make {
+            Some(MakeAuth::Token { verifier, fields }) => {
+                verifier.verify(header(request, verifier.header())).map_err(Rejection::Unauthorized)?;
+                Ok(normalise::make_event(fields, body, now)?)
+            }
+            Some(MakeAuth::Standard) => standard("make"),
+            None => Err(Rejection::Unauthorized(AuthError::NoMatch)),
+        },
+        Route::Personnage => {
+            let verifier = receiver.personnage.as_ref().ok_or(Rejection::Unauthorized(AuthError::NoMatch))?;
+            verifier.verify(header(request, verifier.header())).map_err(Rejection::Unauthorized)?;
+            Ok(normalise::personnage_event(body, header(request, "idempotency-key"), now)?)
+        }
+        Route::Standard(name) => standard(name),
+        Route::Health => Err(Rejection::Unauthorized(AuthError::NoMatch)),
+    }
+}
+
+/// `raw/source=<source>/date=<YYYY-MM-DD of occurred_at, UTC>/<event id>.json`: the date of the
+/// event, not of the attempt, so that a sender's retry on another day overwrites the same object.
+pub fn archive_key(event: &CanonicalEvent) -> String {
+    format!("raw/source={}/date={}/{}.json", event.source, event.occurred_at.strftime("%Y-%m-%d"), event.id)
+}
+
+/// S3 metadata must be printable ASCII and stays well under its 2 KiB limit.
+fn metadata_value(value: &str) -> String {
+    value.chars().take(512).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+}
+
+fn archived_delivery(request: &Request, body: &[u8], event: &CanonicalEvent) -> ArchivedDelivery {
+    let mut metadata = vec![
+        ("event-id".to_string(), event.id.to_string()),
+        ("event-type".to_string(), metadata_value(&event.event_type)),
+        ("source".to_string(), event.source.clone()),
+        ("received-at".to_string(), event.received_at.to_string()),
+    ];
+    for name in ARCHIVED_HEADERS {
+        if let Some(value) = header(request, name) {
+            metadata.push((name.to_string(), metadata_value(value)));
+        }
+    }
+    ArchivedDelivery {
+        key: archive_key(event),
+        body: body.to_vec(),
+        content_type: header(request, "content-type").map_or_else(|| "application/json".into(), metadata_value),
+        metadata,
+    }
+}
+
+async fn deliver<D, A, P>(
+    deps: &Deps<D, A, P>,
+    request: &Request,
+    body: &[u8],
+    event: &CanonicalEvent,
+    message: &BusMessage,
+    now: Timestamp,
+    outcome: &mut Outcome,
+) -> Response<Body>
+where
+    D: DedupStore,
+    A: RawArchive,
+    P: EventPublisher,
+{
+    let limits = &deps.receiver.limits;
+    let claim = DedupClaim {
+        key: DedupClaim::key_for(&event.source, &event.id),
+        token: uuid::Uuid::new_v4().to_string(),
+        event_type: event.event_type.clone(),
+        now,
+        in_progress_until: now.saturating_add(limits.in_progress_timeout).unwrap_or(now),
+        expires_at: now.saturating_add(limits.dedup_ttl).unwrap_or(now),
+    };
+    let accepted = |duplicate: bool| Accepted { event_id: event.id.as_str(), duplicate };
+
+    match deps.dedup.claim(&claim).await {
+        Ok(ClaimOutcome::Claimed) => {}
+        Ok(ClaimOutcome::AlreadyCompleted) => {
+            outcome.outcome = "duplicate";
+            return json_response(200, "application/json", &accepted(true));
+        }
+        Ok(ClaimOutcome::InProgress) => {
+            outcome.outcome = "in_progress";
+            let mut response = Problem::new(409, "Conflict")
+                .with_detail("this event is being processed; retry later")
+                .into_response();
+            response.headers_mut().insert("retry-after", lambda_http::http::HeaderValue::from_static("5"));
+            return response;
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "dedup claim failed");
+            outcome.outcome = "error";
+            return Problem::new(503, "Service Unavailable").into_response();
+        }
+    }
+
+    let side_effects = async {
+        deps.archive.put(&archived_delivery(request, body, event)).await?;
+        deps.publisher.publish(message).await
+    };
+    match side_effects.await {
+        Ok(message_id) => {
+            if let Err(error) = deps.dedup.complete(&claim).await {
+                // The event is on the bus: answering 5xx would make the sender publish it again.
+                // The marker stays in progress until it expires; downstream deduplicates by id.
+                tracing::warn!(error = %error, message_id, "event published but its dedup marker was not completed");
+            }
+            outcome.outcome = "accepted";
+            json_response(202, "application/json", &accepted(false))
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "delivery failed after the dedup claim; releasing it for the retry");
+            if let Err(release_error) = deps.dedup.release(&claim).await {
+                tracing::error!(error = %release_error, "releasing the dedup claim failed; it expires on its own");
+            }
+            outcome.outcome = "error";
+            Problem::new(503, "Service Unavailable").into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/health"), Some(Route::Health));
+        assert_eq!(route("/webhooks/stripe/"), Some(Route::Stripe));
+        assert_eq!(route("/webhooks/make"), Some(Route::Make));
+        assert_eq!(route("/webhook/personnage"), Some(Route::Personnage));
+        assert_eq!(route("/webhooks/acme"), Some(Route::Standard("acme")));
+        assert_eq!(route("/webhooks/"), None);
+        assert_eq!(route("/webhooks/a/b"), None);
+        assert_eq!(route("/elsewhere"), None);
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json(Some("application/json")));
+        assert!(is_json(Some("Application/JSON; charset=utf-8")));
+        assert!(is_json(Some("application/cloudevents+json")));
+        assert!(!is_json(Some("text/plain")));
+        assert!(!is_json(Some("application/x-www-form-urlencoded")));
+        assert!(!is_json(None));
+    }
+}

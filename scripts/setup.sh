@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the local tooling (moto, cfn-lint, aws-sam-cli, cargo-lambda, zig) into ./.venv.
+# Idempotent: a second run with nothing changed only checks the stamp and exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/moto_server" ]; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet -r requirements-dev.txt
+echo "$want" > "$stamp"
+echo "setup: installed $(tr '\n' ' ' < <(grep -v '^#' requirements-dev.txt | grep .))"

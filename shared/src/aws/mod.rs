@@ -1,0 +1,52 @@
+//! AWS adapters of the ports. The only place (with `testing`) that imports `aws_sdk_*`.
+
+mod dynamodb;
+mod s3;
+mod sns;
+mod ssm;
+
+pub use dynamodb::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
+pub use s3::S3Archive;
+pub use sns::SnsPublisher;
+pub use ssm::SsmSecrets;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// The SDK configuration from the Lambda environment (region, credentials, and `AWS_ENDPOINT_URL`
+/// when set, which is how the local stack points every client at moto).
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}
+
+/// S3 client; path-style addressing when the endpoint is overridden, since a local endpoint such as
+/// `127.0.0.1:5000` has no per-bucket DNS names.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(config)
+}
+
+pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(config)
+}
+
+/// The error's whole chain on one line: the SDK's `Display` alone says only "service error".
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

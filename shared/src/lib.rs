@@ -1,0 +1,22 @@
+//! Tributary's shared library: what more than one function needs.
+//!
+//! - [`event`]: the canonical event envelope published on the bus.
+//! - [`config`]: typed configuration parsed once at start-up.
+//! - [`ports`]: storage and bus interfaces the domain code is written against;
+//!   [`aws`] and [`memory`] implement them.
+//! - [`telemetry`]: JSON logs.
+//! - `problem` (feature `http`): problem+json answers.
+//! - `testing` (feature `test-support`): moto and the template-driven provisioner.
+
+pub mod aws;
+pub mod config;
+pub mod event;
+pub mod memory;
+pub mod ports;
+pub mod telemetry;
+
+#[cfg(feature = "http")]
+pub mod problem;
+
+#[cfg(feature = "test-support")]
+pub mod testing;

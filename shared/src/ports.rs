@@ -1,0 +1,122 @@
+//! Ports: what the domain code needs from storage and the bus, with no AWS type in sight.
+//!
+//! Each port has an AWS adapter (`crate::aws`) and an in-memory adapter (`crate::memory`); handlers
+//! are generic over the ports, so unit tests and benchmarks run without a network and integration
+//! tests run the very same handler against moto.
+
+use crate::event::CanonicalEvent;
+use jiff::Timestamp;
+use std::future::Future;
+
+/// A failed call to a backing service. The details are for logs, never for HTTP clients.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed: {source}")]
+pub struct PortError {
+    pub operation: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl PortError {
+    pub fn new(operation: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { operation, source: source.into() }
+    }
+}
+
+/// An idempotency marker for one delivery, claimed before any side effect and completed after the
+/// last one (the in-progress/completed scheme of AWS Lambda Powertools' idempotency utility).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupClaim {
+    /// `{source}#{event id}`.
+    pub key: String,
+    /// Random per attempt: only the attempt that claimed the marker may complete or release it.
+    pub token: String,
+    pub event_type: String,
+    pub now: Timestamp,
+    /// After this instant an unfinished claim is considered abandoned (the Lambda died) and a
+    /// retry may take it over.
+    pub in_progress_until: Timestamp,
+    /// When the marker may be forgotten (the table's TTL attribute).
+    pub expires_at: Timestamp,
+}
+
+impl DedupClaim {
+    pub fn key_for(source: &str, event_id: &crate::event::EventId) -> String {
+        format!("{source}#{event_id}")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This attempt owns the marker and must complete or release it.
+    Claimed,
+    /// The event was fully handled before: a duplicate.
+    AlreadyCompleted,
+    /// Another attempt is handling the event right now.
+    InProgress,
+}
+
+pub trait DedupStore: Send + Sync {
+    fn claim(&self, claim: &DedupClaim) -> impl Future<Output = Result<ClaimOutcome, PortError>> + Send;
+    /// Marks the claimed event as handled. Only succeeds for the attempt holding `claim.token`.
+    fn complete(&self, claim: &DedupClaim) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Removes this attempt's in-progress marker so that the sender's retry is processed again.
+    fn release(&self, claim: &DedupClaim) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A raw delivery kept as received, for audit and replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedDelivery {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub content_type: String,
+    /// Selected request headers and envelope facts, stored as object metadata.
+    pub metadata: Vec<(String, String)>,
+}
+
+pub trait RawArchive: Send + Sync {
+    fn put(&self, delivery: &ArchivedDelivery) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// SNS's limit for one message, body and attributes together.
+pub const SNS_MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// A canonical event as it travels on the bus: the JSON body and the `source`/`type` attributes
+/// that subscriptions filter on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusMessage {
+    pub body: String,
+    pub source: String,
+    pub event_type: String,
+}
+
+impl BusMessage {
+    pub fn from_event(event: &CanonicalEvent) -> Result<Self, serde_json::Error> {
+        Ok(Self { body: event.to_message()?, source: event.source.clone(), event_type: event.event_type.clone() })
+    }
+
+    /// Size as SNS counts it: body plus attribute names, types and values.
+    pub fn size(&self) -> usize {
+        const STRING_TYPE: usize = "String".len();
+        self.body.len()
+            + "source".len()
+            + STRING_TYPE
+            + self.source.len()
+            + "type".len()
+            + STRING_TYPE
+            + self.event_type.len()
+    }
+}
+
+pub trait EventPublisher: Send + Sync {
+    /// Publishes one message; returns the bus's message id.
+    fn publish(&self, message: &BusMessage) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+/// Secret values by parameter name, read once at cold start.
+pub trait SecretSource: Send + Sync {
+    fn get_secrets(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, String>, PortError>> + Send;
+}
