@@ -1,0 +1,235 @@
+//! Every sample of `events/` through the handler with in-memory adapters: the answers the README
+//! documents, and what each one leaves behind.
+
+mod common;
+
+use common::{body_json, memory_deps, memory_deps_with, sample};
+use jiff::{SignedDuration, Timestamp};
+use lambda_http::Body;
+use tributary_shared::event::CanonicalEvent;
+use tributary_shared::memory::MarkerStatus;
+use webhook::handler::handle;
+
+#[tokio::test]
+async fn each_sample_gets_its_documented_answer() {
+    let expected = [
+        ("webhook-health.json", 200),
+        ("webhook-stripe-valid.json", 202),
+        ("webhook-stripe-bad-signature.json", 401),
+        ("webhook-stripe-expired.json", 401),
+        ("webhook-stripe-malformed.json", 422),
+        ("webhook-personnage.json", 202),
+        ("webhook-standard-acme.json", 202),
+        ("webhook-make.json", 202),
+    ];
+    for (name, status) in expected {
+        let deps = memory_deps().await;
+        let (request, now) = sample(name);
+        let response = handle(&deps, request, now).await;
+        assert_eq!(response.status().as_u16(), status, "{name}: {:?}", response.body());
+        let published = deps.publisher.messages().len();
+        assert_eq!(published, usize::from(status == 202), "{name} published {published}");
+        assert_eq!(deps.archive.objects().len(), usize::from(status == 202), "{name} archive");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_sample_is_acknowledged_and_not_published_again() {
+    let deps = memory_deps().await;
+    let (valid, now) = sample("webhook-stripe-valid.json");
+    assert_eq!(handle(&deps, valid, now).await.status(), 202);
+    let (duplicate, now) = sample("webhook-stripe-duplicate.json");
+    let response = handle(&deps, duplicate, now).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(body_json(&response).await, serde_json::json!({"event_id": "evt_1QxTributaryDemo0001", "duplicate": true}));
+    assert_eq!(deps.publisher.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn normalised_events_carry_source_type_subject_and_enrichment() {
+    let deps = memory_deps().await;
+    for name in ["webhook-stripe-valid.json", "webhook-personnage.json", "webhook-standard-acme.json", "webhook-make.json"] {
+        let (request, now) = sample(name);
+        assert_eq!(handle(&deps, request, now).await.status(), 202, "{name}");
+    }
+    let messages = deps.publisher.messages();
+    let events: Vec<CanonicalEvent> = messages.iter().map(|m| CanonicalEvent::from_message(&m.body).unwrap()).collect();
+    let summary: Vec<(&str, &str, Option<&str>)> =
+        events.iter().map(|e| (e.source.as_str(), e.event_type.as_str(), e.subject.as_ref().map(|s| s.as_str()))).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("stripe", "stripe.invoice.paid", Some("stripe:cus_TributaryDemo01")),
+            ("personnage", "personnage.submitted", None),
+            ("acme", "acme.contact.created", Some("email:grace.hopper@example.com")),
+            ("make", "make.lead.created", Some("email:linus@example.com")),
+        ]
+    );
+    for (message, event) in messages.iter().zip(&events) {
+        assert_eq!((message.source.as_str(), message.event_type.as_str()), (event.source.as_str(), event.event_type.as_str()));
+    }
+    assert_eq!(events[1].payload["niveau"], "expert");
+    assert_eq!(events[1].id.as_str(), "personnage-naruto-0001");
+}
+
+fn with_body(name: &str, body: &str) -> (lambda_http::Request, Timestamp) {
+    let (mut request, now) = sample(name);
+    *request.body_mut() = Body::Text(body.to_string());
+    (request, now)
+}
+
+#[tokio::test]
+async fn pipeline_checks_run_in_order_and_write_nothing_on_rejection() {
+    let deps = memory_deps().await;
+
+    // Size before anything else: a huge unsigned body is 413, not 401.
+    let (request, now) = with_body("webhook-stripe-valid.json", &"x".repeat(262_145));
+    assert_eq!(handle(&deps, request, now).await.status(), 413);
+
+    // Content type before the signature.
+    let (mut request, now) = sample("webhook-stripe-valid.json");
+    request.headers_mut().insert("content-type", "text/plain".parse().unwrap());
+    assert_eq!(handle(&deps, request, now).await.status(), 415);
+    let (mut request, now) = sample("webhook-stripe-valid.json");
+    request.headers_mut().remove("content-type");
+    assert_eq!(handle(&deps, request, now).await.status(), 415);
+
+    // Tampered body: the signature no longer matches. The answer says nothing of why.
+    let (request, now) = sample("webhook-stripe-valid.json");
+    let tampered = match request.body() {
+        Body::Text(text) => text.replace("4900", "9900"),
+        _ => unreachable!(),
+    };
+    let (mut request, _) = sample("webhook-stripe-valid.json");
+    *request.body_mut() = Body::Text(tampered);
+    let response = handle(&deps, request, now).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(body_json(&response).await, serde_json::json!({"type": "about:blank", "title": "Unauthorized", "status": 401}));
+
+    // Missing signature header.
+    let (mut request, now) = sample("webhook-stripe-valid.json");
+    request.headers_mut().remove("stripe-signature");
+    assert_eq!(handle(&deps, request, now).await.status(), 401);
+
+    // The same delivery 301 s late.
+    let (request, now) = sample("webhook-stripe-valid.json");
+    let late = now.checked_add(SignedDuration::from_secs(301)).unwrap();
+    assert_eq!(handle(&deps, request, late).await.status(), 401);
+
+    // Make and personnage without or with a wrong token.
+    let (mut request, now) = sample("webhook-make.json");
+    request.headers_mut().insert("x-make-token", "wrong".parse().unwrap());
+    assert_eq!(handle(&deps, request, now).await.status(), 401);
+    let (mut request, now) = sample("webhook-personnage.json");
+    request.headers_mut().remove("authorization");
+    assert_eq!(handle(&deps, request, now).await.status(), 401);
+
+    // Unknown source and route, wrong method.
+    let (mut request, now) = sample("webhook-standard-acme.json");
+    *request.uri_mut() = "https://abc123.execute-api.eu-west-3.amazonaws.com/webhooks/nobody".parse().unwrap();
+    assert_eq!(handle(&deps, request, now).await.status(), 404);
+    let (mut request, now) = sample("webhook-health.json");
+    *request.method_mut() = lambda_http::http::Method::POST;
+    assert_eq!(handle(&deps, request, now).await.status(), 405);
+
+    assert!(deps.publisher.messages().is_empty());
+    assert!(deps.archive.objects().is_empty());
+}
+
+#[tokio::test]
+async fn validation_problem_names_the_field() {
+    let deps = memory_deps().await;
+    let (mut request, now) = sample("webhook-personnage.json");
+    *request.body_mut() = Body::Text(r#"{"nom": "Naruto", "score": 101}"#.into());
+    let response = handle(&deps, request, now).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let body = body_json(&response).await;
+    assert_eq!(body["field"], "score");
+    assert_eq!(body["status"], 422);
+
+    let (request, now) = sample("webhook-stripe-malformed.json");
+    let body = body_json(&handle(&deps, request, now).await).await;
+    assert_eq!(body["field"], "body");
+    assert!(deps.publisher.messages().is_empty());
+}
+
+#[tokio::test]
+async fn failed_publish_releases_the_claim_so_the_retry_is_processed() {
+    let deps = memory_deps().await;
+    deps.publisher.set_failing(true);
+    let (request, now) = sample("webhook-stripe-valid.json");
+    assert_eq!(handle(&deps, request, now).await.status(), 503);
+    assert_eq!(deps.dedup.marker("stripe#evt_1QxTributaryDemo0001"), None);
+
+    deps.publisher.set_failing(false);
+    let (request, now) = sample("webhook-stripe-duplicate.json");
+    assert_eq!(handle(&deps, request, now).await.status(), 202);
+    assert_eq!(deps.publisher.messages().len(), 1);
+    let marker = deps.dedup.marker("stripe#evt_1QxTributaryDemo0001").unwrap();
+    assert_eq!(marker.status, MarkerStatus::Completed);
+    assert!(marker.expires_at >= now.checked_add(SignedDuration::from_hours(96)).unwrap());
+}
+
+#[tokio::test]
+async fn failed_archive_publishes_nothing_and_releases_the_claim() {
+    let deps = memory_deps().await;
+    deps.archive.set_failing(true);
+    let (request, now) = sample("webhook-stripe-valid.json");
+    assert_eq!(handle(&deps, request, now).await.status(), 503);
+    assert!(deps.publisher.messages().is_empty());
+    assert_eq!(deps.dedup.marker("stripe#evt_1QxTributaryDemo0001"), None);
+}
+
+#[tokio::test]
+async fn an_abandoned_claim_is_taken_over_after_its_timeout() {
+    use tributary_shared::ports::{DedupClaim, DedupStore};
+    let deps = memory_deps().await;
+    let (_, now) = sample("webhook-stripe-valid.json");
+    // A previous attempt claimed the event and died (Lambda timeout) without releasing it.
+    let abandoned = DedupClaim {
+        key: "stripe#evt_1QxTributaryDemo0001".into(),
+        token: "dead-attempt".into(),
+        event_type: "stripe.invoice.paid".into(),
+        now,
+        in_progress_until: now.checked_add(SignedDuration::from_secs(30)).unwrap(),
+        expires_at: now.checked_add(SignedDuration::from_hours(168)).unwrap(),
+    };
+    deps.dedup.claim(&abandoned).await.unwrap();
+    let (retry, _) = sample("webhook-stripe-valid.json");
+    let response = handle(&deps, retry, now).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(response.headers()["retry-after"], "5");
+
+    let later = now.checked_add(SignedDuration::from_secs(31)).unwrap();
+    let (retry, _) = sample("webhook-stripe-valid.json");
+    // The signature is 31 s old: still within the tolerance.
+    assert_eq!(handle(&deps, retry, later).await.status(), 202);
+    assert_eq!(deps.publisher.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn make_uses_standard_webhooks_when_configured_as_a_source() {
+    let mut env: std::collections::HashMap<String, String> = [
+        ("DEDUP_TABLE", "t"),
+        ("ARCHIVE_BUCKET", "b"),
+        ("EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events"),
+        ("MAKE_TOKEN_PARAM", "/tributary/make-token"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.insert("WEBHOOK_SOURCES".into(), r#"[{"name":"make","secret_param":"/tributary/acme-secret"}]"#.into());
+    let deps = memory_deps_with(env).await;
+    // The token alone is no longer enough: Make must sign.
+    let (request, now) = sample("webhook-make.json");
+    assert_eq!(handle(&deps, request, now).await.status(), 401);
+    // The acme sample, signed with the same secret, re-routed to /webhooks/make: the signature
+    // covers the id, timestamp and body, not the path, so it verifies.
+    let (mut request, now) = sample("webhook-standard-acme.json");
+    *request.uri_mut() = "https://abc123.execute-api.eu-west-3.amazonaws.com/webhooks/make".parse().unwrap();
+    let response = handle(&deps, request, now).await;
+    assert_eq!(response.status(), 202);
+    let event = CanonicalEvent::from_message(&deps.publisher.messages()[0].body).unwrap();
+    assert_eq!(event.event_type, "make.contact.created");
+}

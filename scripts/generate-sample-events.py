@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Writes the webhook receiver's sample events (API Gateway HTTP API payload 2.0) into events/.
+
+The deliveries are signed with the local demo secrets of events/local-secrets.json, at a fixed
+time (`requestContext.timeEpoch`), so tests replay them with the clock pinned to that time.
+Run again after changing a body or a secret: `python3 scripts/generate-sample-events.py`.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+SECRETS = {k: v for k, v in json.loads((EVENTS / "local-secrets.json").read_text()).items() if k.startswith("/")}
+
+# 2026-11-23T09:00:00Z: the instant every sample is "received" at.
+NOW = 1_795_424_400
+
+
+def stripe_signature(secret: str, timestamp: int, body: str) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def api_request(method: str, path: str, headers: dict, body: str | None, request_id: str) -> dict:
+    """An API Gateway HTTP API (payload 2.0) request, as the $default stage sends it to Lambda."""
+    event = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "abc123.execute-api.eu-west-3.amazonaws.com", **headers},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-3.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.10",
+                "userAgent": headers.get("user-agent", "curl/8.5.0"),
+            },
+            "requestId": request_id,
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": "23/Nov/2026:09:00:00 +0000",
+            "timeEpoch": NOW * 1000,
+        },
+        "isBase64Encoded": False,
+    }
+    if body is not None:
+        event["body"] = body
+        event["headers"]["content-length"] = str(len(body.encode()))
+    return event
+
+
+def stripe_invoice_paid(event_id: str) -> str:
+    """A Stripe `invoice.paid` event in Stripe's own layout (pretty-printed, 2-space indent)."""
+    invoice = {
+        "id": "in_1QxTributaryDemo0001",
+        "object": "invoice",
+        "account_country": "FR",
+        "account_name": "Tributary Demo SAS",
+        "amount_due": 4900,
+        "amount_paid": 4900,
+        "amount_remaining": 0,
+        "attempt_count": 1,
+        "attempted": True,
+        "billing_reason": "subscription_cycle",
+        "collection_method": "charge_automatically",
+        "created": NOW - 130,
+        "currency": "eur",
+        "customer": "cus_TributaryDemo01",
+        "customer_email": "ada.lovelace@example.com",
+        "customer_name": "Ada Lovelace",
+        "customer_phone": None,
+        "description": None,
+        "hosted_invoice_url": "https://invoice.stripe.com/i/acct_1Demo/test_YWNjdF8xRGVtbw",
+        "lines": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "il_1QxTributaryDemo0001",
+                    "object": "line_item",
+                    "amount": 4900,
+                    "currency": "eur",
+                    "description": "1 × Tributary Pro (at €49.00 / month)",
+                    "period": {"end": NOW + 2_592_000, "start": NOW},
+                    "price": {"id": "price_1Demo", "object": "price", "unit_amount": 4900, "recurring": {"interval": "month"}},
+                    "quantity": 1,
+                    "type": "subscription",
+                }
+            ],
+            "has_more": False,
+            "total_count": 1,
+            "url": "/v1/invoices/in_1QxTributaryDemo0001/lines",
+        },
+        "livemode": False,
+        "number": "TRIB-0001",
+        "paid": True,
+        "period_end": NOW - 130,
+        "period_start": NOW - 2_592_130,
+        "status": "paid",
+        "subscription": "sub_1TributaryDemo",
+        "subtotal": 4900,
+        "tax": None,
+        "total": 4900,
+    }
+    event = {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": NOW - 120,
+        "data": {"object": invoice},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": "invoice.paid",
+    }
+    return json.dumps(event, indent=2, ensure_ascii=False)
+
+
+def write(name: str, event: dict) -> None:
+    (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    stripe_secret = SECRETS["/tributary/stripe-signing-secret"]
+    stripe_headers = {"content-type": "application/json; charset=utf-8", "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
+    body = stripe_invoice_paid("evt_1QxTributaryDemo0001")
+
+    write("webhook-stripe-valid.json", api_request(
+        "POST", "/webhooks/stripe", {**stripe_headers, "stripe-signature": stripe_signature(stripe_secret, NOW, body)}, body, "stripe-valid"))
+    # Stripe's retry of the same event a minute later: new signature time, same event id.
+    write("webhook-stripe-duplicate.json", api_request(
+        "POST", "/webhooks/stripe", {**stripe_headers, "stripe-signature": stripe_signature(stripe_secret, NOW - 60, body)}, body, "stripe-duplicate"))
+    write("webhook-stripe-bad-signature.json", api_request(
+        "POST", "/webhooks/stripe", {**stripe_headers, "stripe-signature": stripe_signature("whsec_not_the_secret", NOW, body)}, body, "stripe-bad-signature"))
+    write("webhook-stripe-expired.json", api_request(
+        "POST", "/webhooks/stripe", {**stripe_headers, "stripe-signature": stripe_signature(stripe_secret, NOW - 301, body)}, body, "stripe-expired"))
+    malformed = '{"id": "evt_1QxTributaryDemo0002", "type": "invoice.paid", "created": '
+    write("webhook-stripe-malformed.json", api_request(
+        "POST", "/webhooks/stripe", {**stripe_headers, "stripe-signature": stripe_signature(stripe_secret, NOW, malformed)}, malformed, "stripe-malformed"))
+
+    personnage = '{"nom": "Naruto", "score": 85}'
+    write("webhook-personnage.json", api_request(
+        "POST", "/webhook/personnage",
+        {"content-type": "application/json", "authorization": "Bearer " + SECRETS["/tributary/personnage-token"], "idempotency-key": "personnage-naruto-0001"},
+        personnage, "personnage"))
+
+    standard = json.dumps({"type": "contact.created", "timestamp": "2026-11-23T08:59:58Z",
+                           "data": {"id": "c_42", "email": "Grace.Hopper@example.com", "plan": "pro"}})
+    msg_id = "msg_2TributaryDemoAcme0001"
+    write("webhook-standard-acme.json", api_request(
+        "POST", "/webhooks/acme",
+        {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(NOW),
+         "webhook-signature": standard_signature(SECRETS["/tributary/acme-secret"], msg_id, NOW, standard)},
+        standard, "standard-acme"))
+
+    make = json.dumps({"id": "make-exec-7f3a9c", "type": "lead.created", "email": "linus@example.com", "nom": "Linus", "source": "landing"})
+    write("webhook-make.json", api_request(
+        "POST", "/webhooks/make",
+        {"content-type": "application/json", "user-agent": "Make/production", "x-make-token": SECRETS["/tributary/make-token"]},
+        make, "make"))
+
+    write("webhook-health.json", api_request("GET", "/health", {}, None, "health"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+//! `template.yaml` read as data: the single source of the names, keys, TTL attributes, topics,
+//! queues, subscriptions and function environments that tests and the local stack provision.
+//!
+//! Short-form intrinsics (`!Ref`, `!GetAtt`, `!Sub`, …) are turned into their long JSON form on
+//! load, so the rest of the code deals with one shape.
+
+use super::HarnessError;
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub document: Value,
+}
+
+/// The workspace root (the directory holding `template.yaml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn yaml_to_json(value: serde_yaml_ng::Value) -> Result<Value, HarnessError> {
+    use serde_yaml_ng::Value as Y;
+    Ok(match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(&n).map_err(|e| HarnessError::new(format!("number {n}: {e}")))?,
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect::<Result<_, _>>()?),
+        Y::Mapping(mapping) => {
+            let mut map = Map::new();
+            for (key, value) in mapping {
+                let key = match key {
+                    Y::String(s) => s,
+                    other => return Err(HarnessError::new(format!("non-string key {other:?}"))),
+                };
+                map.insert(key, yaml_to_json(value)?);
+            }
+            Value::Object(map)
+        }
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let inner = yaml_to_json(tagged.value)?;
+            match name {
+                "Ref" | "Condition" => json!({ name: inner }),
+                // `!GetAtt Resource.Attribute` is the string form of `Fn::GetAtt: [Resource, Attribute]`.
+                "GetAtt" => match inner {
+                    Value::String(s) => {
+                        let (resource, attribute) = s
+                            .split_once('.')
+                            .ok_or_else(|| HarnessError::new(format!("!GetAtt {s}: expected Resource.Attribute")))?;
+                        json!({ "Fn::GetAtt": [resource, attribute] })
+                    }
+                    other => json!({ "Fn::GetAtt": other }),
+                },
+                other => json!({ format!("Fn::{other}"): inner }),
+            }
+        }
+    })
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, HarnessError> {
+        let yaml: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| HarnessError::new(format!("template.yaml: {e}")))?;
+        Ok(Self { document: yaml_to_json(yaml)? })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, HarnessError> {
+        let text = std::fs::read_to_string(path).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// The project's `template.yaml`.
+    pub fn workspace() -> Result<Self, HarnessError> {
+        Self::load(&workspace_root().join("template.yaml"))
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.document["Resources"].as_object().into_iter().flatten().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn resource(&self, logical_id: &str) -> Option<&Value> {
+        self.document["Resources"].get(logical_id)
+    }
+
+    pub fn resources_of_type<'a>(&'a self, resource_type: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.resources().filter(move |(_, r)| r["Type"] == resource_type)
+    }
+
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        match &self.document["Parameters"][name]["Default"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn parameter_names(&self) -> Vec<String> {
+        self.document["Parameters"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The function's environment as declared: `Globals.Function.Environment.Variables` overlaid
+    /// with the function's own, still unresolved.
+    pub fn function_environment(&self, logical_id: &str) -> Result<Map<String, Value>, HarnessError> {
+        let function = self
+            .resource(logical_id)
+            .filter(|r| r["Type"] == "AWS::Serverless::Function")
+            .ok_or_else(|| HarnessError::new(format!("no AWS::Serverless::Function {logical_id} in template.yaml")))?;
+        let mut variables = self.document["Globals"]["Function"]["Environment"]["Variables"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(own) = function["Properties"]["Environment"]["Variables"].as_object() {
+            variables.extend(own.clone());
+        }
+        Ok(variables)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_form_intrinsics_become_long_form() {
+        let template = Template::parse(
+            "Resources:\n  F:\n    Type: X\n    Properties:\n      A: !Ref T\n      B: !GetAtt Q.Arn\n      C: !Sub 'arn:${AWS::Region}'\n      D: !Join [',', [a, b]]\n",
+        )
+        .unwrap();
+        let properties = &template.resource("F").unwrap()["Properties"];
+        assert_eq!(properties["A"], json!({"Ref": "T"}));
+        assert_eq!(properties["B"], json!({"Fn::GetAtt": ["Q", "Arn"]}));
+        assert_eq!(properties["C"], json!({"Fn::Sub": "arn:${AWS::Region}"}));
+        assert_eq!(properties["D"], json!({"Fn::Join": [",", ["a", "b"]]}));
+    }
+}
