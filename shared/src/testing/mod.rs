@@ -104,6 +104,11 @@ impl Probe {
         Ok(Self { client, queue_url })
     }
 
+    /// A probe queue created earlier (by another process, e.g. the local stack).
+    pub fn attach(sdk: &SdkConfig, queue_url: &str) -> Self {
+        Self { client: aws_sdk_sqs::Client::new(sdk), queue_url: queue_url.to_string() }
+    }
+
     /// Every message delivered so far, removed from the queue; stops after two empty polls.
     pub async fn drain(&self) -> Result<Vec<ProbeMessage>, HarnessError> {
         let mut messages = Vec::new();

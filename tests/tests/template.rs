@@ -1,0 +1,78 @@
+//! `template.yaml` is checked by the same tools a deployment uses, and agrees with the code.
+
+use std::process::Command;
+use tributary_shared::aws::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE};
+use tributary_shared::testing::{Template, workspace_root};
+
+fn venv_tool(name: &str) -> std::path::PathBuf {
+    let path = workspace_root().join(".venv/bin").join(name);
+    assert!(path.exists(), "{} is missing: run `make setup` (scripts/setup.sh)", path.display());
+    path
+}
+
+fn run(tool: &str, args: &[&str]) {
+    let output = Command::new(venv_tool(tool))
+        .args(args)
+        .current_dir(workspace_root())
+        .env("SAM_CLI_TELEMETRY", "0")
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert!(
+        output.status.success(),
+        "{tool} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn cfn_lint_is_clean() {
+    run("cfn-lint", &["template.yaml"]);
+}
+
+#[test]
+fn sam_validate_lint_is_clean() {
+    run("sam", &["validate", "--lint", "--region", "us-east-1", "--template-file", "template.yaml"]);
+}
+
+#[test]
+fn dedup_table_matches_the_adapter() {
+    let template = Template::workspace().unwrap();
+    let table = &template.resource("DedupTable").unwrap()["Properties"];
+    assert_eq!(table["KeySchema"][0]["AttributeName"], DEDUP_KEY_ATTRIBUTE);
+    assert_eq!(table["KeySchema"].as_array().unwrap().len(), 1, "the adapter writes a hash key only");
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], DEDUP_TTL_ATTRIBUTE);
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+}
+
+#[test]
+fn every_function_is_a_cargo_lambda_build_of_a_workspace_binary() {
+    let template = Template::workspace().unwrap();
+    let globals = &template.document["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    let functions: Vec<_> = template.resources_of_type("AWS::Serverless::Function").collect();
+    assert!(!functions.is_empty());
+    for (logical_id, function) in functions {
+        assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda", "{logical_id}");
+        let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let main = workspace_root().join("functions").join(binary).join("src/main.rs");
+        assert!(main.exists(), "{logical_id}: no crate functions/{binary} with a main.rs");
+    }
+}
+
+#[test]
+fn secrets_are_never_literal_environment_values() {
+    let template = Template::workspace().unwrap();
+    for (logical_id, _) in template.resources_of_type("AWS::Serverless::Function") {
+        for (name, value) in template.function_environment(logical_id).unwrap() {
+            let looks_secret = ["SECRET", "TOKEN", "PASSWORD", "KEY"].iter().any(|word| name.contains(word));
+            if looks_secret {
+                assert!(name.ends_with("_PARAM"), "{logical_id}.{name}: secrets are passed as SSM parameter names (*_PARAM)");
+            }
+            if let Some(text) = value.as_str() {
+                assert!(!text.starts_with("whsec_"), "{logical_id}.{name} holds a signing secret in clear");
+            }
+        }
+    }
+}
