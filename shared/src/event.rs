@@ -5,6 +5,7 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::fmt;
 
 /// Longest event id accepted; ids go into DynamoDB keys and S3 object keys.
@@ -111,7 +112,11 @@ pub fn normalise_email(address: &str) -> String {
 }
 
 /// The envelope published on the `events` topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `payload` is kept as raw JSON text: the sender's bytes travel unchanged (no re-serialisation on
+/// the hot path, nothing lost or reordered), and each consumer parses the part it needs into its
+/// own typed struct (`serde_json::from_str::<T>(event.payload.get())`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CanonicalEvent {
     pub id: EventId,
     /// Where the event came from: `stripe`, `make`, `personnage`, a configured Standard Webhooks
@@ -124,7 +129,19 @@ pub struct CanonicalEvent {
     pub subject: Option<Subject>,
     pub occurred_at: Timestamp,
     pub received_at: Timestamp,
-    pub payload: serde_json::Value,
+    pub payload: Box<RawValue>,
+}
+
+impl PartialEq for CanonicalEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.source == other.source
+            && self.event_type == other.event_type
+            && self.subject == other.subject
+            && self.occurred_at == other.occurred_at
+            && self.received_at == other.received_at
+            && self.payload.get() == other.payload.get()
+    }
 }
 
 impl CanonicalEvent {
@@ -135,6 +152,11 @@ impl CanonicalEvent {
 
     pub fn from_message(message: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(message)
+    }
+
+    /// The payload parsed as `T`.
+    pub fn payload_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.payload.get())
     }
 }
 
@@ -170,14 +192,16 @@ mod tests {
             subject: Some(Subject::external("stripe", "cus_1")),
             occurred_at: "2025-01-02T03:04:05Z".parse().unwrap(),
             received_at: "2025-01-02T03:04:06Z".parse().unwrap(),
-            payload: serde_json::json!({"a": 1}),
+            payload: serde_json::value::to_raw_value(&serde_json::json!({"a": 1})).unwrap(),
         };
         let message = event.to_message().unwrap();
         let value: serde_json::Value = serde_json::from_str(&message).unwrap();
         assert_eq!(value["type"], "stripe.invoice.paid");
         assert_eq!(value["subject"], "stripe:cus_1");
         assert_eq!(value["occurred_at"], "2025-01-02T03:04:05Z");
+        assert_eq!(value["payload"], serde_json::json!({"a": 1}));
         assert_eq!(CanonicalEvent::from_message(&message).unwrap(), event);
+        assert_eq!(event.payload_as::<serde_json::Value>().unwrap()["a"], 1);
         assert!(CanonicalEvent::from_message(r#"{"id":"bad id"}"#).is_err());
     }
 }

@@ -8,35 +8,43 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tributary_shared::testing::{Moto, Probe, Stack, Template, put_secrets, sdk_config_for, workspace_root};
+use tributary_shared::testing::{
+    Moto, Probe, Stack, Template, demo_secrets, free_port, put_demo_secrets, sdk_config_for, workspace_root,
+};
 
 /// The Standard Webhooks sender the demo configures (its secret is in `events/local-secrets.json`).
 pub const DEMO_SOURCES: &str =
     r#"[{"name":"acme","secret_param":"/tributary/acme-secret","subject_field":"data.email"}]"#;
 
-fn port_from_env(name: &str, default: u16) -> Result<u16, String> {
-    match std::env::var(name) {
-        Ok(value) => value.parse().map_err(|_| format!("{name}={value} is not a port number")),
-        Err(_) => Ok(default),
+/// Where the stack listens: `MOTO_PORT` and `LAMBDA_PORT` when set, else the given defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub moto: u16,
+    pub lambda: u16,
+}
+
+impl Ports {
+    fn from_env(name: &str, default: u16) -> Result<u16, String> {
+        match std::env::var(name) {
+            Ok(value) => value.parse().map_err(|_| format!("{name}={value} is not a port number")),
+            Err(_) => Ok(default),
+        }
+    }
+
+    /// The well-known ports a person types (moto's 5000, cargo lambda's 9000).
+    pub fn well_known() -> Result<Self, String> {
+        Ok(Self { moto: Self::from_env("MOTO_PORT", 5000)?, lambda: Self::from_env("LAMBDA_PORT", 9000)? })
+    }
+
+    /// Free ports, for the unattended check, so that it never collides with a running stack.
+    pub fn free() -> Result<Self, String> {
+        let free = || free_port().map_err(|e| e.to_string());
+        Ok(Self { moto: Self::from_env("MOTO_PORT", free()?)?, lambda: Self::from_env("LAMBDA_PORT", free()?)? })
     }
 }
 
 fn state_dir() -> PathBuf {
     workspace_root().join(".local")
-}
-
-/// The demo secrets, as `(parameter name, value)`.
-pub fn demo_secrets() -> Result<Vec<(String, String)>, String> {
-    let path = workspace_root().join("events/local-secrets.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(value
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(name, _)| name.starts_with('/'))
-        .filter_map(|(name, secret)| Some((name.clone(), secret.as_str()?.to_string())))
-        .collect())
 }
 
 pub struct LocalStack {
@@ -48,23 +56,20 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
-    pub async fn start() -> Result<Self, String> {
+    pub async fn start(ports: Ports) -> Result<Self, String> {
         let root = workspace_root();
         let cargo_lambda = root.join(".venv/bin/cargo-lambda");
         if !cargo_lambda.exists() {
             return Err("cargo-lambda is not installed: run `make setup` first".into());
         }
-        let moto_port = port_from_env("MOTO_PORT", 5000)?;
-        let invoke_port = port_from_env("LAMBDA_PORT", 9000)?;
-        let moto = Moto::start_on(moto_port).await.map_err(|e| e.to_string())?;
+        let invoke_port = ports.lambda;
+        let moto = Moto::start_on(ports.moto).await.map_err(|e| e.to_string())?;
         let sdk = sdk_config_for(&moto.endpoint()).await;
         let template = Template::workspace().map_err(|e| e.to_string())?;
         let stack = Stack::provision(&sdk, template, "tributary-local", &[("WebhookSources", DEMO_SOURCES)])
             .await
             .map_err(|e| e.to_string())?;
-        let secrets = demo_secrets()?;
-        let pairs: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        put_secrets(&sdk, &pairs).await.map_err(|e| e.to_string())?;
+        put_demo_secrets(&sdk).await.map_err(|e| e.to_string())?;
 
         let mut env = stack.function_env("WebhookFunction").map_err(|e| e.to_string())?;
         let topic = env.get("EVENTS_TOPIC_ARN").cloned().unwrap_or_default();
@@ -95,6 +100,8 @@ impl LocalStack {
             .args(["lambda", "watch", "--package", "webhook", "--bin", "webhook", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &invoke_port.to_string(), "--ignore-changes", "--env-file"])
             .arg(&env_file)
+            // LOCAL_RELEASE=1 runs the optimised build, e.g. to measure its memory.
+            .args(if std::env::var_os("LOCAL_RELEASE").is_some() { &["--release"][..] } else { &[][..] })
             .current_dir(&root)
             .env("PATH", path_with_venv())
             .stdin(Stdio::null())
@@ -161,7 +168,8 @@ impl LocalStack {
     /// Sends a personnage delivery over HTTP and checks every effect in moto.
     pub async fn smoke_test(&self) -> Result<String, String> {
         let client = reqwest::Client::new();
-        let token = demo_secrets()?
+        let token = demo_secrets()
+            .map_err(|e| e.to_string())?
             .into_iter()
             .find(|(name, _)| name == "/tributary/personnage-token")
             .map(|(_, value)| value)
@@ -199,7 +207,29 @@ impl LocalStack {
         if !archived || !marked || published != 1 {
             return Err(format!("missing effects: archived={archived} marked={marked} published={published}\n{contents}"));
         }
-        Ok(format!("local stack check passed: 202 then 401 over HTTP; archived, marked COMPLETED, published once\n{contents}"))
+        let memory = match self.function_peak_memory_kib() {
+            Some(kib) => format!("webhook function peak RSS (VmHWM) after these requests: {kib} KiB\n"),
+            None => String::new(),
+        };
+        Ok(format!(
+            "local stack check passed: 202 then 401 over HTTP; archived, marked COMPLETED, published once\n{memory}{contents}"
+        ))
+    }
+
+    /// Peak resident memory of the function process (`VmHWM`), found in the watch's process group.
+    pub fn function_peak_memory_kib(&self) -> Option<u64> {
+        let group = self.watch.id().to_string();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // Fields after the parenthesised command: state, ppid, pgrp, …
+            let (command, rest) = stat.split_once(") ")?;
+            let pgrp = rest.split_whitespace().nth(2)?;
+            if pgrp != group || !command.ends_with("(webhook") {
+                return None;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            status.lines().find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+        })
     }
 
     pub fn stop(self) {

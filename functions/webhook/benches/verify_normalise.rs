@@ -1,1 +1,99 @@
-fn main(){}
+//! The in-process cost of one Stripe delivery: verify the signature, parse, validate, normalise and
+//! serialise the canonical event (`make bench`). The body is the 2 KB `invoice.paid` sample.
+//!
+//! A second group runs the whole handler with in-memory adapters, i.e. everything but the network.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use jiff::Timestamp;
+use std::hint::black_box;
+use tributary_shared::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
+use tributary_shared::ports::BusMessage;
+use tributary_shared::testing::{demo_secrets, workspace_root};
+use webhook::config::{Receiver, WebhookConfig};
+use webhook::handler::{Deps, handle};
+use webhook::normalise::stripe_event;
+use webhook::signature::{StripeVerifier, Tolerance};
+
+struct Sample {
+    text: String,
+    body: Vec<u8>,
+    signature: String,
+    now: Timestamp,
+}
+
+fn sample() -> Sample {
+    let text = std::fs::read_to_string(workspace_root().join("events/webhook-stripe-valid.json")).expect("sample event");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("sample JSON");
+    Sample {
+        body: value["body"].as_str().expect("body").as_bytes().to_vec(),
+        signature: value["headers"]["stripe-signature"].as_str().expect("signature").to_string(),
+        now: Timestamp::from_millisecond(value["requestContext"]["timeEpoch"].as_i64().expect("time")).expect("time"),
+        text,
+    }
+}
+
+fn secret() -> String {
+    demo_secrets()
+        .expect("demo secrets")
+        .into_iter()
+        .find_map(|(name, value)| (name == "/tributary/stripe-signing-secret").then_some(value))
+        .expect("stripe demo secret")
+}
+
+fn verify_parse_validate_normalise(c: &mut Criterion) {
+    let sample = sample();
+    let verifier = StripeVerifier::new(vec![secret()], Tolerance { seconds: 300 });
+    let mut group = c.benchmark_group("stripe_2kb");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("verify+parse+validate+normalise+serialise", |b| {
+        b.iter(|| {
+            verifier.verify(Some(&sample.signature), black_box(&sample.body), sample.now).expect("valid signature");
+            let event = stripe_event(black_box(&sample.body), sample.now).expect("valid event");
+            black_box(BusMessage::from_event(&event).expect("serialisable"))
+        })
+    });
+    group.finish();
+}
+
+fn whole_handler_in_memory(c: &mut Criterion) {
+    let sample = sample();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let env: std::collections::HashMap<String, String> = [
+        ("DEDUP_TABLE", "t"),
+        ("ARCHIVE_BUCKET", "b"),
+        ("EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events"),
+        ("STRIPE_SECRET_PARAM", "/s"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config = WebhookConfig::from_env(&env).expect("config");
+    let secrets = InMemorySecrets { values: [("/s".to_string(), secret())].into() };
+    let receiver = runtime.block_on(Receiver::load(&config, &secrets)).expect("receiver");
+    let mut group = c.benchmark_group("stripe_2kb");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("handler_with_in_memory_adapters", |b| {
+        b.iter_batched(
+            || {
+                // A fresh store each time, so every iteration is a first delivery, not a duplicate.
+                let deps = Deps {
+                    receiver: receiver.clone(),
+                    dedup: InMemoryDedup::default(),
+                    archive: InMemoryArchive::default(),
+                    publisher: InMemoryPublisher::default(),
+                };
+                (deps, lambda_http::request::from_str(&sample.text).expect("request"))
+            },
+            |(deps, request)| {
+                let response = runtime.block_on(handle(&deps, request, sample.now));
+                assert_eq!(response.status(), 202);
+                response
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify_parse_validate_normalise, whole_handler_in_memory);
+criterion_main!(benches);

@@ -43,6 +43,26 @@ pub struct Limits {
     pub in_progress_timeout: SignedDuration,
 }
 
+/// Every environment variable [`WebhookConfig::from_env`] reads (the README's configuration table).
+pub const ENVIRONMENT: [&str; 15] = [
+    "DEDUP_TABLE",
+    "ARCHIVE_BUCKET",
+    "EVENTS_TOPIC_ARN",
+    "STRIPE_SECRET_PARAM",
+    "MAKE_TOKEN_PARAM",
+    "MAKE_TOKEN_HEADER",
+    "MAKE_ID_FIELD",
+    "MAKE_SUBJECT_FIELD",
+    "PERSONNAGE_TOKEN_PARAM",
+    "WEBHOOK_SOURCES",
+    "SIGNATURE_TOLERANCE_SECONDS",
+    "MAX_BODY_BYTES",
+    "DEDUP_TTL_HOURS",
+    "IN_PROGRESS_TIMEOUT_SECONDS",
+    // Read by the telemetry set-up rather than here; listed so the template may set it.
+    "RUST_LOG",
+];
+
 /// Dedup markers must outlive every sender's retry window: Stripe retries for up to 3 days.
 pub const MIN_DEDUP_TTL_HOURS: i64 = 96;
 
@@ -225,6 +245,27 @@ mod tests {
         assert_eq!(config.make_token_header, "x-make-token");
         let missing = WebhookConfig::from_env(&env(&base()[..2])).unwrap_err();
         assert_eq!(missing.to_string(), "missing environment variable EVENTS_TOPIC_ARN");
+    }
+
+    /// Every variable `from_env` reads is in [`ENVIRONMENT`]: a recording `Env` sees each lookup.
+    #[test]
+    fn environment_lists_every_variable_read() {
+        struct Recording(std::sync::Mutex<Vec<String>>, HashMap<String, String>);
+        impl Env for Recording {
+            fn get(&self, name: &str) -> Option<String> {
+                self.0.lock().unwrap().push(name.to_string());
+                self.1.get(name).cloned()
+            }
+        }
+        let recording = Recording(Default::default(), env(&base()));
+        WebhookConfig::from_env(&recording).unwrap();
+        let read = recording.0.into_inner().unwrap();
+        for name in &read {
+            assert!(ENVIRONMENT.contains(&name.as_str()), "{name} is read but not listed");
+        }
+        for name in ENVIRONMENT.iter().filter(|n| **n != "RUST_LOG") {
+            assert!(read.iter().any(|r| r == name), "{name} is listed but never read");
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! the 422 answer tells the sender exactly what to fix.
 
 use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tributary_shared::event::{CanonicalEvent, EventId, Subject};
 
@@ -74,50 +76,136 @@ fn subject_from_field(object: &Map<String, Value>, path: Option<&str>, system: &
     }
 }
 
+/// The sender's body as the event payload, byte for byte (it has been parsed, so it is JSON).
+fn raw_payload(body: &[u8]) -> Result<Box<RawValue>, Invalid> {
+    let text = std::str::from_utf8(body).map_err(|_| Invalid::new("body", "is not UTF-8"))?;
+    RawValue::from_string(text.to_owned()).map_err(|e| Invalid::new("body", format!("is not valid JSON ({e})")))
+}
+
+/// The envelope fields of a Stripe event, borrowed from the body: the rest (most of it) is only
+/// scanned, never built into a tree, which keeps the hot path cheap.
+#[derive(Deserialize)]
+struct StripeEnvelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct StripeData<'a> {
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+}
+
+/// The fields of a Stripe object that can name the customer. Each is read leniently: a field of an
+/// unexpected type means "not known", never a rejected event.
+#[derive(Deserialize, Default)]
+struct StripeObject<'a> {
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    customer: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    customer_email: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    email: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    customer_details: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    billing_details: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    receipt_email: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct WithId<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct WithEmail<'a> {
+    #[serde(borrow, default)]
+    email: Option<&'a RawValue>,
+}
+
+/// A JSON string's value, if `raw` is a non-empty string.
+fn raw_string(raw: Option<&RawValue>) -> Option<String> {
+    serde_json::from_str::<String>(raw?.get()).ok().filter(|s| !s.trim().is_empty())
+}
+
+fn required_raw_string(raw: Option<&RawValue>, field: &str) -> Result<String, Invalid> {
+    let raw = raw.filter(|r| r.get() != "null").ok_or_else(|| Invalid::new(field, "is required"))?;
+    let text = serde_json::from_str::<String>(raw.get()).map_err(|_| Invalid::new(field, "must be a string"))?;
+    if text.trim().is_empty() { Err(Invalid::new(field, "must not be empty")) } else { Ok(text) }
+}
+
 /// A Stripe event: `id`, `type`, `created` and `data.object` are required.
 pub fn stripe_event(body: &[u8], received_at: Timestamp) -> Result<CanonicalEvent, Invalid> {
-    let object = parse_object(body)?;
-    let id = event_id(required_str(&object, "id")?, "id")?;
-    let stripe_type = type_segment(required_str(&object, "type")?, "type")?;
-    let created = lookup(&object, "created")
-        .and_then(Value::as_i64)
+    let payload = raw_payload(body)?;
+    if !payload.get().trim_start().starts_with('{') {
+        return Err(Invalid::new("body", "must be a JSON object"));
+    }
+    let envelope: StripeEnvelope<'_> =
+        serde_json::from_str(payload.get()).map_err(|e| Invalid::new("body", format!("is not valid JSON ({e})")))?;
+    let id = event_id(&required_raw_string(envelope.id, "id")?, "id")?;
+    let stripe_type = type_segment(&required_raw_string(envelope.kind, "type")?, "type")?;
+    let created = envelope
+        .created
+        .and_then(|raw| serde_json::from_str::<i64>(raw.get()).ok())
         .ok_or_else(|| Invalid::new("created", "must be a Unix timestamp in seconds"))?;
     let occurred_at = Timestamp::from_second(created).map_err(|_| Invalid::new("created", "is out of range"))?;
-    let data_object = match lookup(&object, "data.object") {
-        Some(Value::Object(map)) => map,
-        Some(_) => return Err(Invalid::new("data.object", "must be an object")),
-        None => return Err(Invalid::new("data.object", "is required")),
-    };
+    let data_object = envelope
+        .data
+        .and_then(|raw| serde_json::from_str::<StripeData<'_>>(raw.get()).ok())
+        .and_then(|data| data.object)
+        .filter(|raw| raw.get() != "null")
+        .ok_or_else(|| Invalid::new("data.object", "is required"))?;
+    let object: StripeObject<'_> =
+        serde_json::from_str(data_object.get()).map_err(|_| Invalid::new("data.object", "must be an object"))?;
+    let subject = stripe_subject(&object);
     Ok(CanonicalEvent {
         id,
         source: "stripe".into(),
         event_type: format!("stripe.{stripe_type}"),
-        subject: stripe_subject(data_object),
+        subject,
         occurred_at,
         received_at,
-        payload: Value::Object(object),
+        payload,
     })
 }
 
 /// The customer a Stripe object is about: its customer id when it has one (the object itself for
 /// `customer` events, `customer` as an id or an expanded object otherwise), else an e-mail address.
-fn stripe_subject(data_object: &Map<String, Value>) -> Option<Subject> {
-    let customer_id = if data_object.get("object").and_then(Value::as_str) == Some("customer") {
-        data_object.get("id").and_then(Value::as_str)
+fn stripe_subject(object: &StripeObject<'_>) -> Option<Subject> {
+    let customer_id = if raw_string(object.object).as_deref() == Some("customer") {
+        raw_string(object.id)
     } else {
-        match data_object.get("customer") {
-            Some(Value::String(id)) => Some(id.as_str()),
-            Some(Value::Object(customer)) => customer.get("id").and_then(Value::as_str),
-            _ => None,
-        }
+        object.customer.and_then(|customer| {
+            raw_string(Some(customer)).or_else(|| {
+                serde_json::from_str::<WithId<'_>>(customer.get()).ok().and_then(|expanded| raw_string(expanded.id))
+            })
+        })
     };
-    if let Some(id) = customer_id.filter(|id| !id.is_empty()) {
-        return Some(Subject::external("stripe", id));
+    if let Some(id) = customer_id {
+        return Some(Subject::external("stripe", &id));
     }
-    ["customer_email", "email", "customer_details.email", "billing_details.email", "receipt_email"]
-        .iter()
-        .find_map(|path| lookup(data_object, path).and_then(Value::as_str).filter(|s| s.contains('@')))
-        .map(Subject::email)
+    let nested_email = |raw: Option<&RawValue>| {
+        serde_json::from_str::<WithEmail<'_>>(raw?.get()).ok().and_then(|holder| raw_string(holder.email))
+    };
+    [raw_string(object.customer_email), raw_string(object.email), nested_email(object.customer_details)]
+        .into_iter()
+        .chain([nested_email(object.billing_details), raw_string(object.receipt_email)])
+        .flatten()
+        .find(|address| address.contains('@'))
+        .map(|address| Subject::email(&address))
 }
 
 /// A Standard Webhooks delivery: the id is the `webhook-id` header; the body must carry `type`;
@@ -144,7 +232,7 @@ pub fn standard_event(
         subject: subject_from_field(&object, subject_field, source),
         occurred_at,
         received_at,
-        payload: Value::Object(object),
+        payload: raw_payload(body)?,
     })
 }
 
@@ -180,7 +268,7 @@ pub fn make_event(fields: &MakeFields, body: &[u8], received_at: Timestamp) -> R
         subject: subject_from_field(&object, Some(&fields.subject_field), "make"),
         occurred_at,
         received_at,
-        payload: Value::Object(object),
+        payload: raw_payload(body)?,
     })
 }
 
@@ -232,7 +320,8 @@ pub fn personnage_event(
         subject: None,
         occurred_at: received_at,
         received_at,
-        payload: serde_json::json!({ "nom": nom, "score": score, "niveau": niveau(score) }),
+        payload: serde_json::value::to_raw_value(&serde_json::json!({ "nom": nom, "score": score, "niveau": niveau(score) }))
+            .map_err(|e| Invalid::new("body", e.to_string()))?,
     })
 }
 
@@ -262,6 +351,11 @@ mod tests {
         assert_eq!(stripe_event(customer, at()).unwrap().subject.unwrap().as_str(), "stripe:cus_1");
         let guest = br#"{"id":"evt_1","type":"checkout.session.completed","created":1,"data":{"object":{"object":"checkout.session","customer":null,"customer_details":{"email":" Guest@X.io"}}}}"#;
         assert_eq!(stripe_event(guest, at()).unwrap().subject.unwrap().as_str(), "email:guest@x.io");
+        let expanded = br#"{"id":"evt_1","type":"charge.refunded","created":1,"data":{"object":{"object":"charge","customer":{"id":"cus_x","object":"customer"}}}}"#;
+        assert_eq!(stripe_event(expanded, at()).unwrap().subject.unwrap().as_str(), "stripe:cus_x");
+        // Unexpected types in the subject fields mean "unknown", not a rejected event.
+        let odd = br#"{"id":"evt_1","type":"x.y","created":1,"data":{"object":{"customer":7,"customer_details":"n/a","email":"o@p.q"}}}"#;
+        assert_eq!(stripe_event(odd, at()).unwrap().subject.unwrap().as_str(), "email:o@p.q");
         let nobody = br#"{"id":"evt_1","type":"plan.created","created":1,"data":{"object":{"object":"plan"}}}"#;
         assert_eq!(stripe_event(nobody, at()).unwrap().subject, None);
     }
@@ -349,7 +443,7 @@ mod tests {
     #[test]
     fn personnage_is_validated_and_enriched() {
         let event = personnage_event(br#"{"nom": "Naruto", "score": 85}"#, Some("req-1"), at()).unwrap();
-        assert_eq!(event.payload, serde_json::json!({"nom": "Naruto", "score": 85, "niveau": "expert"}));
+        assert_eq!(event.payload_as::<Value>().unwrap(), serde_json::json!({"nom": "Naruto", "score": 85, "niveau": "expert"}));
         assert_eq!(event.id.as_str(), "req-1");
         let fresh = personnage_event(br#"{"nom": "Naruto", "score": 85}"#, None, at()).unwrap();
         assert_ne!(fresh.id.as_str(), "req-1");

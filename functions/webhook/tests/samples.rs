@@ -68,7 +68,10 @@ async fn normalised_events_carry_source_type_subject_and_enrichment() {
     for (message, event) in messages.iter().zip(&events) {
         assert_eq!((message.source.as_str(), message.event_type.as_str()), (event.source.as_str(), event.event_type.as_str()));
     }
-    assert_eq!(events[1].payload["niveau"], "expert");
+    assert_eq!(events[1].payload_as::<serde_json::Value>().unwrap()["niveau"], "expert");
+    // The sender's bytes travel unchanged: Stripe's pretty-printed body is the payload verbatim.
+    let (stripe, _) = sample("webhook-stripe-valid.json");
+    assert_eq!(events[0].payload.get().as_bytes(), stripe.body().as_ref());
     assert_eq!(events[1].id.as_str(), "personnage-naruto-0001");
 }
 

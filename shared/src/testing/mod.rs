@@ -5,7 +5,7 @@ mod moto;
 mod stack;
 mod template;
 
-pub use moto::{ACCOUNT_ID, Moto, REGION, sdk_config_for};
+pub use moto::{ACCOUNT_ID, Moto, REGION, free_port, sdk_config_for};
 pub use stack::{Physical, Stack};
 pub use template::{Template, workspace_root};
 
@@ -57,6 +57,28 @@ pub async fn put_secrets(sdk: &SdkConfig, secrets: &[(&str, &str)]) -> Result<()
             .map_err(|e| HarnessError::new(format!("put parameter {name}: {}", crate::aws::describe(&e))))?;
     }
     Ok(())
+}
+
+/// The demo secrets of `events/local-secrets.json` (parameter name, value), used by the sample
+/// events, the tests and the local stack. Never meant for AWS.
+pub fn demo_secrets() -> Result<Vec<(String, String)>, HarnessError> {
+    let path = workspace_root().join("events/local-secrets.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
+    Ok(value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| name.starts_with('/'))
+        .filter_map(|(name, secret)| Some((name.clone(), secret.as_str()?.to_string())))
+        .collect())
+}
+
+/// Stores the demo secrets in the SSM of `sdk`.
+pub async fn put_demo_secrets(sdk: &SdkConfig) -> Result<(), HarnessError> {
+    let secrets = demo_secrets()?;
+    let pairs: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    put_secrets(sdk, &pairs).await
 }
 
 /// A message a topic delivered to a probe queue.

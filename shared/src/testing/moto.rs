@@ -28,7 +28,8 @@ fn moto_executable() -> PathBuf {
     if venv.exists() { venv } else { PathBuf::from("moto_server") }
 }
 
-fn free_port() -> Result<u16, HarnessError> {
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> Result<u16, HarnessError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::new(format!("no free port: {e}")))?;
     Ok(listener.local_addr().map_err(|e| HarnessError::new(e.to_string()))?.port())
 }

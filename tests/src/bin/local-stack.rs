@@ -6,7 +6,7 @@
 //! `local-stack check`   start, send a delivery over HTTP, verify every effect, stop (`make local-check`)
 
 use std::process::ExitCode;
-use tributary_tests::local::{self, LocalStack};
+use tributary_tests::local::{self, LocalStack, Ports};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
 }
 
 async fn up() -> Result<(), String> {
-    let stack = LocalStack::start().await?;
+    let stack = LocalStack::start(Ports::well_known()?).await?;
     println!("{}", stack.banner());
     tokio::select! {
         _ = tokio::signal::ctrl_c() => println!("\nstopping…"),
@@ -38,7 +38,7 @@ async fn up() -> Result<(), String> {
 }
 
 async fn check() -> Result<(), String> {
-    let stack = LocalStack::start().await?;
+    let stack = LocalStack::start(Ports::free()?).await?;
     let result = stack.smoke_test().await;
     stack.stop();
     let report = result?;

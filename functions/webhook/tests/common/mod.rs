@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tributary_shared::aws::{self, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
 use tributary_shared::config::Env;
 use tributary_shared::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
-use tributary_shared::testing::{LocalAws, Probe, put_secrets, workspace_root};
+use tributary_shared::testing::{LocalAws, Probe, demo_secrets, put_demo_secrets, workspace_root};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::Deps;
 
@@ -30,14 +30,7 @@ pub fn sample(name: &str) -> (Request, Timestamp) {
 }
 
 pub fn local_secrets() -> Vec<(String, String)> {
-    let value: serde_json::Value = serde_json::from_str(&sample_text("local-secrets.json")).unwrap();
-    value
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| k.starts_with('/'))
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
+    demo_secrets().unwrap()
 }
 
 fn base_env() -> HashMap<String, String> {
@@ -88,9 +81,7 @@ pub struct MotoReceiver {
 impl MotoReceiver {
     pub async fn start() -> Self {
         let aws = LocalAws::start(&[("WebhookSources", ACME_SOURCES)]).await.unwrap();
-        let secrets = local_secrets();
-        let pairs: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        put_secrets(&aws.sdk, &pairs).await.unwrap();
+        put_demo_secrets(&aws.sdk).await.unwrap();
         let env = aws.stack.function_env("WebhookFunction").unwrap();
         let config = WebhookConfig::from_env(&env).unwrap();
         assert_eq!(env.required("DEDUP_TABLE").unwrap(), aws.stack.physical("DedupTable").unwrap().name);

@@ -1,0 +1,42 @@
+# Tributary's one command surface. `make help` lists the targets.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+CARGO ?= cargo
+
+.PHONY: help setup test test-rust lint local local-inspect local-check bench build-arm64 sam-build events
+
+help: ## This list
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## Install moto, cfn-lint, aws-sam-cli, cargo-lambda and zig into .venv (idempotent)
+	bash scripts/setup.sh
+
+test: setup ## The whole test suite: unit, moto integration, template lint, local stack check
+	$(CARGO) test --workspace --locked
+	$(CARGO) run -q --locked -p tributary-tests --bin local-stack -- check
+
+lint: setup ## cfn-lint and sam validate --lint on template.yaml
+	cfn-lint template.yaml
+	sam validate --lint --region us-east-1
+
+local: setup ## Start moto + the functions under cargo lambda watch; stays up until Ctrl-C
+	$(CARGO) run -q -p tributary-tests --bin local-stack -- up
+
+local-inspect: ## Show what the running local stack holds (archive, dedup markers, events)
+	$(CARGO) run -q -p tributary-tests --bin local-stack -- inspect
+
+local-check: setup ## Start the local stack, send a delivery over HTTP, check its effects, stop
+	$(CARGO) run -q -p tributary-tests --bin local-stack -- check
+
+bench: ## Criterion benchmark of the webhook's in-process path (release build)
+	$(CARGO) bench -p webhook --bench verify_normalise
+
+build-arm64: setup ## Release bootstrap for Lambda arm64 (cargo-lambda + zig, no Docker)
+	cargo-lambda lambda build --release --arm64 -p webhook
+
+sam-build: setup ## sam build (rust-cargolambda, beta feature) without Docker
+	sam build --beta-features
+
+events: ## Regenerate the sample events in events/ (signed with events/local-secrets.json)
+	python3 scripts/generate-sample-events.py
