@@ -52,6 +52,15 @@ fn verify_parse_validate_normalise(c: &mut Criterion) {
             black_box(BusMessage::from_event(&event).expect("serialisable"))
         })
     });
+    // The same path step by step, to see where the time goes.
+    group.bench_function("step_verify", |b| {
+        b.iter(|| verifier.verify(Some(&sample.signature), black_box(&sample.body), sample.now).expect("valid signature"))
+    });
+    group.bench_function("step_parse+validate+normalise", |b| {
+        b.iter(|| black_box(stripe_event(black_box(&sample.body), sample.now).expect("valid event")))
+    });
+    let event = stripe_event(&sample.body, sample.now).expect("valid event");
+    group.bench_function("step_serialise", |b| b.iter(|| black_box(BusMessage::from_event(black_box(&event)).expect("serialisable"))));
     group.finish();
 }
 

@@ -83,23 +83,24 @@ fn raw_payload(body: &[u8]) -> Result<Box<RawValue>, Invalid> {
 }
 
 /// The envelope fields of a Stripe event, borrowed from the body: the rest (most of it) is only
-/// scanned, never built into a tree, which keeps the hot path cheap.
+/// scanned, never built into a tree, which keeps the hot path cheap. `D` is the shape expected for
+/// `data`: [`StripeData`] on the fast path, raw JSON to diagnose a `data` of the wrong type.
 #[derive(Deserialize)]
-struct StripeEnvelope<'a> {
+struct StripeEnvelope<'a, D> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
     #[serde(borrow, default, rename = "type")]
     kind: Option<&'a RawValue>,
     #[serde(borrow, default)]
     created: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
+    #[serde(default = "Option::default")]
+    data: Option<D>,
 }
 
 #[derive(Deserialize)]
 struct StripeData<'a> {
     #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
+    object: Option<StripeObject<'a>>,
 }
 
 /// The fields of a Stripe object that can name the customer. Each is read leniently: a field of an
@@ -147,14 +148,8 @@ fn required_raw_string(raw: Option<&RawValue>, field: &str) -> Result<String, In
     if text.trim().is_empty() { Err(Invalid::new(field, "must not be empty")) } else { Ok(text) }
 }
 
-/// A Stripe event: `id`, `type`, `created` and `data.object` are required.
-pub fn stripe_event(body: &[u8], received_at: Timestamp) -> Result<CanonicalEvent, Invalid> {
-    let payload = raw_payload(body)?;
-    if !payload.get().trim_start().starts_with('{') {
-        return Err(Invalid::new("body", "must be a JSON object"));
-    }
-    let envelope: StripeEnvelope<'_> =
-        serde_json::from_str(payload.get()).map_err(|e| Invalid::new("body", format!("is not valid JSON ({e})")))?;
+/// The checked `id`, type and `created` of a Stripe envelope.
+fn stripe_envelope_fields<D>(envelope: &StripeEnvelope<'_, D>) -> Result<(EventId, String, Timestamp), Invalid> {
     let id = event_id(&required_raw_string(envelope.id, "id")?, "id")?;
     let stripe_type = type_segment(&required_raw_string(envelope.kind, "type")?, "type")?;
     let created = envelope
@@ -162,14 +157,34 @@ pub fn stripe_event(body: &[u8], received_at: Timestamp) -> Result<CanonicalEven
         .and_then(|raw| serde_json::from_str::<i64>(raw.get()).ok())
         .ok_or_else(|| Invalid::new("created", "must be a Unix timestamp in seconds"))?;
     let occurred_at = Timestamp::from_second(created).map_err(|_| Invalid::new("created", "is out of range"))?;
-    let data_object = envelope
-        .data
-        .and_then(|raw| serde_json::from_str::<StripeData<'_>>(raw.get()).ok())
-        .and_then(|data| data.object)
-        .filter(|raw| raw.get() != "null")
-        .ok_or_else(|| Invalid::new("data.object", "is required"))?;
-    let object: StripeObject<'_> =
-        serde_json::from_str(data_object.get()).map_err(|_| Invalid::new("data.object", "must be an object"))?;
+    Ok((id, stripe_type, occurred_at))
+}
+
+/// Why the typed parse of a (valid JSON) Stripe body failed: only `data` or `data.object` of the
+/// wrong type can make it fail, once the envelope fields are good.
+fn stripe_shape_error(text: &str) -> Invalid {
+    let Ok(envelope) = serde_json::from_str::<StripeEnvelope<'_, &RawValue>>(text) else {
+        return Invalid::new("body", "must be a JSON object");
+    };
+    if let Err(invalid) = stripe_envelope_fields(&envelope) {
+        return invalid;
+    }
+    match envelope.data {
+        Some(data) if data.get().starts_with('{') => Invalid::new("data.object", "must be an object"),
+        _ => Invalid::new("data.object", "is required"),
+    }
+}
+
+/// A Stripe event: `id`, `type`, `created` and `data.object` are required.
+pub fn stripe_event(body: &[u8], received_at: Timestamp) -> Result<CanonicalEvent, Invalid> {
+    let payload = raw_payload(body)?;
+    if !payload.get().trim_start().starts_with('{') {
+        return Err(Invalid::new("body", "must be a JSON object"));
+    }
+    let envelope: StripeEnvelope<'_, StripeData<'_>> =
+        serde_json::from_str(payload.get()).map_err(|_| stripe_shape_error(payload.get()))?;
+    let (id, stripe_type, occurred_at) = stripe_envelope_fields(&envelope)?;
+    let object = envelope.data.and_then(|data| data.object).ok_or_else(|| Invalid::new("data.object", "is required"))?;
     let subject = stripe_subject(&object);
     Ok(CanonicalEvent {
         id,
