@@ -216,18 +216,37 @@ impl LocalStack {
         ))
     }
 
-    /// Peak resident memory of the function process (`VmHWM`), found in the watch's process group.
+    /// Peak resident memory of the function process (`VmHWM`): the `webhook` process descending
+    /// from `cargo lambda watch` (which starts it through `cargo run`, in a process group of its own).
     pub fn function_peak_memory_kib(&self) -> Option<u64> {
-        let group = self.watch.id().to_string();
+        // (command, parent pid) of a process, from /proc/<pid>/stat.
+        fn stat(pid: u32) -> Option<(String, u32)> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let command = head.split_once(" (")?.1.to_string();
+            let parent = rest.split_whitespace().nth(1)?.parse().ok()?;
+            Some((command, parent))
+        }
+        let watch = self.watch.id();
+        let descends_from_watch = |mut pid: u32| {
+            while pid > 1 {
+                if pid == watch {
+                    return true;
+                }
+                pid = match stat(pid) {
+                    Some((_, parent)) => parent,
+                    None => return false,
+                };
+            }
+            false
+        };
         std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // Fields after the parenthesised command: state, ppid, pgrp, …
-            let (command, rest) = stat.split_once(") ")?;
-            let pgrp = rest.split_whitespace().nth(2)?;
-            if pgrp != group || !command.ends_with("(webhook") {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let (command, _) = stat(pid)?;
+            if command != "webhook" || !descends_from_watch(pid) {
                 return None;
             }
-            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             status.lines().find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
         })
     }
