@@ -223,17 +223,8 @@ fn authenticate_and_normalise(
             timestamp: header(request, "webhook-timestamp"),
             signature: header(request, "webhook-signature"),
         };
-        source.verifier.verify(headers, body, now).map_err(Rejection::Unauthorized)?;
-        // Verified above: both headers are present and the timestamp is an integer in range.
-        let (Some(id), Some(raw_timestamp)) = (headers.id, headers.timestamp) else {
-            return Err(Rejection::Unauthorized(AuthError::MissingHeader));
-        };
-        let sent_at = raw_timestamp
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .and_then(|seconds| Timestamp::from_second(seconds).ok())
-            .ok_or(Rejection::Unauthorized(AuthError::MalformedHeader))?;
+        let sent_at = source.verifier.verify(headers, body, now).map_err(Rejection::Unauthorized)?;
+        let id = headers.id.ok_or(Rejection::Unauthorized(AuthError::MissingHeader))?;
         Ok(normalise::standard_event(name, id, sent_at, source.subject_field.as_deref(), body, now)?)
     };
 

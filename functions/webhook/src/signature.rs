@@ -144,12 +144,15 @@ impl StandardVerifier {
         Ok(Self { keys, tolerance })
     }
 
-    pub fn verify(&self, headers: StandardHeaders<'_>, body: &[u8], now: Timestamp) -> Result<(), AuthError> {
+    /// On success, the instant the sender signed the delivery (`webhook-timestamp`).
+    pub fn verify(&self, headers: StandardHeaders<'_>, body: &[u8], now: Timestamp) -> Result<Timestamp, AuthError> {
         let id = headers.id.ok_or(AuthError::MissingHeader)?;
         let raw_timestamp = headers.timestamp.ok_or(AuthError::MissingHeader)?;
         let signature_header = headers.signature.ok_or(AuthError::MissingHeader)?;
         let timestamp = raw_timestamp.trim().parse::<i64>().map_err(|_| AuthError::MalformedHeader)?;
         self.tolerance.check(timestamp, now)?;
+        // Within the tolerance of a valid `now`, so in range.
+        let signed_at = Timestamp::from_second(timestamp).map_err(|_| AuthError::TimestampOutOfTolerance)?;
         let signatures: Vec<Vec<u8>> = signature_header
             .split_whitespace()
             .filter_map(|entry| entry.split_once(','))
@@ -163,7 +166,7 @@ impl StandardVerifier {
             let mac = hmac_sha256(key, &[id.as_bytes(), b".", raw_timestamp.trim().as_bytes(), b".", body]);
             signatures.iter().any(|signature| mac.clone().verify_slice(signature).is_ok())
         });
-        if matched { Ok(()) } else { Err(AuthError::NoMatch) }
+        if matched { Ok(signed_at) } else { Err(AuthError::NoMatch) }
     }
 
     /// The `webhook-signature` value a sender holding `secret` would send.
@@ -332,7 +335,7 @@ mod tests {
         };
         let body = br#"{"test": 2432232314}"#;
         let at = Timestamp::from_second(1_614_265_330).unwrap();
-        assert_eq!(verifier.verify(headers, body, at), Ok(()));
+        assert_eq!(verifier.verify(headers, body, at), Ok(at));
         assert_eq!(
             StandardVerifier::sign(SW_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body).unwrap(),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
@@ -353,7 +356,7 @@ mod tests {
         let signature = StandardVerifier::sign(SW_SECRET, "msg_1", NOW, body).unwrap();
         let ts = NOW.to_string();
         let ok = StandardHeaders { id: Some("msg_1"), timestamp: Some(&ts), signature: Some(&signature) };
-        assert_eq!(verifier.verify(ok, body, now()), Ok(()));
+        assert_eq!(verifier.verify(ok, body, now()), Ok(now()));
 
         assert_eq!(verifier.verify(ok, br#"{"type":"user.deleted"}"#, now()), Err(AuthError::NoMatch));
         assert_eq!(verifier.verify(StandardHeaders { id: Some("msg_2"), ..ok }, body, now()), Err(AuthError::NoMatch));
@@ -379,9 +382,9 @@ mod tests {
         let other_secret = "whsec_dGhlLW5ldy1zZWNyZXQtZm9yLXJvdGF0aW9u";
         let other = StandardVerifier::sign(other_secret, "msg_1", NOW, body).unwrap();
         let list = format!("v1a,xyz {other} {signature}");
-        assert_eq!(verifier.verify(StandardHeaders { signature: Some(&list), ..ok }, body, now()), Ok(()));
+        assert_eq!(verifier.verify(StandardHeaders { signature: Some(&list), ..ok }, body, now()), Ok(now()));
         let rotated = StandardVerifier::new(&[other_secret.into(), SW_SECRET.into()], tolerance()).unwrap();
-        assert_eq!(rotated.verify(ok, body, now()), Ok(()));
+        assert_eq!(rotated.verify(ok, body, now()), Ok(now()));
         let wrong_key = StandardVerifier::new(&[other_secret.into()], tolerance()).unwrap();
         assert_eq!(wrong_key.verify(ok, body, now()), Err(AuthError::NoMatch));
     }
@@ -416,7 +419,7 @@ mod tests {
                 let ts = timestamp.to_string();
                 let headers = StandardHeaders { id: Some(id), timestamp: Some(&ts), signature: Some(expected) };
                 let at = Timestamp::from_second(timestamp).unwrap();
-                assert_eq!(verifier.verify(headers, payload.as_bytes(), at), Ok(()), "{vector}");
+                assert_eq!(verifier.verify(headers, payload.as_bytes(), at), Ok(at), "{vector}");
                 positives += 1;
             } else if let Some(header) = text("signature_header") {
                 let ts = NOW.to_string();
