@@ -94,11 +94,7 @@ impl Subject {
 
     /// A value taken from a payload field: an address if it looks like one, else an id of `system`.
     pub fn from_field_value(system: &str, value: &str) -> Self {
-        if value.contains('@') {
-            Self::email(value)
-        } else {
-            Self::external(system, value)
-        }
+        if value.contains('@') { Self::email(value) } else { Self::external(system, value) }
     }
 
     pub fn as_str(&self) -> &str {

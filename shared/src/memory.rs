@@ -9,8 +9,8 @@ use crate::ports::{
 };
 use jiff::Timestamp;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking test thread must not hide the state from the assertions of the others.
@@ -67,7 +67,8 @@ impl DedupStore for InMemoryDedup {
     async fn complete(&self, claim: &DedupClaim) -> Result<(), PortError> {
         let mut markers = lock(&self.markers);
         match markers.get_mut(&claim.key) {
-            Some(marker) if matches!(&marker.status, MarkerStatus::InProgress { token, .. } if *token == claim.token) => {
+            Some(marker) if matches!(&marker.status, MarkerStatus::InProgress { token, .. } if *token == claim.token) =>
+            {
                 marker.status = MarkerStatus::Completed;
                 Ok(())
             }

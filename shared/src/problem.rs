@@ -47,8 +47,8 @@ pub fn json_response(status: u16, content_type: &str, body: &impl Serialize) -> 
         Err(_) => (500, r#"{"type":"about:blank","title":"Internal Server Error","status":500}"#.to_string()),
     };
     let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = lambda_http::http::StatusCode::from_u16(status)
-        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        lambda_http::http::StatusCode::from_u16(status).unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(value) = lambda_http::http::HeaderValue::from_str(content_type) {
         response.headers_mut().insert(lambda_http::http::header::CONTENT_TYPE, value);
     }
@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn problem_response_has_status_type_and_field() {
-        let response = Problem::new(422, "Unprocessable Content").with_detail("score: out of range").with_field("score").into_response();
+        let response = Problem::new(422, "Unprocessable Content")
+            .with_detail("score: out of range")
+            .with_field("score")
+            .into_response();
         assert_eq!(response.status().as_u16(), 422);
         assert_eq!(response.headers()["content-type"], "application/problem+json");
         let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();

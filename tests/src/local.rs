@@ -125,10 +125,9 @@ impl LocalStack {
         let deadline = Instant::now() + Duration::from_secs(600);
         let url = format!("{}/health", self.webhook_url);
         loop {
-            if let Ok(response) = client.get(&url).timeout(Duration::from_secs(120)).send().await {
-                if response.status().is_success() {
-                    return Ok(());
-                }
+            let response = client.get(&url).timeout(Duration::from_secs(120)).send().await;
+            if response.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
             }
             let exited = matches!(self.watch.try_wait(), Ok(Some(_)));
             if exited || Instant::now() > deadline {
@@ -202,10 +201,15 @@ impl LocalStack {
         }
         let contents = Contents::read(&self.state).await?;
         let archived = contents.archived.iter().any(|key| key.ends_with("/local-check-0001.json"));
-        let marked = contents.dedup.iter().any(|item| item["pk"] == "personnage#local-check-0001" && item["status"] == "COMPLETED");
+        let marked = contents
+            .dedup
+            .iter()
+            .any(|item| item["pk"] == "personnage#local-check-0001" && item["status"] == "COMPLETED");
         let published = contents.events.iter().filter(|event| event["id"] == "local-check-0001").count();
         if !archived || !marked || published != 1 {
-            return Err(format!("missing effects: archived={archived} marked={marked} published={published}\n{contents}"));
+            return Err(format!(
+                "missing effects: archived={archived} marked={marked} published={published}\n{contents}"
+            ));
         }
         let memory = match self.function_peak_memory_kib() {
             Some(kib) => format!("webhook function peak RSS (VmHWM) after these requests: {kib} KiB\n"),
@@ -330,7 +334,8 @@ pub struct Contents {
 
 impl Contents {
     async fn read(state: &Value) -> Result<Self, String> {
-        let text = |key: &str| state[key].as_str().map(str::to_string).ok_or(format!("{key} missing in .local/stack.json"));
+        let text =
+            |key: &str| state[key].as_str().map(str::to_string).ok_or(format!("{key} missing in .local/stack.json"));
         let sdk = sdk_config_for(&text("moto")?).await;
         let s3 = tributary_shared::aws::s3_client(&sdk);
         let listing = s3
@@ -377,7 +382,13 @@ impl std::fmt::Display for Contents {
         }
         writeln!(f, "dedup markers ({}):", self.dedup.len())?;
         for item in &self.dedup {
-            writeln!(f, "  {} {} expires_at={}", item["pk"].as_str().unwrap_or("?"), item["status"].as_str().unwrap_or("?"), item["expires_at"].as_str().unwrap_or("?"))?;
+            writeln!(
+                f,
+                "  {} {} expires_at={}",
+                item["pk"].as_str().unwrap_or("?"),
+                item["status"].as_str().unwrap_or("?"),
+                item["expires_at"].as_str().unwrap_or("?")
+            )?;
         }
         writeln!(f, "events published since the last look ({}):", self.events.len())?;
         for event in &self.events {
@@ -391,7 +402,8 @@ impl std::fmt::Display for Contents {
 /// stack's probe queue, so each look shows what was published since the previous one).
 pub async fn inspect() -> Result<(), String> {
     let path = state_dir().join("stack.json");
-    let text = std::fs::read_to_string(&path).map_err(|_| "no local stack is running: start it with `make local`".to_string())?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| "no local stack is running: start it with `make local`".to_string())?;
     let state: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let contents = Contents::read(&state).await.map_err(|e| format!("{e} (is `make local` still running?)"))?;
     print!("{contents}");

@@ -70,7 +70,10 @@ fn secrets_are_never_literal_environment_values() {
             let looks_secret = ["SECRET", "TOKEN", "PASSWORD", "KEY"].iter().any(|word| name.contains(word))
                 && !name.ends_with("_HEADER");
             if looks_secret {
-                assert!(name.ends_with("_PARAM"), "{logical_id}.{name}: secrets are passed as SSM parameter names (*_PARAM)");
+                assert!(
+                    name.ends_with("_PARAM"),
+                    "{logical_id}.{name}: secrets are passed as SSM parameter names (*_PARAM)"
+                );
             }
             if let Some(text) = value.as_str() {
                 assert!(!text.starts_with("whsec_"), "{logical_id}.{name} holds a signing secret in clear");

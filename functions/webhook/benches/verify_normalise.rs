@@ -22,7 +22,8 @@ struct Sample {
 }
 
 fn sample() -> Sample {
-    let text = std::fs::read_to_string(workspace_root().join("events/webhook-stripe-valid.json")).expect("sample event");
+    let text =
+        std::fs::read_to_string(workspace_root().join("events/webhook-stripe-valid.json")).expect("sample event");
     let value: serde_json::Value = serde_json::from_str(&text).expect("sample JSON");
     Sample {
         body: value["body"].as_str().expect("body").as_bytes().to_vec(),
@@ -54,13 +55,17 @@ fn verify_parse_validate_normalise(c: &mut Criterion) {
     });
     // The same path step by step, to see where the time goes.
     group.bench_function("step_verify", |b| {
-        b.iter(|| verifier.verify(Some(&sample.signature), black_box(&sample.body), sample.now).expect("valid signature"))
+        b.iter(|| {
+            verifier.verify(Some(&sample.signature), black_box(&sample.body), sample.now).expect("valid signature")
+        })
     });
     group.bench_function("step_parse+validate+normalise", |b| {
         b.iter(|| black_box(stripe_event(black_box(&sample.body), sample.now).expect("valid event")))
     });
     let event = stripe_event(&sample.body, sample.now).expect("valid event");
-    group.bench_function("step_serialise", |b| b.iter(|| black_box(BusMessage::from_event(black_box(&event)).expect("serialisable"))));
+    group.bench_function("step_serialise", |b| {
+        b.iter(|| black_box(BusMessage::from_event(black_box(&event)).expect("serialisable")))
+    });
     group.finish();
 }
 

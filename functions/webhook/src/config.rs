@@ -6,7 +6,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use std::collections::HashMap;
 use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::ports::{PortError, SecretSource, SNS_MAX_MESSAGE_BYTES};
+use tributary_shared::ports::{PortError, SNS_MAX_MESSAGE_BYTES, SecretSource};
 
 /// A Standard Webhooks sender, as configured in `WEBHOOK_SOURCES`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -87,7 +87,10 @@ impl WebhookConfig {
                 ));
             }
             if sources[..index].iter().any(|other| other.name == source.name) {
-                return Err(ConfigError::invalid("WEBHOOK_SOURCES", format!("source `{}` is listed twice", source.name)));
+                return Err(ConfigError::invalid(
+                    "WEBHOOK_SOURCES",
+                    format!("source `{}` is listed twice", source.name),
+                ));
             }
         }
 
@@ -164,7 +167,10 @@ pub struct StandardSource {
 /// How `POST /webhooks/make` is authenticated.
 #[derive(Debug, Clone)]
 pub enum MakeAuth {
-    Token { verifier: TokenVerifier, fields: MakeFields },
+    Token {
+        verifier: TokenVerifier,
+        fields: MakeFields,
+    },
     /// `make` is also a Standard Webhooks source: its signature is checked instead of a token.
     Standard,
 }
@@ -194,7 +200,8 @@ impl Receiver {
         for source in &config.sources {
             let verifier = StandardVerifier::new(&secret_list(&source.secret_param)?, tolerance)
                 .map_err(|_| StartupError::BadSecret(source.secret_param.clone()))?;
-            sources.insert(source.name.clone(), StandardSource { verifier, subject_field: source.subject_field.clone() });
+            sources
+                .insert(source.name.clone(), StandardSource { verifier, subject_field: source.subject_field.clone() });
         }
         let make = if sources.contains_key("make") {
             Some(MakeAuth::Standard)
@@ -279,7 +286,10 @@ mod tests {
         assert!(with("MAX_BODY_BYTES", "300000").contains("MAX_BODY_BYTES"));
         assert!(with("WEBHOOK_SOURCES", "{").contains("WEBHOOK_SOURCES"));
         assert!(with("WEBHOOK_SOURCES", r#"[{"name":"stripe","secret_param":"/p"}]"#).contains("WEBHOOK_SOURCES"));
-        assert!(with("WEBHOOK_SOURCES", r#"[{"name":"a","secret_param":"/p"},{"name":"a","secret_param":"/q"}]"#).contains("twice"));
+        assert!(
+            with("WEBHOOK_SOURCES", r#"[{"name":"a","secret_param":"/p"},{"name":"a","secret_param":"/q"}]"#)
+                .contains("twice")
+        );
         assert!(with("SIGNATURE_TOLERANCE_SECONDS", "0").contains("SIGNATURE_TOLERANCE_SECONDS"));
     }
 

@@ -94,7 +94,9 @@ fn route<'a>(path: &'a str) -> Option<Route<'a>> {
         "/webhook/personnage" => Some(Route::Personnage),
         "/webhooks/stripe" => Some(Route::Stripe),
         "/webhooks/make" => Some(Route::Make),
-        _ => path.strip_prefix("/webhooks/").filter(|name| !name.is_empty() && !name.contains('/')).map(Route::Standard),
+        _ => {
+            path.strip_prefix("/webhooks/").filter(|name| !name.is_empty() && !name.contains('/')).map(Route::Standard)
+        }
     }
 }
 
@@ -124,7 +126,12 @@ impl From<Invalid> for Rejection {
     }
 }
 
-async fn process<D, A, P>(deps: &Deps<D, A, P>, request: &Request, now: Timestamp, outcome: &mut Outcome) -> Response<Body>
+async fn process<D, A, P>(
+    deps: &Deps<D, A, P>,
+    request: &Request,
+    now: Timestamp,
+    outcome: &mut Outcome,
+) -> Response<Body>
 where
     D: DedupStore,
     A: RawArchive,
@@ -316,9 +323,8 @@ where
         }
         Ok(ClaimOutcome::InProgress) => {
             outcome.outcome = "in_progress";
-            let mut response = Problem::new(409, "Conflict")
-                .with_detail("this event is being processed; retry later")
-                .into_response();
+            let mut response =
+                Problem::new(409, "Conflict").with_detail("this event is being processed; retry later").into_response();
             response.headers_mut().insert("retry-after", lambda_http::http::HeaderValue::from_static("5"));
             return response;
         }

@@ -10,7 +10,8 @@ use webhook::handler::{Deps, handle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = WebhookConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let config =
+        WebhookConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let sdk = aws::load_sdk_config().await;
     let receiver = Receiver::load(&config, &SsmSecrets::new(aws::ssm_client(&sdk)))
         .await
@@ -22,5 +23,6 @@ async fn main() -> Result<(), Error> {
         publisher: SnsPublisher::new(aws::sns_client(&sdk), &config.events_topic_arn),
     };
     let deps = &deps;
-    run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request, Timestamp::now()).await) })).await
+    run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request, Timestamp::now()).await) }))
+        .await
 }

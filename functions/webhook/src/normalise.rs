@@ -63,8 +63,7 @@ fn rfc3339(value: &Value, field: &str) -> Result<Timestamp, Invalid> {
 
 /// An event type segment: what follows the source prefix in `type`.
 fn type_segment(value: &str, field: &str) -> Result<String, Invalid> {
-    let valid = value.len() <= 128
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let valid = value.len() <= 128 && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if valid { Ok(value.to_string()) } else { Err(Invalid::new(field, "may only contain letters, digits and . _ -")) }
 }
 
@@ -184,7 +183,8 @@ pub fn stripe_event(body: &[u8], received_at: Timestamp) -> Result<CanonicalEven
     let envelope: StripeEnvelope<'_, StripeData<'_>> =
         serde_json::from_str(payload.get()).map_err(|_| stripe_shape_error(payload.get()))?;
     let (id, stripe_type, occurred_at) = stripe_envelope_fields(&envelope)?;
-    let object = envelope.data.and_then(|data| data.object).ok_or_else(|| Invalid::new("data.object", "is required"))?;
+    let object =
+        envelope.data.and_then(|data| data.object).ok_or_else(|| Invalid::new("data.object", "is required"))?;
     let subject = stripe_subject(&object);
     Ok(CanonicalEvent {
         id,
@@ -288,13 +288,8 @@ pub fn make_event(fields: &MakeFields, body: &[u8], received_at: Timestamp) -> R
 }
 
 /// Score bands of the personnage contract (inclusive bounds), lowest first.
-pub const NIVEAU_BANDS: [(u8, u8, &str); 5] = [
-    (0, 24, "novice"),
-    (25, 49, "apprenti"),
-    (50, 74, "confirmé"),
-    (75, 89, "expert"),
-    (90, 100, "légendaire"),
-];
+pub const NIVEAU_BANDS: [(u8, u8, &str); 5] =
+    [(0, 24, "novice"), (25, 49, "apprenti"), (50, 74, "confirmé"), (75, 89, "expert"), (90, 100, "légendaire")];
 
 pub fn niveau(score: u8) -> &'static str {
     NIVEAU_BANDS.iter().find(|(low, high, _)| (*low..=*high).contains(&score)).map_or("légendaire", |band| band.2)
@@ -335,8 +330,10 @@ pub fn personnage_event(
         subject: None,
         occurred_at: received_at,
         received_at,
-        payload: serde_json::value::to_raw_value(&serde_json::json!({ "nom": nom, "score": score, "niveau": niveau(score) }))
-            .map_err(|e| Invalid::new("body", e.to_string()))?,
+        payload: serde_json::value::to_raw_value(
+            &serde_json::json!({ "nom": nom, "score": score, "niveau": niveau(score) }),
+        )
+        .map_err(|e| Invalid::new("body", e.to_string()))?,
     })
 }
 
@@ -458,7 +455,10 @@ mod tests {
     #[test]
     fn personnage_is_validated_and_enriched() {
         let event = personnage_event(br#"{"nom": "Naruto", "score": 85}"#, Some("req-1"), at()).unwrap();
-        assert_eq!(event.payload_as::<Value>().unwrap(), serde_json::json!({"nom": "Naruto", "score": 85, "niveau": "expert"}));
+        assert_eq!(
+            event.payload_as::<Value>().unwrap(),
+            serde_json::json!({"nom": "Naruto", "score": 85, "niveau": "expert"})
+        );
         assert_eq!(event.id.as_str(), "req-1");
         let fresh = personnage_event(br#"{"nom": "Naruto", "score": 85}"#, None, at()).unwrap();
         assert_ne!(fresh.id.as_str(), "req-1");

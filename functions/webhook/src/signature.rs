@@ -42,7 +42,8 @@ impl Tolerance {
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     for part in parts {
         mac.update(part);
     }
@@ -207,7 +208,8 @@ impl TokenVerifier {
     pub fn verify(&self, value: Option<&str>) -> Result<(), AuthError> {
         let presented = sha256(value.ok_or(AuthError::MissingHeader)?.trim().as_bytes());
         // Fold over every digest so the time does not depend on which one matched.
-        let matched = self.digests.iter().fold(subtle::Choice::from(0), |found, digest| found | digest.ct_eq(&presented));
+        let matched =
+            self.digests.iter().fold(subtle::Choice::from(0), |found, digest| found | digest.ct_eq(&presented));
         if bool::from(matched) { Ok(()) } else { Err(AuthError::NoMatch) }
     }
 }
@@ -252,7 +254,10 @@ mod tests {
     fn stripe_known_answer_from_the_published_scheme() {
         let secret = "whsec_test_secret";
         let body = br#"{"id":"evt_1","object":"event"}"#;
-        let expected = reference_hmac_sha256(secret.as_bytes(), format!("{NOW}.{}", std::str::from_utf8(body).unwrap()).as_bytes());
+        let expected = reference_hmac_sha256(
+            secret.as_bytes(),
+            format!("{NOW}.{}", std::str::from_utf8(body).unwrap()).as_bytes(),
+        );
         let header = format!("t={NOW},v1={}", hex::encode(expected));
         assert_eq!(StripeVerifier::sign(secret, NOW, body), header);
         let verifier = StripeVerifier::new(vec![secret.into()], tolerance());
@@ -301,7 +306,8 @@ mod tests {
 
     #[test]
     fn stripe_matches_the_odoo_signed_delivery_when_present() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks/stripe/odoo-signed");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/webhooks/stripe/odoo-signed");
         let (Ok(body), Ok(vector)) = (
             std::fs::read(dir.join("checkout.session.completed.body.json")),
             std::fs::read_to_string(dir.join("checkout.session.completed.signature-vector.json")),
@@ -361,22 +367,32 @@ mod tests {
         assert_eq!(verifier.verify(ok, br#"{"type":"user.deleted"}"#, now()), Err(AuthError::NoMatch));
         assert_eq!(verifier.verify(StandardHeaders { id: Some("msg_2"), ..ok }, body, now()), Err(AuthError::NoMatch));
         assert_eq!(verifier.verify(StandardHeaders { id: None, ..ok }, body, now()), Err(AuthError::MissingHeader));
-        assert_eq!(verifier.verify(StandardHeaders { signature: None, ..ok }, body, now()), Err(AuthError::MissingHeader));
-        assert_eq!(verifier.verify(StandardHeaders { timestamp: None, ..ok }, body, now()), Err(AuthError::MissingHeader));
+        assert_eq!(
+            verifier.verify(StandardHeaders { signature: None, ..ok }, body, now()),
+            Err(AuthError::MissingHeader)
+        );
+        assert_eq!(
+            verifier.verify(StandardHeaders { timestamp: None, ..ok }, body, now()),
+            Err(AuthError::MissingHeader)
+        );
         let old = (NOW - 301).to_string();
         let old_sig = StandardVerifier::sign(SW_SECRET, "msg_1", NOW - 301, body).unwrap();
         let old_headers = StandardHeaders { id: Some("msg_1"), timestamp: Some(&old), signature: Some(&old_sig) };
         assert_eq!(verifier.verify(old_headers, body, now()), Err(AuthError::TimestampOutOfTolerance));
         let future = (NOW + 301).to_string();
         let future_sig = StandardVerifier::sign(SW_SECRET, "msg_1", NOW + 301, body).unwrap();
-        let future_headers = StandardHeaders { id: Some("msg_1"), timestamp: Some(&future), signature: Some(&future_sig) };
+        let future_headers =
+            StandardHeaders { id: Some("msg_1"), timestamp: Some(&future), signature: Some(&future_sig) };
         assert_eq!(verifier.verify(future_headers, body, now()), Err(AuthError::TimestampOutOfTolerance));
         for bad in ["v1,", "v2,abc", "garbage", ""] {
             let headers = StandardHeaders { signature: Some(bad), ..ok };
             assert!(verifier.verify(headers, body, now()).is_err(), "{bad:?} accepted");
         }
         let truncated = &signature[..signature.len() - 4];
-        assert_eq!(verifier.verify(StandardHeaders { signature: Some(truncated), ..ok }, body, now()), Err(AuthError::NoMatch));
+        assert_eq!(
+            verifier.verify(StandardHeaders { signature: Some(truncated), ..ok }, body, now()),
+            Err(AuthError::NoMatch)
+        );
 
         // Rotation: the sender lists several signatures; any one from a known key passes.
         let other_secret = "whsec_dGhlLW5ldy1zZWNyZXQtZm9yLXJvdGF0aW9u";
@@ -415,7 +431,11 @@ mod tests {
             let verifier = StandardVerifier::new(&[secret.to_string()], tolerance()).unwrap();
             if let Some(expected) = text("expected_signature") {
                 let timestamp = vector["timestamp"].as_i64().unwrap();
-                assert_eq!(StandardVerifier::sign(secret, id, timestamp, payload.as_bytes()).unwrap(), expected, "{vector}");
+                assert_eq!(
+                    StandardVerifier::sign(secret, id, timestamp, payload.as_bytes()).unwrap(),
+                    expected,
+                    "{vector}"
+                );
                 let ts = timestamp.to_string();
                 let headers = StandardHeaders { id: Some(id), timestamp: Some(&ts), signature: Some(expected) };
                 let at = Timestamp::from_second(timestamp).unwrap();

@@ -16,7 +16,10 @@ async fn accepted_delivery_is_archived_marked_and_published_exactly_once() {
     let (request, now) = sample("webhook-stripe-valid.json");
     let response = handle(&local.deps, request, now).await;
     assert_eq!(response.status(), 202, "{:?}", response.body());
-    assert_eq!(body_json(&response).await, serde_json::json!({"event_id": "evt_1QxTributaryDemo0001", "duplicate": false}));
+    assert_eq!(
+        body_json(&response).await,
+        serde_json::json!({"event_id": "evt_1QxTributaryDemo0001", "duplicate": false})
+    );
 
     // Exactly one message, with the attributes subscriptions filter on.
     let messages = local.probe.drain().await.unwrap();
@@ -134,7 +137,8 @@ async fn every_sender_family_reaches_the_topic() {
         let (request, now) = sample(name);
         assert_eq!(handle(&local.deps, request, now).await.status(), 202, "{name}");
     }
-    let mut types: Vec<String> = local.probe.drain().await.unwrap().into_iter().map(|m| m.attributes["type"].clone()).collect();
+    let mut types: Vec<String> =
+        local.probe.drain().await.unwrap().into_iter().map(|m| m.attributes["type"].clone()).collect();
     types.sort();
     assert_eq!(types, vec!["acme.contact.created", "make.lead.created", "personnage.submitted"]);
 }

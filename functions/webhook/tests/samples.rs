@@ -41,21 +41,28 @@ async fn duplicate_sample_is_acknowledged_and_not_published_again() {
     let (duplicate, now) = sample("webhook-stripe-duplicate.json");
     let response = handle(&deps, duplicate, now).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(body_json(&response).await, serde_json::json!({"event_id": "evt_1QxTributaryDemo0001", "duplicate": true}));
+    assert_eq!(
+        body_json(&response).await,
+        serde_json::json!({"event_id": "evt_1QxTributaryDemo0001", "duplicate": true})
+    );
     assert_eq!(deps.publisher.messages().len(), 1);
 }
 
 #[tokio::test]
 async fn normalised_events_carry_source_type_subject_and_enrichment() {
     let deps = memory_deps().await;
-    for name in ["webhook-stripe-valid.json", "webhook-personnage.json", "webhook-standard-acme.json", "webhook-make.json"] {
+    for name in
+        ["webhook-stripe-valid.json", "webhook-personnage.json", "webhook-standard-acme.json", "webhook-make.json"]
+    {
         let (request, now) = sample(name);
         assert_eq!(handle(&deps, request, now).await.status(), 202, "{name}");
     }
     let messages = deps.publisher.messages();
     let events: Vec<CanonicalEvent> = messages.iter().map(|m| CanonicalEvent::from_message(&m.body).unwrap()).collect();
-    let summary: Vec<(&str, &str, Option<&str>)> =
-        events.iter().map(|e| (e.source.as_str(), e.event_type.as_str(), e.subject.as_ref().map(|s| s.as_str()))).collect();
+    let summary: Vec<(&str, &str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.source.as_str(), e.event_type.as_str(), e.subject.as_ref().map(|s| s.as_str())))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -66,7 +73,10 @@ async fn normalised_events_carry_source_type_subject_and_enrichment() {
         ]
     );
     for (message, event) in messages.iter().zip(&events) {
-        assert_eq!((message.source.as_str(), message.event_type.as_str()), (event.source.as_str(), event.event_type.as_str()));
+        assert_eq!(
+            (message.source.as_str(), message.event_type.as_str()),
+            (event.source.as_str(), event.event_type.as_str())
+        );
     }
     assert_eq!(events[1].payload_as::<serde_json::Value>().unwrap()["niveau"], "expert");
     // The sender's bytes travel unchanged: Stripe's pretty-printed body is the payload verbatim.
@@ -107,7 +117,10 @@ async fn pipeline_checks_run_in_order_and_write_nothing_on_rejection() {
     *request.body_mut() = Body::Text(tampered);
     let response = handle(&deps, request, now).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(body_json(&response).await, serde_json::json!({"type": "about:blank", "title": "Unauthorized", "status": 401}));
+    assert_eq!(
+        body_json(&response).await,
+        serde_json::json!({"type": "about:blank", "title": "Unauthorized", "status": 401})
+    );
 
     // Missing signature header.
     let (mut request, now) = sample("webhook-stripe-valid.json");

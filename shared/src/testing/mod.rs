@@ -64,7 +64,8 @@ pub async fn put_secrets(sdk: &SdkConfig, secrets: &[(&str, &str)]) -> Result<()
 pub fn demo_secrets() -> Result<Vec<(String, String)>, HarnessError> {
     let path = workspace_root().join("events/local-secrets.json");
     let text = std::fs::read_to_string(&path).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
     Ok(value
         .as_object()
         .into_iter()
@@ -159,7 +160,9 @@ impl Probe {
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .map(|(name, attribute)| (name.clone(), attribute["Value"].as_str().unwrap_or_default().to_string()))
+                    .map(|(name, attribute)| {
+                        (name.clone(), attribute["Value"].as_str().unwrap_or_default().to_string())
+                    })
                     .collect();
                 messages.push(ProbeMessage {
                     message: envelope["Message"].as_str().unwrap_or_default().to_string(),

@@ -43,7 +43,8 @@ impl Moto {
     pub async fn start_on(port: u16) -> Result<Self, HarnessError> {
         let executable = moto_executable();
         let log_path = std::env::temp_dir().join(format!("tributary-moto-{port}.log"));
-        let log = std::fs::File::create(&log_path).map_err(|e| HarnessError::new(format!("{}: {e}", log_path.display())))?;
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| HarnessError::new(format!("{}: {e}", log_path.display())))?;
         let log_err = log.try_clone().map_err(|e| HarnessError::new(e.to_string()))?;
         let child = Command::new(&executable)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

@@ -174,7 +174,9 @@ impl Stack {
                 let value = match variables.get(name) {
                     Some(value) => self.resolve(value)?,
                     None => match name.split_once('.') {
-                        Some((resource, attribute)) if !name.starts_with("AWS::") => self.attribute(resource, attribute)?,
+                        Some((resource, attribute)) if !name.starts_with("AWS::") => {
+                            self.attribute(resource, attribute)?
+                        }
                         _ => self.reference(name)?,
                     },
                 };
@@ -210,7 +212,9 @@ impl Stack {
                 }
                 Ok(self.resolve(&items[0])? == self.resolve(&items[1])?)
             }
-            "Fn::Not" => Ok(!self.evaluate_condition(items().first().ok_or_else(|| err("Fn::Not takes one condition"))?)?),
+            "Fn::Not" => {
+                Ok(!self.evaluate_condition(items().first().ok_or_else(|| err("Fn::Not takes one condition"))?)?)
+            }
             "Fn::And" => items().iter().try_fold(true, |acc, c| Ok(acc & self.evaluate_condition(c)?)),
             "Fn::Or" => items().iter().try_fold(false, |acc, c| Ok(acc | self.evaluate_condition(c)?)),
             other => Err(err(format!("condition function {other} is not supported by the harness"))),
@@ -337,7 +341,10 @@ impl Stack {
                 request = request.attribute_definitions(
                     AttributeDefinition::builder()
                         .attribute_name(as_str(&definition["AttributeName"], "AttributeName")?)
-                        .attribute_type(ScalarAttributeType::from(as_str(&definition["AttributeType"], "AttributeType")?))
+                        .attribute_type(ScalarAttributeType::from(as_str(
+                            &definition["AttributeType"],
+                            "AttributeType",
+                        )?))
                         .build()
                         .map_err(|e| sdk_error("attribute definition", e))?,
                 );
@@ -386,9 +393,15 @@ impl Stack {
         for (logical_id, properties) in self.declared("AWS::S3::Bucket") {
             let properties = self.resolve(&properties)?;
             let name = self.name_for(&logical_id, &properties, "BucketName")?.to_lowercase();
-            client.create_bucket().bucket(&name).send().await.map_err(|e| sdk_error(&format!("create bucket {name}"), e))?;
+            client
+                .create_bucket()
+                .bucket(&name)
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("create bucket {name}"), e))?;
             let arn = format!("arn:aws:s3:::{name}");
-            self.resources.insert(logical_id, Physical { resource_type: "AWS::S3::Bucket".into(), name, arn, url: None });
+            self.resources
+                .insert(logical_id, Physical { resource_type: "AWS::S3::Bucket".into(), name, arn, url: None });
         }
         Ok(())
     }
@@ -398,10 +411,15 @@ impl Stack {
         for (logical_id, properties) in self.declared("AWS::SNS::Topic") {
             let properties = self.resolve(&properties)?;
             let name = self.name_for(&logical_id, &properties, "TopicName")?;
-            let output =
-                client.create_topic().name(&name).send().await.map_err(|e| sdk_error(&format!("create topic {name}"), e))?;
+            let output = client
+                .create_topic()
+                .name(&name)
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("create topic {name}"), e))?;
             let arn = output.topic_arn.unwrap_or_default();
-            self.resources.insert(logical_id, Physical { resource_type: "AWS::SNS::Topic".into(), name, arn, url: None });
+            self.resources
+                .insert(logical_id, Physical { resource_type: "AWS::SNS::Topic".into(), name, arn, url: None });
         }
         Ok(())
     }
@@ -490,7 +508,8 @@ impl Stack {
                 .await
                 .map_err(|e| sdk_error(&format!("put parameter {name}"), e))?;
             let arn = format!("arn:aws:ssm:{REGION}:{ACCOUNT_ID}:parameter{name}");
-            self.resources.insert(logical_id, Physical { resource_type: "AWS::SSM::Parameter".into(), name, arn, url: None });
+            self.resources
+                .insert(logical_id, Physical { resource_type: "AWS::SSM::Parameter".into(), name, arn, url: None });
         }
         Ok(())
     }

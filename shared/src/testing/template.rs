@@ -108,10 +108,8 @@ impl Template {
             .resource(logical_id)
             .filter(|r| r["Type"] == "AWS::Serverless::Function")
             .ok_or_else(|| HarnessError::new(format!("no AWS::Serverless::Function {logical_id} in template.yaml")))?;
-        let mut variables = self.document["Globals"]["Function"]["Environment"]["Variables"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        let mut variables =
+            self.document["Globals"]["Function"]["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
         if let Some(own) = function["Properties"]["Environment"]["Variables"].as_object() {
             variables.extend(own.clone());
         }

@@ -13,7 +13,8 @@ use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::Deps;
 
 /// The Standard Webhooks source the samples use (`events/webhook-standard-acme.json`).
-pub const ACME_SOURCES: &str = r#"[{"name":"acme","secret_param":"/tributary/acme-secret","subject_field":"data.email"}]"#;
+pub const ACME_SOURCES: &str =
+    r#"[{"name":"acme","secret_param":"/tributary/acme-secret","subject_field":"data.email"}]"#;
 
 pub fn sample_text(name: &str) -> String {
     let path = workspace_root().join("events").join(name);
@@ -102,12 +103,8 @@ impl MotoReceiver {
     }
 
     pub async fn archived_keys(&self) -> Vec<String> {
-        let output = aws::s3_client(&self.aws.sdk)
-            .list_objects_v2()
-            .bucket(&self.config.archive_bucket)
-            .send()
-            .await
-            .unwrap();
+        let output =
+            aws::s3_client(&self.aws.sdk).list_objects_v2().bucket(&self.config.archive_bucket).send().await.unwrap();
         output.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
     }
 
