@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{body_json, memory_deps, memory_deps_with, sample};
+use common::{base_env, body_json, memory_deps, memory_deps_with, sample};
 use jiff::{SignedDuration, Timestamp};
 use lambda_http::Body;
 use tributary_shared::event::CanonicalEvent;
@@ -226,15 +226,8 @@ async fn an_abandoned_claim_is_taken_over_after_its_timeout() {
 
 #[tokio::test]
 async fn make_uses_standard_webhooks_when_configured_as_a_source() {
-    let mut env: std::collections::HashMap<String, String> = [
-        ("DEDUP_TABLE", "t"),
-        ("ARCHIVE_BUCKET", "b"),
-        ("EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events"),
-        ("MAKE_TOKEN_PARAM", "/tributary/make-token"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    // The token stays configured: being a Standard Webhooks source takes precedence over it.
+    let mut env = base_env();
     env.insert("WEBHOOK_SOURCES".into(), r#"[{"name":"make","secret_param":"/tributary/acme-secret"}]"#.into());
     let deps = memory_deps_with(env).await;
     // The token alone is no longer enough: Make must sign.

@@ -429,10 +429,7 @@ impl Stack {
         let queues = self.declared("AWS::SQS::Queue");
         // Create every queue first: a redrive policy names its dead-letter queue by ARN.
         for (logical_id, properties) in &queues {
-            let name = match properties.get("QueueName") {
-                Some(value) => as_str(&self.resolve(value)?, "QueueName")?.to_string(),
-                None => format!("{}-{logical_id}", self.prefix),
-            };
+            let name = self.name_for(logical_id, properties, "QueueName")?;
             let mut request = client.create_queue().queue_name(&name);
             if let Some(timeout) = properties.get("VisibilityTimeout") {
                 let timeout = self.resolve(timeout)?;

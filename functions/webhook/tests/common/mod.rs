@@ -34,7 +34,8 @@ pub fn local_secrets() -> Vec<(String, String)> {
     demo_secrets().unwrap()
 }
 
-fn base_env() -> HashMap<String, String> {
+/// The receiver's environment as the samples expect it (every route configured).
+pub fn base_env() -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
         ("DEDUP_TABLE", "dedup"),
         ("ARCHIVE_BUCKET", "archive"),
