@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the webhook receiver's sample events (API Gateway HTTP API payload 2.0) into events/.
+"""Writes the sample events into events/: API Gateway HTTP API (payload 2.0) requests for the
+webhook receiver, and SNS deliveries of canonical events for the processor and the integrator.
 
 The deliveries are signed with the local demo secrets of events/local-secrets.json, at a fixed
 time (`requestContext.timeEpoch`), so tests replay them with the clock pinned to that time.
@@ -7,6 +8,7 @@ Run again after changing a body or a secret: `python3 scripts/generate-sample-ev
 """
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -131,6 +133,47 @@ def stripe_invoice_paid(event_id: str) -> str:
     return json.dumps(event, indent=2, ensure_ascii=False)
 
 
+def iso(epoch: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def canonical(event_id: str, source: str, event_type: str, subject, occurred_at: int, payload) -> dict:
+    """A canonical event as the producers publish it (see shared/src/event.rs)."""
+    event = {"id": event_id, "source": source, "type": event_type, "occurred_at": iso(occurred_at),
+             "received_at": iso(NOW), "payload": payload}
+    if subject is not None:
+        event["subject"] = subject
+    return event
+
+
+def sns_delivery(topic: str, message: str, attributes: dict, message_id: str) -> dict:
+    """What SNS hands a subscribed Lambda function (one record per invocation)."""
+    topic_arn = f"arn:aws:sns:eu-west-3:123456789012:{topic}"
+    return {"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": f"{topic_arn}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55",
+        "Sns": {
+            "Type": "Notification",
+            "MessageId": message_id,
+            "TopicArn": topic_arn,
+            "Subject": None,
+            "Message": message,
+            "Timestamp": "2026-11-23T09:00:01.000Z",
+            "SignatureVersion": "1",
+            "Signature": "EXAMPLE",
+            "SigningCertUrl": "https://sns.eu-west-3.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+            "UnsubscribeUrl": f"https://sns.eu-west-3.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic_arn}:2bcfbf39",
+            "MessageAttributes": {name: {"Type": "String", "Value": value} for name, value in attributes.items()},
+        },
+    }]}
+
+
+def event_delivery(event: dict, message_id: str) -> dict:
+    return sns_delivery("tributary-events", json.dumps(event, ensure_ascii=False),
+                        {"source": event["source"], "type": event["type"]}, message_id)
+
+
 def write(name: str, event: dict) -> None:
     (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
 
@@ -175,6 +218,39 @@ def main() -> None:
         make, "make"))
 
     write("webhook-health.json", api_request("GET", "/health", {}, None, "health"))
+
+    # What the processor receives from the events topic: one delivery per event family.
+    stripe_event = json.loads(body)
+    write("processor-stripe-invoice-paid.json", event_delivery(canonical(
+        stripe_event["id"], "stripe", "stripe.invoice.paid", "stripe:cus_TributaryDemo01", stripe_event["created"],
+        stripe_event), "5f0a1c2e-0001-4b7e-9a51-6c1d2e3f4a01"))
+    lead = {"id": "lead-0001", "nom": "Ada Lovelace", "email": "ada.lovelace@example.com", "telephone": "+33612345678",
+            "date_prise_contact": "2026-11-02", "date_reponse_prospect": "2026-11-04", "date_appel_propose": "2026-11-05",
+            "statut": "appel_propose"}
+    write("processor-lead-upserted.json", event_delivery(canonical(
+        "ingestion:lead-0001:3f9a2c1b", "ingestion", "lead.upserted", None, NOW - 3600, lead),
+        "5f0a1c2e-0002-4b7e-9a51-6c1d2e3f4a02"))
+    write("processor-personnage.json", event_delivery(canonical(
+        "personnage-naruto-0001", "personnage", "personnage.submitted", None, NOW,
+        {"nom": "Naruto", "score": 85, "niveau": "expert"}), "5f0a1c2e-0003-4b7e-9a51-6c1d2e3f4a03"))
+    visit = {"visit_id": "48213", "site_id": 1, "time": iso(NOW - 86_400), "user_id": "ada.lovelace@example.com",
+             "goals": ["Demo booked"], "actions": 7}
+    write("processor-matomo-visit.json", event_delivery(canonical(
+        "matomo:1:48213", "matomo", "matomo.visit", None, NOW - 86_400, visit), "5f0a1c2e-0004-4b7e-9a51-6c1d2e3f4a04"))
+    write("processor-malformed.json", sns_delivery(
+        "tributary-events", "{not a canonical event", {"source": "stripe", "type": "stripe.invoice.paid"},
+        "5f0a1c2e-0005-4b7e-9a51-6c1d2e3f4a05"))
+
+    # What the integrator receives from the updates topic.
+    update = canonical("6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11:1", "processor", "customer.updated",
+                       "customer:6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11", NOW,
+                       {"customer_id": "6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11", "version": 1,
+                        "changed_fields": ["billing.stripe_customer", "identity.email", "identity.nom",
+                                           "billing.last_payment", "billing.totals.eur"],
+                        "event_id": stripe_event["id"]})
+    write("integrator-customer-updated.json", sns_delivery(
+        "tributary-updates", json.dumps(update), {"source": "processor", "type": "customer.updated"},
+        "5f0a1c2e-0006-4b7e-9a51-6c1d2e3f4a06"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 //! Tributary's shared library: what more than one function needs.
 //!
 //! - [`event`]: the canonical event envelope published on the bus.
+//! - [`customer`]: the unified customer record, its rules and audit trail; [`lead`]: the lead fields.
 //! - [`config`]: typed configuration parsed once at start-up.
 //! - [`ports`]: storage and bus interfaces the domain code is written against;
 //!   [`aws`] and [`memory`] implement them.
@@ -10,7 +11,9 @@
 
 pub mod aws;
 pub mod config;
+pub mod customer;
 pub mod event;
+pub mod lead;
 pub mod memory;
 pub mod ports;
 pub mod telemetry;

@@ -3,11 +3,15 @@
 //! They follow the same rules as the AWS adapters (conditional claims, tokens), so a handler test
 //! against them says something about the handler; the moto tests say the rest.
 
+use crate::customer::store::{AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
+use crate::customer::{CustomerId, CustomerRecord};
+use crate::event::{EventId, Subject};
 use crate::ports::{
-    ArchivedDelivery, BusMessage, ClaimOutcome, DedupClaim, DedupStore, EventPublisher, PortError, RawArchive,
-    SecretSource,
+    ArchivedDelivery, BusMessage, ClaimOutcome, CustomerStore, DeadLetterSink, DedupClaim, DedupStore, EventPublisher,
+    PortError, RawArchive, SecretSource,
 };
 use jiff::Timestamp;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,5 +156,127 @@ impl SecretSource for InMemorySecrets {
                 None => Err(PortError::new("get secrets", format!("parameter {name} not found"))),
             })
             .collect()
+    }
+}
+
+/// The customer table in memory, with the same all-or-nothing commit as the DynamoDB adapter.
+#[derive(Default)]
+pub struct InMemoryCustomers {
+    state: Mutex<CustomerTables>,
+    fail: AtomicBool,
+}
+
+#[derive(Default)]
+struct CustomerTables {
+    records: HashMap<CustomerId, CustomerRecord>,
+    lookups: HashMap<Subject, CustomerId>,
+    markers: HashMap<EventId, AppliedMarker>,
+    /// Per customer, by sort key.
+    audit: HashMap<CustomerId, BTreeMap<String, AuditEntry>>,
+}
+
+impl InMemoryCustomers {
+    pub fn set_failing(&self, fail: bool) {
+        self.fail.store(fail, Ordering::SeqCst);
+    }
+
+    fn check(&self, operation: &'static str) -> Result<(), PortError> {
+        if self.fail.load(Ordering::SeqCst) { Err(PortError::new(operation, "injected failure")) } else { Ok(()) }
+    }
+
+    pub fn records(&self) -> Vec<CustomerRecord> {
+        lock(&self.state).records.values().cloned().collect()
+    }
+
+    pub fn audit_entries(&self, id: &CustomerId) -> Vec<AuditEntry> {
+        lock(&self.state).audit.get(id).map(|entries| entries.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl CustomerStore for InMemoryCustomers {
+    async fn find(&self, subject: &Subject) -> Result<Option<CustomerId>, PortError> {
+        self.check("find customer")?;
+        Ok(lock(&self.state).lookups.get(subject).cloned())
+    }
+
+    async fn load(&self, id: &CustomerId) -> Result<Option<CustomerRecord>, PortError> {
+        self.check("load customer")?;
+        Ok(lock(&self.state).records.get(id).cloned())
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<CommitOutcome, PortError> {
+        self.check("commit customer")?;
+        let mut state = lock(&self.state);
+        if state.markers.contains_key(&commit.marker.event_id) {
+            return Ok(CommitOutcome::AlreadyApplied);
+        }
+        let current_version = state.records.get(&commit.record.id).map_or(0, |record| record.version);
+        if current_version != commit.expected_version || commit.new_links.iter().any(|s| state.lookups.contains_key(s))
+        {
+            return Ok(CommitOutcome::Conflict);
+        }
+        let id = commit.record.id.clone();
+        state.records.insert(id.clone(), commit.record.clone());
+        for subject in &commit.new_links {
+            state.lookups.insert(subject.clone(), id.clone());
+        }
+        state.markers.insert(commit.marker.event_id.clone(), commit.marker.clone());
+        state.audit.entry(id).or_default().insert(commit.audit.sort_key(), commit.audit.clone());
+        Ok(CommitOutcome::Committed)
+    }
+
+    async fn applied(&self, event_id: &EventId) -> Result<Option<AppliedMarker>, PortError> {
+        self.check("read applied marker")?;
+        Ok(lock(&self.state).markers.get(event_id).cloned())
+    }
+
+    async fn mark_notified(&self, event_id: &EventId) -> Result<(), PortError> {
+        self.check("mark notified")?;
+        if let Some(marker) = lock(&self.state).markers.get_mut(event_id) {
+            marker.pending = None;
+        }
+        Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), PortError> {
+        self.check("append audit")?;
+        lock(&self.state).audit.entry(entry.customer_id.clone()).or_default().insert(entry.sort_key(), entry.clone());
+        Ok(())
+    }
+
+    async fn audit(&self, id: &CustomerId, limit: usize, after: Option<&str>) -> Result<AuditPage, PortError> {
+        self.check("read audit")?;
+        let state = lock(&self.state);
+        let Some(entries) = state.audit.get(id) else { return Ok(AuditPage { entries: vec![], next: None }) };
+        let mut page: Vec<(String, AuditEntry)> = entries
+            .iter()
+            .rev()
+            .filter(|(key, _)| after.is_none_or(|after| key.as_str() < after))
+            .take(limit + 1)
+            .map(|(key, entry)| (key.clone(), entry.clone()))
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = if more { page.last().map(|(key, _)| key.clone()) } else { None };
+        Ok(AuditPage { entries: page.into_iter().map(|(_, entry)| entry).collect(), next })
+    }
+}
+
+/// Dead letters kept in memory: `(body, reason)`.
+#[derive(Default)]
+pub struct InMemoryDeadLetters {
+    letters: Mutex<Vec<(String, String)>>,
+}
+
+impl InMemoryDeadLetters {
+    pub fn letters(&self) -> Vec<(String, String)> {
+        lock(&self.letters).clone()
+    }
+}
+
+impl DeadLetterSink for InMemoryDeadLetters {
+    async fn send(&self, body: &str, reason: &str) -> Result<(), PortError> {
+        lock(&self.letters).push((body.to_string(), reason.to_string()));
+        Ok(())
     }
 }

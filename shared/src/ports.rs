@@ -120,3 +120,45 @@ pub trait SecretSource: Send + Sync {
         names: &[String],
     ) -> impl Future<Output = Result<std::collections::HashMap<String, String>, PortError>> + Send;
 }
+
+/// The customer table: records, identity lookups, audit trails and applied-event markers.
+pub trait CustomerStore: Send + Sync {
+    /// The customer a subject resolves to.
+    fn find(
+        &self,
+        subject: &crate::event::Subject,
+    ) -> impl Future<Output = Result<Option<crate::customer::CustomerId>, PortError>> + Send;
+    fn load(
+        &self,
+        id: &crate::customer::CustomerId,
+    ) -> impl Future<Output = Result<Option<crate::customer::CustomerRecord>, PortError>> + Send;
+    /// Writes the record (if its version is still `expected_version`), the new identity links (if
+    /// still unlinked), the audit entry and the applied-event marker (if absent), all or nothing.
+    fn commit(
+        &self,
+        commit: &crate::customer::store::Commit,
+    ) -> impl Future<Output = Result<crate::customer::store::CommitOutcome, PortError>> + Send;
+    fn applied(
+        &self,
+        event_id: &crate::event::EventId,
+    ) -> impl Future<Output = Result<Option<crate::customer::store::AppliedMarker>, PortError>> + Send;
+    /// Clears the marker's pending notification once `customer.updated` is published.
+    fn mark_notified(&self, event_id: &crate::event::EventId) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Appends an audit entry outside an event commit (integration outcomes).
+    fn append_audit(
+        &self,
+        entry: &crate::customer::store::AuditEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Audit entries newest first, `limit` at most, after the sort key `after` (exclusive).
+    fn audit(
+        &self,
+        id: &crate::customer::CustomerId,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<crate::customer::store::AuditPage, PortError>> + Send;
+}
+
+/// Where messages that can never be processed go, with the reason (an SQS dead-letter queue).
+pub trait DeadLetterSink: Send + Sync {
+    fn send(&self, body: &str, reason: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}

@@ -1,13 +1,17 @@
 //! AWS adapters of the ports. The only place (with `testing`) that imports `aws_sdk_*`.
 
+mod customers;
 mod dynamodb;
 mod s3;
 mod sns;
+mod sqs;
 mod ssm;
 
+pub use customers::{APPLIED_MARKER_TTL, CUSTOMER_KEY_ATTRIBUTES, DynamoDbCustomers};
 pub use dynamodb::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
 pub use s3::S3Archive;
 pub use sns::SnsPublisher;
+pub use sqs::SqsDeadLetters;
 pub use ssm::SsmSecrets;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -31,6 +35,10 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 
 pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(config)
+}
+
+pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
 }
 
 pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {

@@ -1,0 +1,77 @@
+//! The processor's configuration, parsed once at cold start.
+
+use tributary_shared::config::{ConfigError, Env};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    pub customer_table: String,
+    pub updates_topic_arn: String,
+    pub dead_letter_queue_url: String,
+    /// Sources whose events feed the free `attributes` map (the `attributes` rule).
+    pub attribute_sources: Vec<String>,
+    /// Attempts of one event's read-apply-commit cycle when other writers get there first.
+    pub commit_attempts: u32,
+}
+
+/// Every environment variable [`ProcessorConfig::from_env`] reads (the README's table).
+pub const ENVIRONMENT: [&str; 5] =
+    ["CUSTOMER_TABLE", "UPDATES_TOPIC_ARN", "DEAD_LETTER_QUEUE_URL", "ATTRIBUTE_SOURCES", "COMMIT_ATTEMPTS"];
+
+impl ProcessorConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let attribute_sources: Vec<String> = env
+            .optional("ATTRIBUTE_SOURCES")
+            .unwrap_or_default()
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(bad) = attribute_sources
+            .iter()
+            .find(|s| !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        {
+            return Err(ConfigError::invalid("ATTRIBUTE_SOURCES", format!("`{bad}` is not a source name (a-z 0-9 -)")));
+        }
+        let commit_attempts: u32 = env.parsed_or("COMMIT_ATTEMPTS", 8)?;
+        if !(1..=50).contains(&commit_attempts) {
+            return Err(ConfigError::invalid("COMMIT_ATTEMPTS", "must be 1 to 50"));
+        }
+        Ok(Self {
+            customer_table: env.required("CUSTOMER_TABLE")?,
+            updates_topic_arn: env.required("UPDATES_TOPIC_ARN")?,
+            dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
+            attribute_sources,
+            commit_attempts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn sources_are_listed_and_checked() {
+        let mut env: HashMap<String, String> = [
+            ("CUSTOMER_TABLE", "customers"),
+            ("UPDATES_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:updates"),
+            ("DEAD_LETTER_QUEUE_URL", "http://localhost/q"),
+            ("ATTRIBUTE_SOURCES", "make, acme"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = ProcessorConfig::from_env(&env).unwrap();
+        assert_eq!(config.attribute_sources, ["make", "acme"]);
+        assert_eq!(config.commit_attempts, 8);
+        env.insert("ATTRIBUTE_SOURCES".into(), "Make".into());
+        assert!(ProcessorConfig::from_env(&env).unwrap_err().to_string().contains("ATTRIBUTE_SOURCES"));
+        env.insert("ATTRIBUTE_SOURCES".into(), "make".into());
+        env.remove("CUSTOMER_TABLE");
+        assert_eq!(
+            ProcessorConfig::from_env(&env).unwrap_err().to_string(),
+            "missing environment variable CUSTOMER_TABLE"
+        );
+    }
+}

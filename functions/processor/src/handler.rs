@@ -1,0 +1,92 @@
+//! The Lambda handler: an SNS delivery of canonical events from the `events` topic.
+
+use crate::process::{ProcessError, Processed, Processor};
+use aws_lambda_events::event::sns::SnsEvent;
+use jiff::Timestamp;
+use serde::Serialize;
+use tributary_shared::event::CanonicalEvent;
+use tributary_shared::ports::{CustomerStore, DeadLetterSink, EventPublisher, PortError};
+
+pub struct Deps<S, P, D> {
+    pub processor: Processor<S, P>,
+    pub dead_letters: D,
+}
+
+/// What one invocation did, returned as the invocation's result (visible with `cargo lambda invoke`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub applied: u32,
+    pub duplicates: u32,
+    pub without_rule: u32,
+    pub dead_lettered: u32,
+}
+
+/// Fails the invocation so that Lambda retries it (and, after the retries, sends it to the
+/// `OnFailure` destination).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("event {event_id}: {source}")]
+    Event { event_id: String, source: ProcessError },
+    #[error("dead-lettering a message failed: {0}")]
+    DeadLetter(PortError),
+}
+
+pub async fn handle<S, P, D>(deps: &Deps<S, P, D>, event: SnsEvent, now: Timestamp) -> Result<Summary, HandlerError>
+where
+    S: CustomerStore,
+    P: EventPublisher,
+    D: DeadLetterSink,
+{
+    let mut summary = Summary::default();
+    for record in event.records {
+        let message = record.sns.message;
+        let event = match CanonicalEvent::from_message(&message) {
+            Ok(event) => event,
+            Err(e) => {
+                let reason = format!("not a canonical event: {e}");
+                tracing::error!(sns_message_id = record.sns.message_id, reason, "dead-lettering message");
+                deps.dead_letters.send(&message, &reason).await.map_err(HandlerError::DeadLetter)?;
+                summary.dead_lettered += 1;
+                continue;
+            }
+        };
+        let span = tracing::info_span!("event", event_id = %event.id, event_type = event.event_type);
+        let _entered = span.enter();
+        match deps.processor.process(&event, now).await {
+            Ok(Processed::Applied { customer_id, version, changed_fields, attempts }) => {
+                tracing::info!(customer = %customer_id, version, ?changed_fields, attempts, "applied");
+                summary.applied += 1;
+            }
+            Ok(Processed::Duplicate { republished }) => {
+                tracing::info!(republished, "duplicate");
+                summary.duplicates += 1;
+            }
+            Ok(Processed::NoRule) => {
+                tracing::info!("no rule for this event type; acknowledged");
+                summary.without_rule += 1;
+            }
+            Err(ProcessError::Rejected(reason)) => {
+                tracing::error!(reason, "dead-lettering event");
+                deps.dead_letters.send(&message, &reason).await.map_err(HandlerError::DeadLetter)?;
+                summary.dead_lettered += 1;
+            }
+            Err(source) => {
+                tracing::error!(error = %source, "processing failed; the invocation will be retried");
+                return Err(HandlerError::Event { event_id: event.id.to_string(), source });
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Lambda's error report: a stable type to filter on in CloudWatch, and the message.
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match &error {
+            HandlerError::Event { source: ProcessError::Contention(_), .. } => "Contention",
+            HandlerError::Event { .. } => "BackingServiceFailed",
+            HandlerError::DeadLetter(_) => "DeadLetterFailed",
+        };
+        Self { error_type: error_type.into(), error_message: error.to_string() }
+    }
+}

@@ -1,0 +1,29 @@
+use jiff::Timestamp;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use processor::config::ProcessorConfig;
+use processor::handler::{Deps, handle};
+use processor::process::Processor;
+use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters};
+use tributary_shared::config::ProcessEnv;
+use tributary_shared::customer::rules::Registry;
+use tributary_shared::telemetry;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config =
+        ProcessorConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let sdk = aws::load_sdk_config().await;
+    let deps = Deps {
+        processor: Processor {
+            registry: Registry::standard(&config.attribute_sources),
+            store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table),
+            updates: SnsPublisher::new(aws::sns_client(&sdk), &config.updates_topic_arn),
+            commit_attempts: config.commit_attempts,
+        },
+        dead_letters: SqsDeadLetters::new(aws::sqs_client(&sdk), &config.dead_letter_queue_url),
+    };
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<_>| async move { handle(deps, event.payload, Timestamp::now()).await }))
+        .await
+}

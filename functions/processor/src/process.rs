@@ -1,0 +1,218 @@
+//! One canonical event applied to the customer it is about: resolve, read, apply the rule, commit
+//! in one transaction, announce. Generic over the ports, so tests and benchmarks run it in memory
+//! and against moto alike.
+
+use jiff::{SignedDuration, Timestamp};
+use std::time::Duration;
+use tributary_shared::customer::rules::{Registry, Rule, RuleError};
+use tributary_shared::customer::store::{AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated};
+use tributary_shared::customer::{ApplyError, CustomerId, CustomerRecord, Stamp};
+use tributary_shared::event::{CanonicalEvent, EventId, Subject};
+use tributary_shared::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
+
+/// Type of the change notifications on the `updates` topic.
+pub const CUSTOMER_UPDATED: &str = "customer.updated";
+
+/// A pending notification older than this was left by an attempt that died between commit and
+/// publish (longer than the processor's timeout), so a redelivery publishes it.
+pub const NOTIFY_GRACE: SignedDuration = SignedDuration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    Applied {
+        customer_id: CustomerId,
+        version: u64,
+        changed_fields: Vec<String>,
+        attempts: u32,
+    },
+    /// Applied before; `republished` when this delivery published a notification left pending.
+    Duplicate {
+        republished: bool,
+    },
+    /// No rule for this event type: acknowledged and counted.
+    NoRule,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The event can never be applied (bad payload, no customer named, a rule writing outside
+    /// its sub-schemas): dead-letter it with this reason.
+    #[error("{0}")]
+    Rejected(String),
+    /// A backing service failed: fail the invocation so Lambda retries.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// Other writers kept changing the customer; Lambda's retry will try again later.
+    #[error("gave up after {0} conflicting attempts")]
+    Contention(u32),
+}
+
+impl From<RuleError> for ProcessError {
+    fn from(error: RuleError) -> Self {
+        Self::Rejected(error.to_string())
+    }
+}
+
+impl From<ApplyError> for ProcessError {
+    fn from(error: ApplyError) -> Self {
+        Self::Rejected(error.to_string())
+    }
+}
+
+pub struct Processor<S, P> {
+    pub registry: Registry,
+    pub store: S,
+    pub updates: P,
+    pub commit_attempts: u32,
+}
+
+/// Where an event lands: its customer (existing or new) and the subjects to link to it.
+pub struct Resolution {
+    pub customer_id: CustomerId,
+    pub new_links: Vec<Subject>,
+}
+
+impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
+    pub async fn process(&self, event: &CanonicalEvent, now: Timestamp) -> Result<Processed, ProcessError> {
+        let Some(rule) = self.registry.rule_for(&event.event_type) else {
+            return Ok(Processed::NoRule);
+        };
+        let subjects = (rule.identities)(event)?;
+        for attempt in 1..=self.commit_attempts {
+            let resolution = self.resolve(&subjects).await?;
+            let current = self.store.load(&resolution.customer_id).await?;
+            let commit = build_commit(rule, event, current, resolution, now)?;
+            match self.store.commit(&commit).await? {
+                CommitOutcome::Committed => {
+                    if let Some(update) = &commit.marker.pending {
+                        self.announce(update, now).await?;
+                        self.store.mark_notified(&event.id).await?;
+                    }
+                    return Ok(Processed::Applied {
+                        customer_id: commit.record.id,
+                        version: commit.record.version,
+                        changed_fields: commit.audit.changes.into_iter().map(|d| d.field).collect(),
+                        attempts: attempt,
+                    });
+                }
+                CommitOutcome::AlreadyApplied => return self.duplicate(&event.id, now).await,
+                CommitOutcome::Conflict => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+        Err(ProcessError::Contention(self.commit_attempts))
+    }
+
+    /// The customer of the first subject already known, else a new one; the other subjects not
+    /// yet known are linked to it. A subject known as another customer stays theirs (merging two
+    /// customers is an operator's decision, not a side effect of an event).
+    async fn resolve(&self, subjects: &[Subject]) -> Result<Resolution, PortError> {
+        let mut customer_id = None;
+        let mut new_links = Vec::new();
+        for subject in subjects {
+            match (self.store.find(subject).await?, &customer_id) {
+                (None, _) => new_links.push(subject.clone()),
+                (Some(found), None) => customer_id = Some(found),
+                (Some(found), Some(chosen)) if found != *chosen => tracing::warn!(
+                    subject = subject.as_str(),
+                    customer = %chosen,
+                    other_customer = %found,
+                    "subject belongs to another customer; not linked"
+                ),
+                (Some(_), Some(_)) => {}
+            }
+        }
+        Ok(Resolution { customer_id: customer_id.unwrap_or_default(), new_links })
+    }
+
+    async fn duplicate(&self, event_id: &EventId, now: Timestamp) -> Result<Processed, ProcessError> {
+        let Some(marker) = self.store.applied(event_id).await? else {
+            return Ok(Processed::Duplicate { republished: false });
+        };
+        let abandoned = marker.committed_at.saturating_add(NOTIFY_GRACE).is_ok_and(|deadline| now > deadline);
+        match &marker.pending {
+            Some(update) if abandoned => {
+                self.announce(update, now).await?;
+                self.store.mark_notified(event_id).await?;
+                Ok(Processed::Duplicate { republished: true })
+            }
+            _ => Ok(Processed::Duplicate { republished: false }),
+        }
+    }
+
+    async fn announce(&self, update: &CustomerUpdated, now: Timestamp) -> Result<(), PortError> {
+        let message = customer_updated_event(update, now)
+            .and_then(|event| BusMessage::from_event(&event).map_err(|e| PortError::new("serialise update", e)))?;
+        self.updates.publish(&message).await.map(|_| ())
+    }
+}
+
+/// Jittered exponential backoff between conflicting attempts: 10 ms, 20 ms, … capped at 320 ms,
+/// each scaled by a random factor in [0.5, 1.5) so that racing writers spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base_ms = 10u64 << attempt.saturating_sub(1).min(5);
+    Duration::from_micros(base_ms * 1000 / 2 + fastrand::u64(0..base_ms * 1000))
+}
+
+/// The whole write for `event` on `current` (the record as read, or none for a new customer).
+pub fn build_commit(
+    rule: &'static Rule,
+    event: &CanonicalEvent,
+    current: Option<CustomerRecord>,
+    resolution: Resolution,
+    now: Timestamp,
+) -> Result<Commit, ProcessError> {
+    let mut record = current.unwrap_or_else(|| CustomerRecord::new(resolution.customer_id.clone()));
+    let expected_version = record.version;
+    let proposed = (rule.changes)(&record, event)?;
+    let diffs = record.apply(rule.name, rule.owns, &Stamp::of(event), &proposed)?;
+    record.version += 1;
+    record.identities.extend(resolution.new_links.iter().map(|s| s.as_str().to_string()));
+    let changed_fields: Vec<String> = diffs.iter().map(|d| d.field.clone()).collect();
+    let pending = (!changed_fields.is_empty()).then(|| CustomerUpdated {
+        customer_id: record.id.clone(),
+        version: record.version,
+        changed_fields,
+        event_id: event.id.clone(),
+    });
+    Ok(Commit {
+        expected_version,
+        new_links: resolution.new_links,
+        audit: AuditEntry {
+            customer_id: record.id.clone(),
+            kind: AuditKind::Event,
+            version: record.version,
+            event_id: event.id.clone(),
+            source: event.source.clone(),
+            event_type: event.event_type.clone(),
+            rule: Some(rule.name.to_string()),
+            changes: diffs,
+            occurred_at: event.occurred_at,
+            processed_at: now,
+            integration: None,
+        },
+        marker: AppliedMarker {
+            event_id: event.id.clone(),
+            customer_id: record.id.clone(),
+            version: record.version,
+            committed_at: now,
+            pending,
+        },
+        record,
+    })
+}
+
+/// `customer.updated` as a canonical event (the `updates` topic carries the same envelope as
+/// `events`): id `<customer>:<version>`, subject `customer:<id>`.
+pub fn customer_updated_event(update: &CustomerUpdated, now: Timestamp) -> Result<CanonicalEvent, PortError> {
+    let id = EventId::parse(format!("{}:{}", update.customer_id, update.version))
+        .map_err(|e| PortError::new("build customer.updated", e))?;
+    Ok(CanonicalEvent {
+        id,
+        source: "processor".into(),
+        event_type: CUSTOMER_UPDATED.into(),
+        subject: Some(Subject::external("customer", update.customer_id.as_str())),
+        occurred_at: now,
+        received_at: now,
+        payload: serde_json::value::to_raw_value(update).map_err(|e| PortError::new("build customer.updated", e))?,
+    })
+}

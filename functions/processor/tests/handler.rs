@@ -1,0 +1,136 @@
+//! The processor's handler over in-memory adapters: the samples of `events/`, failures, and
+//! order independence over every order of six events.
+
+mod common;
+
+use common::*;
+use processor::handler::{Summary, handle};
+use serde_json::json;
+use tributary_shared::customer::store::CustomerUpdated;
+use tributary_shared::event::CanonicalEvent;
+use tributary_shared::ports::CustomerStore;
+
+#[tokio::test]
+async fn every_sample_family_is_applied_and_announced() {
+    let deps = memory_deps();
+    for name in [
+        "processor-lead-upserted.json",
+        "processor-stripe-invoice-paid.json",
+        "processor-matomo-visit.json",
+        "processor-personnage.json",
+    ] {
+        let summary = handle(&deps, sample(name), now()).await.unwrap();
+        assert_eq!(summary, Summary { applied: 1, ..Summary::default() }, "{name}");
+    }
+    // Lead, Stripe and Matomo name the same e-mail address: one customer; the personnage another.
+    let records = deps.processor.store.records();
+    assert_eq!(records.len(), 2);
+    let ada = records.iter().find(|r| r.version == 3).expect("Ada's record has three events");
+    assert_eq!(ada.value("billing.totals.eur"), Some(&json!(4900)));
+    assert_eq!(ada.value("web.visit_count"), Some(&json!(1)));
+    assert_eq!(ada.value("lead.statut"), Some(&json!("appel_propose")));
+    assert!(ada.identities.contains("stripe:cus_TributaryDemo01"));
+    assert_eq!(deps.processor.store.audit_entries(&ada.id).len(), 3);
+
+    let updates = deps.processor.updates.messages();
+    assert_eq!(updates.len(), 4);
+    let update = CanonicalEvent::from_message(&updates[1].body).unwrap();
+    assert_eq!((update.event_type.as_str(), updates[1].event_type.as_str()), ("customer.updated", "customer.updated"));
+    let payload: CustomerUpdated = update.payload_as().unwrap();
+    assert_eq!(payload.version, 2);
+    assert!(payload.changed_fields.contains(&"billing.totals.eur".to_string()), "{:?}", payload.changed_fields);
+}
+
+#[tokio::test]
+async fn malformed_messages_and_unreadable_payloads_are_dead_lettered_without_a_write() {
+    let deps = memory_deps();
+    let summary = handle(&deps, sample("processor-malformed.json"), now()).await.unwrap();
+    assert_eq!(summary, Summary { dead_lettered: 1, ..Summary::default() });
+    let bad_payment = event(
+        "evt_bad",
+        "stripe.invoice.paid",
+        None,
+        "2025-01-01T00:00:00Z",
+        json!({"data": {"object": {"customer": "cus_1", "amount_paid": 10}}}),
+    );
+    let summary = handle(&deps, delivery_of(&bad_payment), now()).await.unwrap();
+    assert_eq!(summary.dead_lettered, 1);
+    let letters = deps.dead_letters.letters();
+    assert!(letters[0].1.starts_with("not a canonical event"), "{}", letters[0].1);
+    assert!(letters[1].1.contains("currency"), "{}", letters[1].1);
+    assert_eq!(letters[0].0, "{not a canonical event", "the message is kept as received");
+    assert!(deps.processor.store.records().is_empty());
+    assert!(deps.processor.updates.messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_event_type_without_rule_is_acknowledged_and_counted() {
+    let deps = memory_deps();
+    let unknown = event("evt_x", "shop.order.created", None, "2025-01-01T00:00:00Z", json!({}));
+    let summary = handle(&deps, delivery_of(&unknown), now()).await.unwrap();
+    assert_eq!(summary, Summary { without_rule: 1, ..Summary::default() });
+    assert!(deps.dead_letters.letters().is_empty());
+}
+
+#[tokio::test]
+async fn a_store_failure_fails_the_invocation_and_the_retry_applies_once() {
+    let deps = memory_deps();
+    deps.processor.store.set_failing(true);
+    let error = handle(&deps, sample("processor-stripe-invoice-paid.json"), now()).await.unwrap_err();
+    assert!(error.to_string().contains("injected failure"), "{error}");
+    deps.processor.store.set_failing(false);
+    let summary = handle(&deps, sample("processor-stripe-invoice-paid.json"), now()).await.unwrap();
+    assert_eq!(summary.applied, 1);
+    assert_eq!(deps.processor.updates.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_notification_lost_between_commit_and_publish_is_sent_by_the_redelivery() {
+    let deps = memory_deps();
+    deps.processor.updates.set_failing(true);
+    assert!(handle(&deps, sample("processor-stripe-invoice-paid.json"), now()).await.is_err());
+    deps.processor.updates.set_failing(false);
+    // A redelivery while the first attempt could still be running does not publish twice…
+    let summary = handle(&deps, sample("processor-stripe-invoice-paid.json"), now()).await.unwrap();
+    assert_eq!(summary.duplicates, 1);
+    assert!(deps.processor.updates.messages().is_empty());
+    // …Lambda's retry a few minutes later publishes the pending notification, once.
+    let later = now() + jiff::SignedDuration::from_mins(3);
+    for _ in 0..2 {
+        handle(&deps, sample("processor-stripe-invoice-paid.json"), later).await.unwrap();
+    }
+    assert_eq!(deps.processor.updates.messages().len(), 1);
+    let id = deps.processor.store.records()[0].id.clone();
+    assert_eq!(deps.processor.store.audit_entries(&id).len(), 1);
+    let event_id = message_of("processor-stripe-invoice-paid.json").id;
+    assert_eq!(deps.processor.store.applied(&event_id).await.unwrap().unwrap().pending, None);
+}
+
+#[tokio::test]
+async fn all_720_orders_of_six_events_give_the_same_record() {
+    let events = six_events("");
+    let mut reference = None;
+    for order in permutations(&events) {
+        let deps = memory_deps();
+        for event in &order {
+            handle(&deps, delivery_of(event), now()).await.unwrap();
+        }
+        let records = deps.processor.store.records();
+        assert_eq!(records.len(), 1, "the six events meet in one customer");
+        let record = &records[0];
+        let comparable = (record.version, record.identities.clone(), record.fields.clone());
+        match &reference {
+            None => reference = Some(comparable),
+            Some(expected) => assert_eq!(&comparable, expected),
+        }
+    }
+    let (version, _, fields) = reference.unwrap();
+    assert_eq!(version, 6);
+    assert_eq!(fields["identity.nom"].value, json!("Ada L."));
+    assert_eq!(fields["billing.totals.eur"].value, json!(2500));
+    assert_eq!(fields["web.first_visit"].value, json!("2024-12-30T10:00:00Z"));
+    assert_eq!(fields["web.last_visit"].value, json!("2025-01-06T10:00:00Z"));
+    assert_eq!(fields["web.goals"].value, json!(["Demo booked", "Newsletter"]));
+    assert_eq!(fields["lead.statut"].value, json!("appel_booke"));
+    assert_eq!(fields["lead.date_prise_contact"].value, json!("2025-01-01"));
+}

@@ -1,0 +1,250 @@
+//! The customer table (single-table design, keys `pk`/`sk`, all strings):
+//!
+//! | item | `pk` | `sk` | other attributes |
+//! |---|---|---|---|
+//! | record | `CUSTOMER#<id>` | `RECORD` | `version` (N), `record` (JSON) |
+//! | audit entry | `CUSTOMER#<id>` | `AUDIT#<version, 20 digits>[#<integration>#<ms>]` | `kind`, `entry` (JSON) |
+//! | identity lookup | `LOOKUP#<subject>` | `LOOKUP` | `customer_id` |
+//! | applied-event marker | `EVENT#<event id>` | `APPLIED` | `marker` (JSON), `pending` (JSON, until published), `expires_at` (TTL) |
+
+use super::describe;
+use crate::customer::store::{AUDIT_PREFIX, AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
+use crate::customer::{CustomerId, CustomerRecord};
+use crate::event::{EventId, Subject};
+use crate::ports::{CustomerStore, PortError};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use jiff::SignedDuration;
+use std::collections::HashMap;
+
+pub const CUSTOMER_KEY_ATTRIBUTES: (&str, &str) = ("pk", "sk");
+/// Applied-event markers outlive every redelivery (SNS, Lambda retries, a replay of the archive
+/// within a year); after that DynamoDB's TTL removes them.
+pub const APPLIED_MARKER_TTL: SignedDuration = SignedDuration::from_hours(24 * 365);
+
+const RECORD_SK: &str = "RECORD";
+const LOOKUP_SK: &str = "LOOKUP";
+const APPLIED_SK: &str = "APPLIED";
+/// Position of the marker in the commit transaction (its cancellation reason tells a duplicate).
+const MARKER_INDEX: usize = 1;
+
+pub struct DynamoDbCustomers {
+    client: Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn customer_pk(id: &CustomerId) -> String {
+    format!("CUSTOMER#{id}")
+}
+
+fn lookup_pk(subject: &Subject) -> String {
+    format!("LOOKUP#{}", subject.as_str())
+}
+
+fn event_pk(id: &EventId) -> String {
+    format!("EVENT#{id}")
+}
+
+fn json_attribute<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+    operation: &'static str,
+) -> Result<T, PortError> {
+    let text = item
+        .get(name)
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| PortError::new(operation, format!("item has no `{name}` attribute")))?;
+    serde_json::from_str(text).map_err(|e| PortError::new(operation, format!("`{name}` is not readable: {e}")))
+}
+
+fn to_json(value: &impl serde::Serialize, operation: &'static str) -> Result<String, PortError> {
+    serde_json::to_string(value).map_err(|e| PortError::new(operation, e))
+}
+
+fn put(table: &str, item: HashMap<String, AttributeValue>, condition: &str) -> Result<TransactWriteItem, PortError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .build()
+        .map_err(|e| PortError::new("build transaction", e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+impl DynamoDbCustomers {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    async fn get(
+        &self,
+        key: HashMap<String, AttributeValue>,
+        operation: &'static str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| PortError::new(operation, describe(&e)))?;
+        Ok(output.item)
+    }
+
+    fn transaction(&self, commit: &Commit) -> Result<Vec<TransactWriteItem>, PortError> {
+        const OP: &str = "build transaction";
+        let record = &commit.record;
+        let mut record_item = key(customer_pk(&record.id), RECORD_SK);
+        record_item.insert("version".into(), AttributeValue::N(record.version.to_string()));
+        record_item.insert("record".into(), s(to_json(record, OP)?));
+        let record_condition = if commit.expected_version == 0 {
+            "attribute_not_exists(pk)".to_string()
+        } else {
+            format!("version = {}", commit.expected_version)
+        };
+
+        let mut marker_item = key(event_pk(&commit.marker.event_id), APPLIED_SK);
+        // The pending notification is its own attribute so that clearing it is one UpdateItem.
+        let settled = AppliedMarker { pending: None, ..commit.marker.clone() };
+        marker_item.insert("marker".into(), s(to_json(&settled, OP)?));
+        if let Some(pending) = &commit.marker.pending {
+            marker_item.insert("pending".into(), s(to_json(pending, OP)?));
+        }
+        let expires = commit.marker.committed_at.as_second().saturating_add(APPLIED_MARKER_TTL.as_secs());
+        marker_item.insert("expires_at".into(), AttributeValue::N(expires.to_string()));
+
+        let mut audit_item = key(customer_pk(&record.id), &commit.audit.sort_key());
+        audit_item.insert("kind".into(), s("event"));
+        audit_item.insert("entry".into(), s(to_json(&commit.audit, OP)?));
+
+        let mut items = vec![
+            put(&self.table, record_item, &record_condition)?,
+            put(&self.table, marker_item, "attribute_not_exists(pk)")?,
+            put(&self.table, audit_item, "attribute_not_exists(pk)")?,
+        ];
+        for subject in &commit.new_links {
+            let mut lookup = key(lookup_pk(subject), LOOKUP_SK);
+            lookup.insert("customer_id".into(), s(record.id.as_str()));
+            items.push(put(&self.table, lookup, "attribute_not_exists(pk)")?);
+        }
+        Ok(items)
+    }
+}
+
+impl CustomerStore for DynamoDbCustomers {
+    async fn find(&self, subject: &Subject) -> Result<Option<CustomerId>, PortError> {
+        let Some(item) = self.get(key(lookup_pk(subject), LOOKUP_SK), "find customer").await? else {
+            return Ok(None);
+        };
+        let id = item.get("customer_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        CustomerId::parse(id).map(Some).map_err(|e| PortError::new("find customer", e))
+    }
+
+    async fn load(&self, id: &CustomerId) -> Result<Option<CustomerRecord>, PortError> {
+        match self.get(key(customer_pk(id), RECORD_SK), "load customer").await? {
+            None => Ok(None),
+            Some(item) => json_attribute(&item, "record", "load customer").map(Some),
+        }
+    }
+
+    async fn commit(&self, commit: &Commit) -> Result<CommitOutcome, PortError> {
+        let items = self.transaction(commit)?;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let error = match result {
+            Ok(_) => return Ok(CommitOutcome::Committed),
+            Err(error) => error,
+        };
+        match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let reasons = cancelled.cancellation_reasons();
+                let code = |index: usize| reasons.get(index).and_then(|r| r.code()).unwrap_or_default();
+                if code(MARKER_INDEX) == "ConditionalCheckFailed" {
+                    return Ok(CommitOutcome::AlreadyApplied);
+                }
+                if reasons.is_empty() && self.applied(&commit.marker.event_id).await?.is_some() {
+                    // No reasons returned: the marker tells whether it was a duplicate.
+                    return Ok(CommitOutcome::AlreadyApplied);
+                }
+                Ok(CommitOutcome::Conflict)
+            }
+            _ => Err(PortError::new("commit customer", describe(&error))),
+        }
+    }
+
+    async fn applied(&self, event_id: &EventId) -> Result<Option<AppliedMarker>, PortError> {
+        match self.get(key(event_pk(event_id), APPLIED_SK), "read applied marker").await? {
+            None => Ok(None),
+            Some(item) => {
+                let mut marker: AppliedMarker = json_attribute(&item, "marker", "read applied marker")?;
+                if item.contains_key("pending") {
+                    marker.pending = Some(json_attribute(&item, "pending", "read applied marker")?);
+                }
+                Ok(Some(marker))
+            }
+        }
+    }
+
+    async fn mark_notified(&self, event_id: &EventId) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(event_pk(event_id), APPLIED_SK)))
+            .update_expression("REMOVE pending")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| PortError::new("mark notified", describe(&e)))?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), PortError> {
+        let mut item = key(customer_pk(&entry.customer_id), &entry.sort_key());
+        item.insert("kind".into(), s(to_json(&entry.kind, "append audit")?.trim_matches('"')));
+        item.insert("entry".into(), s(to_json(entry, "append audit")?));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| PortError::new("append audit", describe(&e)))?;
+        Ok(())
+    }
+
+    async fn audit(&self, id: &CustomerId, limit: usize, after: Option<&str>) -> Result<AuditPage, PortError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+            .expression_attribute_values(":pk", s(customer_pk(id)))
+            .expression_attribute_values(":audit", s(AUDIT_PREFIX))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            query = query.set_exclusive_start_key(Some(key(customer_pk(id), after)));
+        }
+        let output = query.send().await.map_err(|e| PortError::new("read audit", describe(&e)))?;
+        let items = output.items.unwrap_or_default();
+        let more = items.len() > limit;
+        let mut entries = Vec::with_capacity(limit.min(items.len()));
+        let mut last_key = None;
+        for item in items.iter().take(limit) {
+            entries.push(json_attribute(item, "entry", "read audit")?);
+            last_key = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
+        }
+        Ok(AuditPage { entries, next: if more { last_key } else { None } })
+    }
+}

@@ -1,0 +1,16 @@
+//! The unified customer record: one per customer, built from events of every source by rules.
+//!
+//! - [`record`]: the record, its field schema and the per-field merge policies (order independence);
+//! - [`rules`]: one module per event family, found through [`rules::Registry`] by event type;
+//! - [`store`]: the storage port's types (commit, audit entry, applied-event marker).
+//!
+//! Plain domain code: no AWS type in here; the processor wires it to DynamoDB.
+
+pub mod record;
+pub mod rules;
+pub mod store;
+
+pub use record::{
+    ApplyError, Change, CustomerId, CustomerRecord, FieldDiff, FieldState, LEAD_DATE_FIELDS, Merge, SCHEMA, Stamp,
+    SubSchema, field_policy,
+};

@@ -1,0 +1,140 @@
+//! Update rules, one module per event family. A rule names the customer(s) an event is about and
+//! proposes changes; [`CustomerRecord::apply`](super::CustomerRecord::apply) merges them.
+//!
+//! Adding a rule: write a module with a `pub const RULE: Rule`, and add one line to
+//! [`Registry::standard`].
+
+mod attributes;
+mod lead;
+mod matomo;
+mod personnage;
+mod stripe;
+
+pub use matomo::VisitSummary;
+
+use super::record::{Change, CustomerRecord, SubSchema};
+use crate::event::{CanonicalEvent, Subject};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("payload is not a valid {expected}: {reason}")]
+    Payload { expected: &'static str, reason: String },
+    #[error("the event names no customer (no subject and no identifying field)")]
+    NoSubject,
+}
+
+impl RuleError {
+    pub fn payload(expected: &'static str, reason: impl ToString) -> Self {
+        Self::Payload { expected, reason: reason.to_string() }
+    }
+}
+
+/// An update rule: plain functions of the event (and the current record).
+#[derive(Debug)]
+pub struct Rule {
+    /// Recorded in every audit entry the rule produces.
+    pub name: &'static str,
+    /// The sub-schemas this rule may write.
+    pub owns: &'static [SubSchema],
+    /// Every subject the event is about, most specific first; the first one already known
+    /// chooses the customer, the others are linked to it.
+    pub identities: fn(&CanonicalEvent) -> Result<Vec<Subject>, RuleError>,
+    /// The changes the event proposes to `record`.
+    pub changes: fn(&CustomerRecord, &CanonicalEvent) -> Result<Vec<Change>, RuleError>,
+}
+
+/// Rules by event type: exact types first, then families (`stripe.` matches `stripe.invoice.paid`).
+#[derive(Debug, Default)]
+pub struct Registry {
+    exact: HashMap<String, &'static Rule>,
+    families: Vec<(String, &'static Rule)>,
+}
+
+impl Registry {
+    /// The rules Tributary ships, plus the free-attributes rule for each configured source.
+    pub fn standard(attribute_sources: &[String]) -> Self {
+        let mut registry = Self::default()
+            .family("stripe.", &stripe::RULE)
+            .exact("lead.upserted", &lead::RULE)
+            .exact("matomo.visit", &matomo::RULE)
+            .family("personnage.", &personnage::RULE);
+        for source in attribute_sources {
+            registry = registry.family(&format!("{source}."), &attributes::RULE);
+        }
+        registry
+    }
+
+    pub fn exact(mut self, event_type: &str, rule: &'static Rule) -> Self {
+        self.exact.insert(event_type.to_string(), rule);
+        self
+    }
+
+    pub fn family(mut self, prefix: &str, rule: &'static Rule) -> Self {
+        self.families.push((prefix.to_string(), rule));
+        // Longest prefix first, so a more specific family wins.
+        self.families.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        self
+    }
+
+    pub fn rule_for(&self, event_type: &str) -> Option<&'static Rule> {
+        self.exact.get(event_type).copied().or_else(|| {
+            self.families.iter().find(|(prefix, _)| event_type.starts_with(prefix.as_str())).map(|(_, rule)| *rule)
+        })
+    }
+}
+
+/// The event's own subject followed by `more`, without repeats; an error when there is none.
+pub(crate) fn subjects(
+    event: &CanonicalEvent,
+    more: impl IntoIterator<Item = Subject>,
+) -> Result<Vec<Subject>, RuleError> {
+    let mut all: Vec<Subject> = event.subject.iter().cloned().collect();
+    for subject in more {
+        if !all.contains(&subject) {
+            all.push(subject);
+        }
+    }
+    if all.is_empty() { Err(RuleError::NoSubject) } else { Ok(all) }
+}
+
+/// A text field worth recording: trimmed and not empty.
+pub(crate) fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::event::{CanonicalEvent, EventId, Subject};
+
+    pub fn event(event_type: &str, subject: Option<&str>, at: &str, payload: serde_json::Value) -> CanonicalEvent {
+        CanonicalEvent {
+            id: EventId::parse(format!("evt_{}", at.replace([':', '-'], ""))).unwrap(),
+            source: event_type.split('.').next().unwrap_or_default().to_string(),
+            event_type: event_type.to_string(),
+            subject: subject.map(|s| match s.split_once(':') {
+                Some(("email", address)) => Subject::email(address),
+                Some((system, id)) => Subject::external(system, id),
+                None => Subject::external("test", s),
+            }),
+            occurred_at: at.parse().unwrap(),
+            received_at: at.parse().unwrap(),
+            payload: serde_json::value::to_raw_value(&payload).unwrap(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_finds_exact_types_then_the_longest_family() {
+        let registry = Registry::standard(&["acme".to_string()]);
+        assert_eq!(registry.rule_for("stripe.invoice.paid").map(|r| r.name), Some("stripe"));
+        assert_eq!(registry.rule_for("lead.upserted").map(|r| r.name), Some("lead"));
+        assert_eq!(registry.rule_for("acme.contact.created").map(|r| r.name), Some("attributes"));
+        assert!(registry.rule_for("lead.deleted").is_none());
+        assert!(registry.rule_for("make.row.added").is_none(), "make is not a configured attribute source");
+    }
+}
