@@ -184,6 +184,17 @@ impl InMemoryCustomers {
         if self.fail.load(Ordering::SeqCst) { Err(PortError::new(operation, "injected failure")) } else { Ok(()) }
     }
 
+    /// Seeds a record (and its identity lookups), as if earlier events had built it.
+    pub fn insert(&self, record: CustomerRecord) {
+        let mut state = lock(&self.state);
+        for identity in &record.identities {
+            if let Some((system, id)) = identity.split_once(':') {
+                state.lookups.insert(Subject::external(system, id), record.id.clone());
+            }
+        }
+        state.records.insert(record.id.clone(), record);
+    }
+
     pub fn records(&self) -> Vec<CustomerRecord> {
         lock(&self.state).records.values().cloned().collect()
     }

@@ -108,10 +108,18 @@ impl DynamoDbCustomers {
         let mut record_item = key(customer_pk(&record.id), RECORD_SK);
         record_item.insert("version".into(), AttributeValue::N(record.version.to_string()));
         record_item.insert("record".into(), s(to_json(record, OP)?));
-        let record_condition = if commit.expected_version == 0 {
-            "attribute_not_exists(pk)".to_string()
+        let record_put = if commit.expected_version == 0 {
+            put(&self.table, record_item, "attribute_not_exists(pk)")?
         } else {
-            format!("version = {}", commit.expected_version)
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(record_item))
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", AttributeValue::N(commit.expected_version.to_string()))
+                .build()
+                .map_err(|e| PortError::new(OP, e))?;
+            TransactWriteItem::builder().put(put).build()
         };
 
         let mut marker_item = key(event_pk(&commit.marker.event_id), APPLIED_SK);
@@ -129,7 +137,7 @@ impl DynamoDbCustomers {
         audit_item.insert("entry".into(), s(to_json(&commit.audit, OP)?));
 
         let mut items = vec![
-            put(&self.table, record_item, &record_condition)?,
+            record_put,
             put(&self.table, marker_item, "attribute_not_exists(pk)")?,
             put(&self.table, audit_item, "attribute_not_exists(pk)")?,
         ];

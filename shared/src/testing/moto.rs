@@ -19,13 +19,18 @@ pub struct Moto {
     log_path: PathBuf,
 }
 
-/// `MOTO_SERVER` when set, else the project's `.venv` (see `scripts/setup.sh`), else `PATH`.
-fn moto_executable() -> PathBuf {
+/// `MOTO_SERVER` when set (an executable taking moto_server's flags), else `scripts/moto-server.py`
+/// (moto with DynamoDB requests serialised, see the script) run by the project's `.venv` Python
+/// (see `scripts/setup.sh`), else by `python3` from `PATH`.
+fn moto_command() -> Command {
     if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return PathBuf::from(path);
+        return Command::new(path);
     }
-    let venv = workspace_root().join(".venv/bin/moto_server");
-    if venv.exists() { venv } else { PathBuf::from("moto_server") }
+    let root = workspace_root();
+    let venv_python = root.join(".venv/bin/python");
+    let mut command = Command::new(if venv_python.exists() { venv_python } else { PathBuf::from("python3") });
+    command.arg(root.join("scripts/moto-server.py"));
+    command
 }
 
 /// A loopback port nothing listens on right now.
@@ -41,19 +46,19 @@ impl Moto {
     }
 
     pub async fn start_on(port: u16) -> Result<Self, HarnessError> {
-        let executable = moto_executable();
         let log_path = std::env::temp_dir().join(format!("tributary-moto-{port}.log"));
         let log =
             std::fs::File::create(&log_path).map_err(|e| HarnessError::new(format!("{}: {e}", log_path.display())))?;
         let log_err = log.try_clone().map_err(|e| HarnessError::new(e.to_string()))?;
-        let child = Command::new(&executable)
+        let mut command = moto_command();
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
             .map_err(|e| {
-                HarnessError::new(format!("starting {} failed ({e}); run `make setup` first", executable.display()))
+                HarnessError::new(format!("starting moto ({command:?}) failed ({e}); run `make setup` first"))
             })?;
         let mut moto = Self { child, port, log_path };
         let address = SocketAddr::from(([127, 0, 0, 1], port));

@@ -102,6 +102,46 @@ impl MotoProcessor {
         Self { aws, config, deps, updates }
     }
 
+    /// A new table with the customer table's keys, as the template declares them.
+    pub async fn table_like_customers(&self, name: &str) -> String {
+        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement};
+        let client = aws::dynamodb_client(&self.aws.sdk);
+        let described = client.describe_table().table_name(&self.config.customer_table).send().await.unwrap();
+        let table = described.table.unwrap();
+        let mut create = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+        for key in table.key_schema() {
+            create = create.key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key.attribute_name())
+                    .key_type(key.key_type().clone())
+                    .build()
+                    .unwrap(),
+            );
+        }
+        for attribute in table.attribute_definitions() {
+            create = create.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attribute.attribute_name())
+                    .attribute_type(attribute.attribute_type().clone())
+                    .build()
+                    .unwrap(),
+            );
+        }
+        create.send().await.unwrap();
+        name.to_string()
+    }
+
+    /// The processor over `table` instead of the template's customer table.
+    pub fn processor_on(&self, table: &str) -> Processor<DynamoDbCustomers, SnsPublisher> {
+        let sdk = &self.aws.sdk;
+        Processor {
+            registry: Registry::standard(&self.config.attribute_sources),
+            store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), table),
+            updates: SnsPublisher::new(aws::sns_client(sdk), &self.config.updates_topic_arn),
+            commit_attempts: self.config.commit_attempts,
+        }
+    }
+
     /// Every item of the customer table, by `(pk, sk)`.
     pub async fn items(&self) -> Vec<(String, String)> {
         let client = aws::dynamodb_client(&self.aws.sdk);

@@ -1,0 +1,239 @@
+//! The integrator's configuration: a few environment variables and the integrations document
+//! (JSON or YAML), read from SSM at cold start with the secrets it names.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use tributary_shared::config::{ConfigError, Env};
+use tributary_shared::customer::record::field_policy;
+use tributary_shared::ports::{PortError, SecretSource};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegratorConfig {
+    pub customer_table: String,
+    pub dead_letter_queue_url: String,
+    /// SSM parameter holding the integrations document; none configured when unset.
+    pub integrations_param: Option<String>,
+    /// Plain `http` and loopback addresses allowed: for tests and the local stack only.
+    pub allow_loopback: bool,
+}
+
+/// Every environment variable [`IntegratorConfig::from_env`] reads (the README's table).
+pub const ENVIRONMENT: [&str; 4] =
+    ["CUSTOMER_TABLE", "DEAD_LETTER_QUEUE_URL", "INTEGRATIONS_PARAM", "INTEGRATIONS_ALLOW_LOOPBACK"];
+
+impl IntegratorConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            customer_table: env.required("CUSTOMER_TABLE")?,
+            dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
+            integrations_param: env.optional("INTEGRATIONS_PARAM"),
+            allow_loopback: env.parsed_or("INTEGRATIONS_ALLOW_LOOPBACK", false)?,
+        })
+    }
+}
+
+/// The integrations document.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationsDocument {
+    /// Hosts pushes may go to (exact names, case-insensitive); every integration's host must be one.
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub integrations: Vec<Integration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    #[default]
+    Post,
+    Put,
+    Patch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    /// Names the integration in idempotency keys and audit entries: 1-40 of a-z 0-9 - _.
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub method: Method,
+    /// Record fields whose change triggers a push: exact paths, or prefixes ending in `*`
+    /// (`identity.*`).
+    pub on_fields: Vec<String>,
+    /// Request body: output key → record field path, or `$customer_id` / `$version`.
+    pub body: BTreeMap<String, String>,
+    #[serde(default)]
+    pub auth: Option<AuthHeader>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_max_attempts() -> u32 {
+    4
+}
+
+/// A header whose value is a secret, e.g. `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthHeader {
+    pub header: String,
+    /// SSM parameter holding the secret.
+    pub secret_param: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// The special body sources besides record fields.
+pub const CUSTOMER_ID_SOURCE: &str = "$customer_id";
+pub const VERSION_SOURCE: &str = "$version";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationsError {
+    #[error("the integrations document is not valid JSON or YAML: {0}")]
+    Syntax(String),
+    #[error("integration {index}: {reason}")]
+    Invalid { index: usize, reason: String },
+    #[error("reading the integrations document or its secrets failed: {0}")]
+    Secrets(#[from] PortError),
+}
+
+impl Integration {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Whether a change of `fields` concerns this integration.
+    pub fn triggered_by(&self, fields: &[String]) -> bool {
+        fields.iter().any(|field| {
+            self.on_fields.iter().any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => field.starts_with(prefix),
+                None => field == pattern,
+            })
+        })
+    }
+
+    fn validate(&self, allowed_hosts: &[String]) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 40
+            && self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(format!("name `{}` must be 1-40 of a-z 0-9 - _", self.name));
+        }
+        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("url: {e}"))?;
+        let host = url.host_str().unwrap_or_default();
+        if !allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)) {
+            return Err(format!("host `{host}` is not in allowed_hosts"));
+        }
+        if self.on_fields.is_empty() {
+            return Err("on_fields must name at least one field".into());
+        }
+        for (key, source) in &self.body {
+            let known = source == CUSTOMER_ID_SOURCE || source == VERSION_SOURCE || field_policy(source).is_some();
+            if !known {
+                return Err(format!("body.{key}: `{source}` is not a record field"));
+            }
+        }
+        if !(100..=30_000).contains(&self.timeout_ms) {
+            return Err("timeout_ms must be 100 to 30000".into());
+        }
+        if !(1..=10).contains(&self.max_attempts) {
+            return Err("max_attempts must be 1 to 10".into());
+        }
+        if let Some(auth) = &self.auth {
+            reqwest::header::HeaderName::from_bytes(auth.header.as_bytes())
+                .map_err(|_| format!("auth.header `{}` is not a header name", auth.header))?;
+        }
+        Ok(())
+    }
+}
+
+impl IntegrationsDocument {
+    /// Parses and checks a document (YAML, of which JSON is a subset).
+    pub fn parse(text: &str) -> Result<Self, IntegrationsError> {
+        let document: Self = serde_yaml_ng::from_str(text).map_err(|e| IntegrationsError::Syntax(e.to_string()))?;
+        for (index, integration) in document.integrations.iter().enumerate() {
+            integration
+                .validate(&document.allowed_hosts)
+                .map_err(|reason| IntegrationsError::Invalid { index, reason })?;
+            if document.integrations[..index].iter().any(|other| other.name == integration.name) {
+                return Err(IntegrationsError::Invalid {
+                    index,
+                    reason: format!("name `{}` is used twice", integration.name),
+                });
+            }
+        }
+        Ok(document)
+    }
+}
+
+/// The integrations and the secret values of their auth headers, loaded once at cold start.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedIntegrations {
+    pub document: IntegrationsDocument,
+    /// Secret value by SSM parameter name.
+    pub secrets: HashMap<String, String>,
+}
+
+impl LoadedIntegrations {
+    pub async fn load(config: &IntegratorConfig, source: &impl SecretSource) -> Result<Self, IntegrationsError> {
+        let Some(param) = &config.integrations_param else { return Ok(Self::default()) };
+        let values = source.get_secrets(std::slice::from_ref(param)).await?;
+        let text = values.get(param).map(String::as_str).unwrap_or_default();
+        Self::from_document(IntegrationsDocument::parse(text)?, source).await
+    }
+
+    pub async fn from_document(
+        document: IntegrationsDocument,
+        source: &impl SecretSource,
+    ) -> Result<Self, IntegrationsError> {
+        let mut names: Vec<String> =
+            document.integrations.iter().filter_map(|i| i.auth.as_ref().map(|a| a.secret_param.clone())).collect();
+        names.sort();
+        names.dedup();
+        let secrets = if names.is_empty() { HashMap::new() } else { source.get_secrets(&names).await? };
+        Ok(Self { document, secrets })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCUMENT: &str = r#"
+allowed_hosts: [crm.example.com]
+integrations:
+  - name: crm
+    url: https://crm.example.com/v1/contacts
+    on_fields: ["identity.*", lead.statut]
+    body: {email: identity.email, id: $customer_id}
+    auth: {header: Authorization, secret_param: /tributary/crm-token, prefix: "Bearer "}
+"#;
+
+    #[test]
+    fn a_document_is_parsed_and_checked() {
+        let document = IntegrationsDocument::parse(DOCUMENT).unwrap();
+        let crm = &document.integrations[0];
+        assert_eq!((crm.method, crm.max_attempts, crm.timeout_ms), (Method::Post, 4, 5_000));
+        assert!(crm.triggered_by(&["identity.email".into()]));
+        assert!(crm.triggered_by(&["lead.statut".into()]));
+        assert!(!crm.triggered_by(&["web.visit_count".into()]));
+
+        let other_host = DOCUMENT.replace("https://crm.example.com", "https://evil.example.net");
+        let error = IntegrationsDocument::parse(&other_host).unwrap_err().to_string();
+        assert!(error.contains("not in allowed_hosts"), "{error}");
+        let unknown_field = DOCUMENT.replace("identity.email,", "identity.age,");
+        assert!(IntegrationsDocument::parse(&unknown_field).unwrap_err().to_string().contains("identity.age"));
+        assert!(matches!(IntegrationsDocument::parse("[1, 2"), Err(IntegrationsError::Syntax(_))));
+        let json = r#"{"allowed_hosts": ["crm.example.com"], "integrations": []}"#;
+        assert!(IntegrationsDocument::parse(json).unwrap().integrations.is_empty());
+    }
+}

@@ -1,0 +1,227 @@
+//! The Lambda handler: `customer.updated` deliveries from the `updates` topic.
+
+use crate::config::{CUSTOMER_ID_SOURCE, Integration, LoadedIntegrations, Method, VERSION_SOURCE};
+use crate::guard::{GuardedResolver, check_url};
+use crate::push::{Backoff, PushRequest, push};
+use aws_lambda_events::event::sns::SnsEvent;
+use jiff::Timestamp;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tributary_shared::customer::CustomerRecord;
+use tributary_shared::customer::store::{AuditEntry, AuditKind, CustomerUpdated, IntegrationResult, PushOutcome};
+use tributary_shared::event::CanonicalEvent;
+use tributary_shared::ports::{CustomerStore, DeadLetterSink, PortError};
+
+pub struct Deps<S, D> {
+    pub integrations: LoadedIntegrations,
+    pub client: reqwest::Client,
+    pub store: S,
+    pub dead_letters: D,
+    pub allow_loopback: bool,
+    pub backoff: Backoff,
+}
+
+/// The HTTP client every push uses: guarded resolver, no redirects, short connect timeout.
+pub fn http_client(allow_loopback: bool) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(2))
+        .user_agent(concat!("tributary-integrator/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub pushed: u32,
+    pub failed: u32,
+    /// Updates that no integration is interested in.
+    pub not_triggered: u32,
+    pub dead_lettered: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("update {update_id}: {source}")]
+    Store { update_id: String, source: PortError },
+    #[error("dead-lettering failed: {0}")]
+    DeadLetter(PortError),
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match &error {
+            HandlerError::Store { .. } => "BackingServiceFailed",
+            HandlerError::DeadLetter(_) => "DeadLetterFailed",
+        };
+        Self { error_type: error_type.into(), error_message: error.to_string() }
+    }
+}
+
+/// Why a message can never be handled.
+fn parse_update(message: &str) -> Result<(CanonicalEvent, CustomerUpdated), String> {
+    let event = CanonicalEvent::from_message(message).map_err(|e| format!("not a canonical event: {e}"))?;
+    if event.event_type != "customer.updated" {
+        return Err(format!("not a customer.updated event but {}", event.event_type));
+    }
+    let update = event.payload_as().map_err(|e| format!("not a customer.updated payload: {e}"))?;
+    Ok((event, update))
+}
+
+/// The request body: each key from its source (a record field, `$customer_id` or `$version`);
+/// a field the record does not have is `null`.
+pub fn request_body(integration: &Integration, record: &CustomerRecord, version: u64) -> Value {
+    let body: Map<String, Value> = integration
+        .body
+        .iter()
+        .map(|(key, source)| {
+            let value = match source.as_str() {
+                CUSTOMER_ID_SOURCE => Value::from(record.id.as_str()),
+                VERSION_SOURCE => Value::from(version),
+                field => record.value(field).cloned().unwrap_or(Value::Null),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    Value::Object(body)
+}
+
+fn failed(integration: &str, key: &str, detail: String) -> IntegrationResult {
+    IntegrationResult {
+        integration: integration.to_string(),
+        outcome: PushOutcome::PermanentFailure,
+        idempotency_key: key.to_string(),
+        attempts: 0,
+        status: None,
+        detail: Some(detail),
+    }
+}
+
+async fn push_one<S, D>(
+    deps: &Deps<S, D>,
+    integration: &Integration,
+    record: &CustomerRecord,
+    update: &CustomerUpdated,
+) -> IntegrationResult {
+    let key = format!("{}:{}:{}", update.customer_id, update.version, integration.name);
+    let url = match reqwest::Url::parse(&integration.url) {
+        Ok(url) => url,
+        Err(e) => return failed(&integration.name, &key, format!("bad url: {e}")),
+    };
+    if let Err(refused) = check_url(&url, &deps.integrations.document.allowed_hosts, deps.allow_loopback) {
+        return failed(&integration.name, &key, format!("refused: {refused}"));
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(auth) = &integration.auth {
+        let secret = deps.integrations.secrets.get(&auth.secret_param).map(String::as_str).unwrap_or_default();
+        match (
+            HeaderName::from_bytes(auth.header.as_bytes()),
+            HeaderValue::from_str(&format!("{}{secret}", auth.prefix)),
+        ) {
+            (Ok(name), Ok(mut value)) => {
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+            _ => return failed(&integration.name, &key, "auth header cannot be built".into()),
+        }
+    }
+    let request = PushRequest {
+        integration: integration.name.clone(),
+        method: match integration.method {
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        },
+        url,
+        headers,
+        body: request_body(integration, record, update.version),
+        idempotency_key: key,
+        timeout: integration.timeout(),
+        max_attempts: integration.max_attempts,
+    };
+    push(&deps.client, &request, &deps.backoff).await
+}
+
+pub async fn handle<S, D>(deps: &Deps<S, D>, event: SnsEvent, now: Timestamp) -> Result<Summary, HandlerError>
+where
+    S: CustomerStore,
+    D: DeadLetterSink,
+{
+    let mut summary = Summary::default();
+    for record in event.records {
+        let message = record.sns.message;
+        let (event, update) = match parse_update(&message) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                tracing::error!(sns_message_id = record.sns.message_id, reason, "dead-lettering message");
+                deps.dead_letters.send(&message, &reason).await.map_err(HandlerError::DeadLetter)?;
+                summary.dead_lettered += 1;
+                continue;
+            }
+        };
+        let span = tracing::info_span!("update", update_id = %event.id, customer = %update.customer_id);
+        let _entered = span.enter();
+        let triggered: Vec<&Integration> = deps
+            .integrations
+            .document
+            .integrations
+            .iter()
+            .filter(|integration| integration.triggered_by(&update.changed_fields))
+            .collect();
+        if triggered.is_empty() {
+            summary.not_triggered += 1;
+            continue;
+        }
+        let store_error = |source| HandlerError::Store { update_id: event.id.to_string(), source };
+        let Some(customer) = deps.store.load(&update.customer_id).await.map_err(store_error)? else {
+            let reason = format!("customer {} does not exist", update.customer_id);
+            tracing::error!(reason, "dead-lettering update");
+            deps.dead_letters.send(&message, &reason).await.map_err(HandlerError::DeadLetter)?;
+            summary.dead_lettered += 1;
+            continue;
+        };
+        // One slow or failing target does not hold the others back.
+        let results = futures::future::join_all(
+            triggered.iter().map(|integration| push_one(deps, integration, &customer, &update)),
+        )
+        .await;
+        for result in results {
+            tracing::info!(
+                integration = result.integration,
+                outcome = ?result.outcome,
+                attempts = result.attempts,
+                status = result.status,
+                detail = result.detail,
+                "push finished"
+            );
+            let audit = AuditEntry {
+                customer_id: update.customer_id.clone(),
+                kind: AuditKind::Integration,
+                version: update.version,
+                event_id: update.event_id.clone(),
+                source: "integrator".into(),
+                event_type: event.event_type.clone(),
+                rule: None,
+                changes: Vec::new(),
+                occurred_at: event.occurred_at,
+                processed_at: now,
+                integration: Some(result.clone()),
+            };
+            deps.store.append_audit(&audit).await.map_err(store_error)?;
+            if result.outcome == PushOutcome::Success {
+                summary.pushed += 1;
+                continue;
+            }
+            summary.failed += 1;
+            // Kept for replay: what was to be pushed and why it was not.
+            let letter = serde_json::json!({"update": update, "result": result}).to_string();
+            let reason =
+                format!("push to {} {:?}: {}", result.integration, result.outcome, result.detail.unwrap_or_default());
+            deps.dead_letters.send(&letter, &reason).await.map_err(HandlerError::DeadLetter)?;
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,31 @@
+use integrator::config::{IntegratorConfig, LoadedIntegrations};
+use integrator::handler::{Deps, handle, http_client};
+use integrator::push::Backoff;
+use jiff::Timestamp;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use tributary_shared::aws::{self, DynamoDbCustomers, SqsDeadLetters, SsmSecrets};
+use tributary_shared::config::ProcessEnv;
+use tributary_shared::telemetry;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config =
+        IntegratorConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let sdk = aws::load_sdk_config().await;
+    let integrations = LoadedIntegrations::load(&config, &SsmSecrets::new(aws::ssm_client(&sdk)))
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "loading the integrations failed"))?;
+    tracing::info!(integrations = integrations.document.integrations.len(), "integrations loaded");
+    let deps = Deps {
+        integrations,
+        client: http_client(config.allow_loopback)?,
+        store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table),
+        dead_letters: SqsDeadLetters::new(aws::sqs_client(&sdk), &config.dead_letter_queue_url),
+        allow_loopback: config.allow_loopback,
+        backoff: Backoff::default(),
+    };
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<_>| async move { handle(deps, event.payload, Timestamp::now()).await }))
+        .await
+}

@@ -1,0 +1,164 @@
+//! One push of a record to an integration's endpoint: timeouts, retries of 5xx, 429 and timeouts
+//! with exponential backoff and full jitter (honouring `Retry-After`), no retry of other 4xx.
+
+use crate::guard::Refused;
+use jiff::Timestamp;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Client, Method, StatusCode, Url};
+use std::time::Duration;
+use tributary_shared::customer::store::{IntegrationResult, PushOutcome};
+
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    pub integration: String,
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+    pub idempotency_key: String,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+}
+
+/// Delays between attempts: attempt n waits a random time in [0, min(cap, base·2ⁿ⁻¹)), or what
+/// the server asked in `Retry-After` (capped at `max_retry_after`) when that is longer.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+    pub max_retry_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { base: Duration::from_millis(200), cap: Duration::from_secs(5), max_retry_after: Duration::from_secs(20) }
+    }
+}
+
+impl Backoff {
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self.base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(self.cap);
+        let jittered = ceiling.mul_f64(fastrand::f64());
+        match retry_after {
+            Some(asked) => asked.min(self.max_retry_after).max(jittered),
+            None => jittered,
+        }
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
+    let wait = at.duration_since(now);
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+enum Attempt {
+    Done(PushOutcome, Option<u16>, Option<String>),
+    Retry(Option<u16>, String, Option<Duration>),
+}
+
+fn refusal(error: &reqwest::Error) -> Option<&Refused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(refused) = current.downcast_ref::<Refused>() {
+            return Some(refused);
+        }
+        source = current.source();
+    }
+    None
+}
+
+async fn attempt(client: &Client, request: &PushRequest) -> Attempt {
+    let result = client
+        .request(request.method.clone(), request.url.clone())
+        .headers(request.headers.clone())
+        .header("Idempotency-Key", &request.idempotency_key)
+        .json(&request.body)
+        .timeout(request.timeout)
+        .send()
+        .await;
+    match result {
+        Ok(response) => {
+            let status = response.status();
+            let code = Some(status.as_u16());
+            if status.is_success() {
+                Attempt::Done(PushOutcome::Success, code, None)
+            } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                Attempt::Retry(code, format!("HTTP {status}"), retry_after(response.headers(), Timestamp::now()))
+            } else {
+                Attempt::Done(PushOutcome::PermanentFailure, code, Some(format!("HTTP {status}")))
+            }
+        }
+        Err(error) => match refusal(&error) {
+            Some(refused) => Attempt::Done(PushOutcome::PermanentFailure, None, Some(format!("refused: {refused}"))),
+            None if error.is_builder() => Attempt::Done(PushOutcome::PermanentFailure, None, Some(error.to_string())),
+            None => {
+                let kind = if error.is_timeout() { "timed out" } else { "connection failed" };
+                Attempt::Retry(None, kind.to_string(), None)
+            }
+        },
+    }
+}
+
+/// Pushes until success, a permanent failure, or `max_attempts` attempts.
+pub async fn push(client: &Client, request: &PushRequest, backoff: &Backoff) -> IntegrationResult {
+    let mut attempts = 0;
+    let (outcome, status, detail) = loop {
+        attempts += 1;
+        match attempt(client, request).await {
+            Attempt::Done(outcome, status, detail) => break (outcome, status, detail),
+            Attempt::Retry(status, detail, _) if attempts >= request.max_attempts => {
+                break (PushOutcome::GaveUp, status, Some(format!("{detail} after {attempts} attempts")));
+            }
+            Attempt::Retry(status, detail, asked) => {
+                let delay = backoff.delay(attempts, asked);
+                tracing::warn!(
+                    integration = request.integration,
+                    attempt = attempts,
+                    ?status,
+                    detail,
+                    ?delay,
+                    "retrying push"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    IntegrationResult {
+        integration: request.integration.clone(),
+        outcome,
+        idempotency_key: request.idempotency_key.clone(),
+        attempts,
+        status,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_backoff_honours_it() {
+        let now: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
+        headers.insert(RETRY_AFTER, "Wed, 01 Jan 2025 00:00:07 GMT".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), None);
+
+        let backoff = Backoff::default();
+        for attempt in 1..8 {
+            assert!(backoff.delay(attempt, None) <= backoff.cap);
+        }
+        assert_eq!(backoff.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(backoff.delay(1, Some(Duration::from_secs(3600))), backoff.max_retry_after);
+    }
+}

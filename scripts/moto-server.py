@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""moto's server for Tributary's tests and local stack, with DynamoDB requests run one at a time.
+
+moto's TransactWriteItems snapshots each table it touches (a deep copy) and restores the snapshot
+when a condition fails, so a write made by a concurrent request in between is lost, and the copy
+itself can fail ("dictionary changed size during iteration", answered as an HTML 500). Real
+DynamoDB isolates transactions from other writes. Serialising the DynamoDB requests, and only
+those, gives moto that isolation; every other service keeps moto's threaded server.
+
+Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
+"""
+
+import argparse
+import signal
+import sys
+import threading
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+
+class SerialisedDynamoDb:
+    """WSGI middleware: one DynamoDB request at a time (its JSON protocol names the target)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self.lock:
+                # The body is produced inside the lock: moto computes it eagerly, but be sure.
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(args.host, args.port, SerialisedDynamoDb(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
