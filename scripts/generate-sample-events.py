@@ -33,13 +33,13 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: str) -> s
     return "v1," + base64.b64encode(mac).decode()
 
 
-def api_request(method: str, path: str, headers: dict, body: str | None, request_id: str) -> dict:
+def api_request(method: str, path: str, headers: dict, body: str | None, request_id: str, query: str = "") -> dict:
     """An API Gateway HTTP API (payload 2.0) request, as the $default stage sends it to Lambda."""
     event = {
         "version": "2.0",
         "routeKey": f"{method} {path}",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
         "headers": {"host": "abc123.execute-api.eu-west-3.amazonaws.com", **headers},
         "requestContext": {
             "accountId": "123456789012",
@@ -61,6 +61,8 @@ def api_request(method: str, path: str, headers: dict, body: str | None, request
         },
         "isBase64Encoded": False,
     }
+    if query:
+        event["queryStringParameters"] = dict(pair.split("=", 1) for pair in query.split("&"))
     if body is not None:
         event["body"] = body
         event["headers"]["content-length"] = str(len(body.encode()))
@@ -240,6 +242,18 @@ def main() -> None:
     write("processor-malformed.json", sns_delivery(
         "tributary-events", "{not a canonical event", {"source": "stripe", "type": "stripe.invoice.paid"},
         "5f0a1c2e-0005-4b7e-9a51-6c1d2e3f4a05"))
+
+    # The read API, with the demo API key (events/local-secrets.json, `_api_key`).
+    api_key = json.loads((EVENTS / "local-secrets.json").read_text())["_api_key"]
+    bearer = {"authorization": f"Bearer {api_key}", "accept": "application/json"}
+    customer = "6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11"
+    write("api-get-customer.json", api_request("GET", f"/api/v1/customers/{customer}", bearer, None, "api-customer"))
+    write("api-get-customer-audit.json", api_request(
+        "GET", f"/api/v1/customers/{customer}/audit", bearer, None, "api-audit", "limit=20"))
+    write("api-find-customer-by-email.json", api_request(
+        "GET", "/api/v1/customers", bearer, None, "api-find", "email=ada.lovelace@example.com"))
+    write("api-get-customer-unauthorized.json", api_request(
+        "GET", f"/api/v1/customers/{customer}", {"accept": "application/json"}, None, "api-unauthorized"))
 
     # What the integrator receives from the updates topic.
     update = canonical("6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11:1", "processor", "customer.updated",

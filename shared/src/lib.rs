@@ -5,10 +5,11 @@
 //! - [`config`]: typed configuration parsed once at start-up.
 //! - [`ports`]: storage and bus interfaces the domain code is written against;
 //!   [`aws`] and [`memory`] implement them.
-//! - [`telemetry`]: JSON logs.
+//! - [`telemetry`]: JSON logs; [`api_key`]: the API keys of `/api/v1`.
 //! - `problem` (feature `http`): problem+json answers.
 //! - `testing` (feature `test-support`): moto and the template-driven provisioner.
 
+pub mod api_key;
 pub mod aws;
 pub mod config;
 pub mod customer;

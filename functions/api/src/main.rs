@@ -1,0 +1,20 @@
+use api::config::{ApiConfig, load_api_keys};
+use api::handler::{Deps, handle};
+use lambda_http::{Error, run, service_fn};
+use std::convert::Infallible;
+use tributary_shared::aws::{self, DynamoDbCustomers, SsmSecrets};
+use tributary_shared::config::ProcessEnv;
+use tributary_shared::telemetry;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = ApiConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let sdk = aws::load_sdk_config().await;
+    let keys = load_api_keys(&config, &SsmSecrets::new(aws::ssm_client(&sdk)))
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "loading API keys failed"))?;
+    let deps = Deps { keys, store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table) };
+    let deps = &deps;
+    run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request).await) })).await
+}

@@ -1,0 +1,145 @@
+//! `/api/v1` over the in-memory store: the samples of `events/`, pagination, and every error.
+
+use api::handler::{Deps, handle};
+use jiff::Timestamp;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use tributary_shared::api_key::ApiKeys;
+use tributary_shared::customer::store::{AuditEntry, AuditKind};
+use tributary_shared::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
+use tributary_shared::event::EventId;
+use tributary_shared::memory::InMemoryCustomers;
+use tributary_shared::ports::CustomerStore;
+use tributary_shared::testing::{demo_secrets, workspace_root};
+
+const CUSTOMER: &str = "6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11";
+
+fn sample_value(name: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn request(value: &Value) -> Request {
+    lambda_http::request::from_str(&value.to_string()).unwrap()
+}
+
+/// The get-customer sample re-targeted at `path?query`.
+fn get(path: &str, query: &str) -> Request {
+    let mut value = sample_value("api-get-customer.json");
+    value["rawPath"] = json!(path);
+    value["requestContext"]["http"]["path"] = json!(path);
+    value["rawQueryString"] = json!(query);
+    if !query.is_empty() {
+        let pairs: serde_json::Map<String, Value> =
+            query.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.to_string(), json!(v))).collect();
+        value["queryStringParameters"] = Value::Object(pairs);
+    }
+    request(&value)
+}
+
+async fn deps() -> Deps<InMemoryCustomers> {
+    let hashes = demo_secrets().unwrap().into_iter().find(|(name, _)| name == "/tributary/api-key-hashes").unwrap().1;
+    let store = InMemoryCustomers::default();
+    let id = CustomerId::parse(CUSTOMER).unwrap();
+    let mut record = CustomerRecord::new(id.clone());
+    record.identities.insert("email:ada.lovelace@example.com".into());
+    for version in 1..=3u64 {
+        let stamp = Stamp {
+            at: Timestamp::from_second(1_700_000_000 + version as i64).unwrap(),
+            event_id: EventId::parse(format!("evt_{version}")).unwrap(),
+        };
+        let diffs = record
+            .apply("test", &[SubSchema::Identity], &stamp, &[Change::new("identity.nom", format!("Ada v{version}"))])
+            .unwrap();
+        record.version = version;
+        store
+            .append_audit(&AuditEntry {
+                customer_id: id.clone(),
+                kind: AuditKind::Event,
+                version,
+                event_id: stamp.event_id.clone(),
+                source: "test".into(),
+                event_type: "test.changed".into(),
+                rule: Some("test".into()),
+                changes: diffs,
+                occurred_at: stamp.at,
+                processed_at: stamp.at,
+                integration: None,
+            })
+            .await
+            .unwrap();
+    }
+    store.insert(record);
+    Deps { keys: ApiKeys::parse(&hashes).unwrap(), store }
+}
+
+fn body(response: &Response<Body>) -> Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+#[tokio::test]
+async fn the_samples_answer_as_documented() {
+    let deps = deps().await;
+    let response = handle(&deps, request(&sample_value("api-get-customer.json"))).await;
+    assert_eq!(response.status(), 200);
+    let customer = body(&response);
+    assert_eq!(customer["version"], 3);
+    assert_eq!(customer["profile"], json!({"identity": {"nom": "Ada v3"}}));
+    assert_eq!(customer["fields"]["identity.nom"]["event_id"], "evt_3");
+
+    let response = handle(&deps, request(&sample_value("api-get-customer-audit.json"))).await;
+    let versions: Vec<_> = body(&response)["items"].as_array().unwrap().iter().map(|e| e["version"].clone()).collect();
+    assert_eq!(versions, [json!(3), json!(2), json!(1)], "newest first");
+    assert!(body(&response).get("next_cursor").is_none());
+
+    let response = handle(&deps, request(&sample_value("api-find-customer-by-email.json"))).await;
+    assert_eq!((response.status().as_u16(), body(&response)["id"].clone()), (200, json!(CUSTOMER)));
+
+    let response = handle(&deps, request(&sample_value("api-get-customer-unauthorized.json"))).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_with_an_opaque_cursor() {
+    let deps = deps().await;
+    let audit = format!("/api/v1/customers/{CUSTOMER}/audit");
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_string();
+    loop {
+        let page = body(&handle(&deps, get(&audit, &query)).await);
+        seen.extend(page["items"].as_array().unwrap().iter().map(|e| e["version"].as_u64().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [3, 2, 1]);
+}
+
+#[tokio::test]
+async fn bad_requests_unknown_customers_and_unknown_routes() {
+    let deps = deps().await;
+    let audit = format!("/api/v1/customers/{CUSTOMER}/audit");
+    for (path, query, status) in [
+        (audit.as_str(), "cursor=bm9wZQ", 400),
+        (audit.as_str(), "limit=0", 400),
+        (audit.as_str(), "limit=x", 400),
+        ("/api/v1/customers/00000000-0000-0000-0000-000000000000", "", 404),
+        ("/api/v1/customers/00000000-0000-0000-0000-000000000000/audit", "", 404),
+        ("/api/v1/customers/NOT..AN..ID", "", 404),
+        ("/api/v1/customers", "", 400),
+        ("/api/v1/customers", "email=nobody@example.com", 404),
+        ("/api/v1/elsewhere", "", 404),
+    ] {
+        let response = handle(&deps, get(path, query)).await;
+        assert_eq!(response.status().as_u16(), status, "{path}?{query}");
+    }
+    let mut wrong_key = sample_value("api-get-customer.json");
+    wrong_key["headers"]["authorization"] = json!("Bearer not-the-key");
+    assert_eq!(handle(&deps, request(&wrong_key)).await.status(), 401);
+    let mut post = sample_value("api-get-customer.json");
+    post["requestContext"]["http"]["method"] = json!("POST");
+    assert_eq!(handle(&deps, request(&post)).await.status(), 405);
+}

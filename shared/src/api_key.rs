@@ -1,0 +1,80 @@
+//! API keys for `/api/v1`: clients send `Authorization: Bearer <key>`; only the keys' SHA-256
+//! hashes are stored (an SSM parameter), so a leaked parameter does not leak a usable key.
+//!
+//! Create a key: `openssl rand -hex 24`; its hash: `printf %s "$KEY" | sha256sum`.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiKeysError {
+    #[error("no API key hash is configured")]
+    Empty,
+    #[error("entry {0} is not a SHA-256 hash (64 hexadecimal digits)")]
+    NotAHash(usize),
+}
+
+#[derive(Clone)]
+pub struct ApiKeys {
+    hashes: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} hashes)", self.hashes.len())
+    }
+}
+
+impl ApiKeys {
+    /// Hex SHA-256 hashes separated by commas, spaces or new lines (several during a rotation).
+    pub fn parse(text: &str) -> Result<Self, ApiKeysError> {
+        let hashes = text
+            .split([',', ' ', '\n', '\r', '\t'])
+            .filter(|entry| !entry.is_empty())
+            .enumerate()
+            .map(|(index, entry)| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(entry, &mut hash).map_err(|_| ApiKeysError::NotAHash(index))?;
+                Ok(hash)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if hashes.is_empty() {
+            return Err(ApiKeysError::Empty);
+        }
+        Ok(Self { hashes })
+    }
+
+    /// Whether an `Authorization` header value carries a known key. Every stored hash is compared
+    /// in constant time, so timing tells nothing about which bytes matched.
+    pub fn authorizes(&self, authorization: Option<&str>) -> bool {
+        let Some(key) = authorization.and_then(bearer_token) else { return false };
+        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.hashes.iter().fold(false, |found, hash| found | bool::from(hash.ct_eq(&presented)))
+    }
+}
+
+/// The token of a `Bearer` authorization (scheme case-insensitive).
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_keys_whose_hash_is_listed_are_authorized() {
+        let hash = hex::encode(Sha256::digest(b"k1"));
+        let keys = ApiKeys::parse(&format!("{hash}, {}", "ab".repeat(32))).unwrap();
+        assert!(keys.authorizes(Some("Bearer k1")));
+        assert!(keys.authorizes(Some("bearer   k1 ")));
+        assert!(!keys.authorizes(Some("Bearer k2")));
+        assert!(!keys.authorizes(Some("Basic k1")));
+        assert!(!keys.authorizes(None));
+        assert_eq!(ApiKeys::parse(" ,").unwrap_err(), ApiKeysError::Empty);
+        assert_eq!(ApiKeys::parse("abc").unwrap_err(), ApiKeysError::NotAHash(0));
+        assert!(!format!("{keys:?}").contains(&hash), "hashes stay out of logs");
+    }
+}
