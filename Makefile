@@ -29,11 +29,12 @@ local-inspect: ## Show what the running local stack holds (archive, dedup marker
 local-check: setup ## Start the local stack, send a delivery over HTTP, check its effects, stop
 	$(CARGO) run -q -p tributary-tests --bin local-stack -- check
 
-bench: ## Criterion benchmark of the webhook's in-process path (release build)
+bench: ## Criterion benchmarks: webhook in-process path, processor apply (release build)
 	$(CARGO) bench -p webhook --bench verify_normalise
+	$(CARGO) bench -p processor --bench apply_event
 
-build-arm64: setup ## Release bootstrap for Lambda arm64 (cargo-lambda + zig, no Docker)
-	cargo-lambda lambda build --release --arm64 -p webhook
+build-arm64: setup ## Release bootstraps for Lambda arm64 (cargo-lambda + zig, no Docker)
+	for function in webhook processor integrator api; do cargo-lambda lambda build --release --arm64 -p $$function || exit 1; done
 
 sam-build: setup ## sam build (rust-cargolambda, beta feature) without Docker
 	sam build --beta-features

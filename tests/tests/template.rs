@@ -1,7 +1,7 @@
 //! `template.yaml` is checked by the same tools a deployment uses, and agrees with the code.
 
 use std::process::Command;
-use tributary_shared::aws::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE};
+use tributary_shared::aws::{CUSTOMER_KEY_ATTRIBUTES, DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE};
 use tributary_shared::testing::{Template, workspace_root};
 
 fn venv_tool(name: &str) -> std::path::PathBuf {
@@ -43,6 +43,38 @@ fn dedup_table_matches_the_adapter() {
     assert_eq!(table["KeySchema"].as_array().unwrap().len(), 1, "the adapter writes a hash key only");
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], DEDUP_TTL_ATTRIBUTE);
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+}
+
+#[test]
+fn customer_table_matches_the_adapter() {
+    let template = Template::workspace().unwrap();
+    let table = &template.resource("CustomerTable").unwrap()["Properties"];
+    let (partition, sort) = CUSTOMER_KEY_ATTRIBUTES;
+    assert_eq!(table["KeySchema"][0], serde_json::json!({"AttributeName": partition, "KeyType": "HASH"}));
+    assert_eq!(table["KeySchema"][1], serde_json::json!({"AttributeName": sort, "KeyType": "RANGE"}));
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"], DEDUP_TTL_ATTRIBUTE,
+        "markers expire by `expires_at`"
+    );
+}
+
+#[test]
+fn event_driven_functions_have_a_retry_budget_and_an_on_failure_queue() {
+    let template = Template::workspace().unwrap();
+    for (logical_id, topic) in [("ProcessorFunction", "EventsTopic"), ("IntegratorFunction", "UpdatesTopic")] {
+        let properties = &template.resource(logical_id).unwrap()["Properties"];
+        let config = &properties["EventInvokeConfig"];
+        assert!(
+            config["MaximumRetryAttempts"].is_object() || config["MaximumRetryAttempts"].is_number(),
+            "{logical_id}"
+        );
+        assert_eq!(config["DestinationConfig"]["OnFailure"]["Type"], "SQS", "{logical_id}");
+        let subscribed =
+            properties["Events"].as_object().unwrap().values().any(|event| {
+                event["Type"] == "SNS" && event["Properties"]["Topic"] == serde_json::json!({"Ref": topic})
+            });
+        assert!(subscribed, "{logical_id} is subscribed to {topic}");
+    }
 }
 
 #[test]
