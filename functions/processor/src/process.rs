@@ -79,8 +79,7 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
         };
         let subjects = (rule.identities)(event)?;
         for attempt in 1..=self.commit_attempts {
-            let resolution = self.resolve(&subjects).await?;
-            let current = self.store.load(&resolution.customer_id).await?;
+            let (resolution, current) = self.resolve(&subjects).await?;
             let commit = build_commit(rule, event, current, resolution, now)?;
             match self.store.commit(&commit).await? {
                 CommitOutcome::Committed => {
@@ -102,26 +101,37 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
         Err(ProcessError::Contention(self.commit_attempts))
     }
 
-    /// The customer of the first subject already known, else a new one; the other subjects not
-    /// yet known are linked to it. A subject known as another customer stays theirs (merging two
-    /// customers is an operator's decision, not a side effect of an event).
-    async fn resolve(&self, subjects: &[Subject]) -> Result<Resolution, PortError> {
-        let mut customer_id = None;
+    /// The customer of the first subject already known (and its record), else a new one; the
+    /// other subjects not yet known are linked to it. Subjects the record already lists are not
+    /// looked up again, so a known customer costs one lookup and one read. A subject known as
+    /// another customer stays theirs (merging two customers is an operator's decision, not a side
+    /// effect of an event).
+    async fn resolve(&self, subjects: &[Subject]) -> Result<(Resolution, Option<CustomerRecord>), PortError> {
+        let mut chosen: Option<(CustomerId, Option<CustomerRecord>)> = None;
         let mut new_links = Vec::new();
         for subject in subjects {
-            match (self.store.find(subject).await?, &customer_id) {
+            if let Some((_, Some(record))) = &chosen
+                && record.identities.contains(subject.as_str())
+            {
+                continue;
+            }
+            match (self.store.find(subject).await?, &chosen) {
                 (None, _) => new_links.push(subject.clone()),
-                (Some(found), None) => customer_id = Some(found),
-                (Some(found), Some(chosen)) if found != *chosen => tracing::warn!(
+                (Some(found), None) => {
+                    let record = self.store.load(&found).await?;
+                    chosen = Some((found, record));
+                }
+                (Some(found), Some((id, _))) if found != *id => tracing::warn!(
                     subject = subject.as_str(),
-                    customer = %chosen,
+                    customer = %id,
                     other_customer = %found,
                     "subject belongs to another customer; not linked"
                 ),
                 (Some(_), Some(_)) => {}
             }
         }
-        Ok(Resolution { customer_id: customer_id.unwrap_or_default(), new_links })
+        let (customer_id, record) = chosen.unwrap_or_default();
+        Ok((Resolution { customer_id, new_links }, record))
     }
 
     async fn duplicate(&self, event_id: &EventId, now: Timestamp) -> Result<Processed, ProcessError> {

@@ -134,3 +134,81 @@ async fn all_720_orders_of_six_events_give_the_same_record() {
     assert_eq!(fields["lead.statut"].value, json!("appel_booke"));
     assert_eq!(fields["lead.date_prise_contact"].value, json!("2025-01-01"));
 }
+
+/// Counts the store calls the processor makes; each is one DynamoDB request in the AWS adapter.
+#[derive(Default)]
+struct CountingStore {
+    inner: tributary_shared::memory::InMemoryCustomers,
+    calls: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl CountingStore {
+    fn count(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut self.calls.lock().unwrap())
+    }
+}
+
+use tributary_shared::customer::store::{AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
+use tributary_shared::customer::{CustomerId, CustomerRecord};
+use tributary_shared::event::{EventId, Subject};
+use tributary_shared::ports::PortError;
+
+impl CustomerStore for CountingStore {
+    async fn find(&self, subject: &Subject) -> Result<Option<CustomerId>, PortError> {
+        self.count("GetItem lookup");
+        self.inner.find(subject).await
+    }
+    async fn load(&self, id: &CustomerId) -> Result<Option<CustomerRecord>, PortError> {
+        self.count("GetItem record");
+        self.inner.load(id).await
+    }
+    async fn commit(&self, commit: &Commit) -> Result<CommitOutcome, PortError> {
+        self.count("TransactWriteItems");
+        self.inner.commit(commit).await
+    }
+    async fn applied(&self, event_id: &EventId) -> Result<Option<AppliedMarker>, PortError> {
+        self.count("GetItem marker");
+        self.inner.applied(event_id).await
+    }
+    async fn mark_notified(&self, event_id: &EventId) -> Result<(), PortError> {
+        self.count("UpdateItem marker");
+        self.inner.mark_notified(event_id).await
+    }
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), PortError> {
+        self.inner.append_audit(entry).await
+    }
+    async fn audit(&self, id: &CustomerId, limit: usize, after: Option<&str>) -> Result<AuditPage, PortError> {
+        self.inner.audit(id, limit, after).await
+    }
+}
+
+#[tokio::test]
+async fn aws_calls_per_event() {
+    let processor = processor::process::Processor {
+        registry: tributary_shared::customer::rules::Registry::standard(&[]),
+        store: CountingStore::default(),
+        updates: tributary_shared::memory::InMemoryPublisher::default(),
+        commit_attempts: 8,
+    };
+    let events = six_events("");
+    // A new customer: every subject is looked up (the lead names two).
+    processor.process(&events[0], now()).await.unwrap();
+    assert_eq!(processor.store.take(), ["GetItem lookup", "GetItem lookup", "TransactWriteItems", "UpdateItem marker"]);
+    // A known customer: one lookup, one read, one transaction, one outbox update (and one publish).
+    processor.process(&events[2], now()).await.unwrap();
+    let stripe_new_link = processor.store.take();
+    // Its Stripe customer id is new (linked in the transaction), its e-mail address known.
+    assert_eq!(
+        stripe_new_link,
+        ["GetItem lookup", "GetItem lookup", "GetItem record", "TransactWriteItems", "UpdateItem marker"]
+    );
+    processor.process(&events[3], now()).await.unwrap();
+    assert_eq!(processor.store.take(), ["GetItem lookup", "GetItem record", "TransactWriteItems", "UpdateItem marker"]);
+    assert_eq!(processor.updates.messages().len(), 3);
+    // A duplicate: the transaction is refused by the marker, which is then read.
+    processor.process(&events[3], now()).await.unwrap();
+    assert_eq!(processor.store.take(), ["GetItem lookup", "GetItem record", "TransactWriteItems", "GetItem marker"]);
+}
