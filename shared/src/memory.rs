@@ -5,7 +5,7 @@
 
 use crate::customer::store::{AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
 use crate::customer::{CustomerId, CustomerRecord};
-use crate::event::{EventId, Subject};
+use crate::event::Subject;
 use crate::ports::{
     ArchivedDelivery, BusMessage, ClaimOutcome, CustomerStore, DeadLetterSink, DedupClaim, DedupStore, EventPublisher,
     PortError, RawArchive, SecretSource,
@@ -170,7 +170,7 @@ pub struct InMemoryCustomers {
 struct CustomerTables {
     records: HashMap<CustomerId, CustomerRecord>,
     lookups: HashMap<Subject, CustomerId>,
-    markers: HashMap<EventId, AppliedMarker>,
+    markers: HashMap<String, AppliedMarker>,
     /// Per customer, by sort key.
     audit: HashMap<CustomerId, BTreeMap<String, AuditEntry>>,
 }
@@ -218,7 +218,7 @@ impl CustomerStore for InMemoryCustomers {
     async fn commit(&self, commit: &Commit) -> Result<CommitOutcome, PortError> {
         self.check("commit customer")?;
         let mut state = lock(&self.state);
-        if state.markers.contains_key(&commit.marker.event_id) {
+        if state.markers.contains_key(&commit.marker.key()) {
             return Ok(CommitOutcome::AlreadyApplied);
         }
         let current_version = state.records.get(&commit.record.id).map_or(0, |record| record.version);
@@ -231,19 +231,19 @@ impl CustomerStore for InMemoryCustomers {
         for subject in &commit.new_links {
             state.lookups.insert(subject.clone(), id.clone());
         }
-        state.markers.insert(commit.marker.event_id.clone(), commit.marker.clone());
+        state.markers.insert(commit.marker.key(), commit.marker.clone());
         state.audit.entry(id).or_default().insert(commit.audit.sort_key(), commit.audit.clone());
         Ok(CommitOutcome::Committed)
     }
 
-    async fn applied(&self, event_id: &EventId) -> Result<Option<AppliedMarker>, PortError> {
+    async fn applied(&self, key: &str) -> Result<Option<AppliedMarker>, PortError> {
         self.check("read applied marker")?;
-        Ok(lock(&self.state).markers.get(event_id).cloned())
+        Ok(lock(&self.state).markers.get(key).cloned())
     }
 
-    async fn mark_notified(&self, event_id: &EventId) -> Result<(), PortError> {
+    async fn mark_notified(&self, key: &str) -> Result<(), PortError> {
         self.check("mark notified")?;
-        if let Some(marker) = lock(&self.state).markers.get_mut(event_id) {
+        if let Some(marker) = lock(&self.state).markers.get_mut(key) {
             marker.pending = None;
         }
         Ok(())

@@ -138,12 +138,13 @@ pub trait CustomerStore: Send + Sync {
         &self,
         commit: &crate::customer::store::Commit,
     ) -> impl Future<Output = Result<crate::customer::store::CommitOutcome, PortError>> + Send;
+    /// The marker of an event, by [`applied_key`](crate::customer::store::applied_key).
     fn applied(
         &self,
-        event_id: &crate::event::EventId,
+        key: &str,
     ) -> impl Future<Output = Result<Option<crate::customer::store::AppliedMarker>, PortError>> + Send;
     /// Clears the marker's pending notification once `customer.updated` is published.
-    fn mark_notified(&self, event_id: &crate::event::EventId) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn mark_notified(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Appends an audit entry outside an event commit (integration outcomes).
     fn append_audit(
         &self,

@@ -78,6 +78,16 @@ fn event_driven_functions_have_a_retry_budget_and_an_on_failure_queue() {
 }
 
 #[test]
+fn function_timeouts_match_what_the_code_assumes() {
+    let template = Template::workspace().unwrap();
+    let timeout = |id: &str| template.resource(id).unwrap()["Properties"]["Timeout"].as_u64().unwrap();
+    // A pending notification older than the timeout was left by a dead attempt.
+    assert_eq!(timeout("ProcessorFunction"), processor::process::NOTIFY_GRACE.as_secs() as u64);
+    // Every push fits in its budget, and the budget in the timeout with room for the audit write.
+    assert!(timeout("IntegratorFunction") >= integrator::config::PUSH_BUDGET.as_secs() + 5);
+}
+
+#[test]
 fn every_function_is_a_cargo_lambda_build_of_a_workspace_binary() {
     let template = Template::workspace().unwrap();
     let globals = &template.document["Globals"]["Function"];

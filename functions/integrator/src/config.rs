@@ -92,6 +92,10 @@ pub struct AuthHeader {
     pub prefix: String,
 }
 
+/// What all attempts of one push may take together, waits included: the function's timeout
+/// (60 s in `template.yaml`, a test checks) less a margin to write the audit entry.
+pub const PUSH_BUDGET: Duration = Duration::from_secs(55);
+
 /// The special body sources besides record fields.
 pub const CUSTOMER_ID_SOURCE: &str = "$customer_id";
 pub const VERSION_SOURCE: &str = "$version";
@@ -147,6 +151,14 @@ impl Integration {
         }
         if !(1..=10).contains(&self.max_attempts) {
             return Err("max_attempts must be 1 to 10".into());
+        }
+        let worst = self.timeout() * self.max_attempts + crate::push::MAX_RETRY_DELAY * (self.max_attempts - 1);
+        if worst > PUSH_BUDGET {
+            return Err(format!(
+                "max_attempts × timeout_ms plus the waits between attempts ({} s) exceeds the {} s a push may take",
+                worst.as_secs(),
+                PUSH_BUDGET.as_secs()
+            ));
         }
         if let Some(auth) = &self.auth {
             reqwest::header::HeaderName::from_bytes(auth.header.as_bytes())
@@ -233,6 +245,8 @@ integrations:
         let unknown_field = DOCUMENT.replace("identity.email,", "identity.age,");
         assert!(IntegrationsDocument::parse(&unknown_field).unwrap_err().to_string().contains("identity.age"));
         assert!(matches!(IntegrationsDocument::parse("[1, 2"), Err(IntegrationsError::Syntax(_))));
+        let too_long = DOCUMENT.replace("body:", "max_attempts: 10\n    timeout_ms: 30000\n    body:");
+        assert!(IntegrationsDocument::parse(&too_long).unwrap_err().to_string().contains("exceeds"));
         let json = r#"{"allowed_hosts": ["crm.example.com"], "integrations": []}"#;
         assert!(IntegrationsDocument::parse(json).unwrap().integrations.is_empty());
     }

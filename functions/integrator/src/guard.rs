@@ -57,8 +57,12 @@ fn v6_refused(ip: Ipv6Addr, allow_loopback: bool) -> bool {
     if ip.is_loopback() {
         return !allow_loopback;
     }
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
     ip.is_unspecified()
+        || segments[..6].iter().all(|s| *s == 0) // IPv4-compatible `::a.b.c.d` (deprecated)
+        || first == 0x2002 // 6to4: embeds an IPv4 address
+        || (first == 0x2001 && segments[1] == 0) // Teredo: embeds one too
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local, incl. fd00:ec2::254
         || (first & 0xffc0) == 0xfe80 // link-local
@@ -131,6 +135,9 @@ mod tests {
             "fe80::1",
             "fd00:ec2::254",
             "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "::ffff:169.254.169.254",
         ] {
             assert!(refused(bad), "{bad}");

@@ -29,6 +29,8 @@ pub fn http_client(allow_loopback: bool) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the host itself, out of the guard's sight.
+        .no_proxy()
         .connect_timeout(Duration::from_secs(2))
         .user_agent(concat!("tributary-integrator/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -72,15 +74,17 @@ fn parse_update(message: &str) -> Result<(CanonicalEvent, CustomerUpdated), Stri
 }
 
 /// The request body: each key from its source (a record field, `$customer_id` or `$version`);
-/// a field the record does not have is `null`.
-pub fn request_body(integration: &Integration, record: &CustomerRecord, version: u64) -> Value {
+/// a field the record does not have is `null`. The record is read when the push is made, so it may
+/// be newer than the update that triggered the push: a push never sends stale values, and
+/// `$version` is the version whose values it sends.
+pub fn request_body(integration: &Integration, record: &CustomerRecord) -> Value {
     let body: Map<String, Value> = integration
         .body
         .iter()
         .map(|(key, source)| {
             let value = match source.as_str() {
                 CUSTOMER_ID_SOURCE => Value::from(record.id.as_str()),
-                VERSION_SOURCE => Value::from(version),
+                VERSION_SOURCE => Value::from(record.version),
                 field => record.value(field).cloned().unwrap_or(Value::Null),
             };
             (key.clone(), value)
@@ -137,7 +141,7 @@ async fn push_one<S, D>(
         },
         url,
         headers,
-        body: request_body(integration, record, update.version),
+        body: request_body(integration, record),
         idempotency_key: key,
         timeout: integration.timeout(),
         max_attempts: integration.max_attempts,

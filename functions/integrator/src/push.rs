@@ -29,9 +29,13 @@ pub struct Backoff {
     pub max_retry_after: Duration,
 }
 
+/// The longest wait between two attempts with the default [`Backoff`] (what a `Retry-After` may
+/// ask for at most): with it, an integration's worst case is checked against the function's timeout.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
 impl Default for Backoff {
     fn default() -> Self {
-        Self { base: Duration::from_millis(200), cap: Duration::from_secs(5), max_retry_after: Duration::from_secs(20) }
+        Self { base: Duration::from_millis(200), cap: Duration::from_secs(5), max_retry_after: MAX_RETRY_DELAY }
     }
 }
 
@@ -115,6 +119,12 @@ pub async fn push(client: &Client, request: &PushRequest, backoff: &Backoff) -> 
             Attempt::Retry(status, detail, _) if attempts >= request.max_attempts => {
                 break (PushOutcome::GaveUp, status, Some(format!("{detail} after {attempts} attempts")));
             }
+            // Retrying sooner than the server asked would not honour it; waiting longer would
+            // outlive the invocation. The push is dead-lettered for a later replay instead.
+            Attempt::Retry(status, detail, Some(asked)) if asked > backoff.max_retry_after => {
+                let detail = format!("{detail}, asked to retry after {} s", asked.as_secs());
+                break (PushOutcome::GaveUp, status, Some(detail));
+            }
             Attempt::Retry(status, detail, asked) => {
                 let delay = backoff.delay(attempts, asked);
                 tracing::warn!(
@@ -159,6 +169,5 @@ mod tests {
             assert!(backoff.delay(attempt, None) <= backoff.cap);
         }
         assert_eq!(backoff.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
-        assert_eq!(backoff.delay(1, Some(Duration::from_secs(3600))), backoff.max_retry_after);
     }
 }

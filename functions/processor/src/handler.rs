@@ -18,6 +18,7 @@ pub struct Summary {
     pub applied: u32,
     pub duplicates: u32,
     pub without_rule: u32,
+    pub without_subject: u32,
     pub dead_lettered: u32,
 }
 
@@ -64,6 +65,10 @@ where
             Ok(Processed::NoRule) => {
                 tracing::info!("no rule for this event type; acknowledged");
                 summary.without_rule += 1;
+            }
+            Ok(Processed::NoSubject) => {
+                tracing::info!("the event names no customer; acknowledged");
+                summary.without_subject += 1;
             }
             Err(ProcessError::Rejected(reason)) => {
                 tracing::error!(reason, "dead-lettering event");

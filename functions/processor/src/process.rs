@@ -5,7 +5,9 @@
 use jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
 use tributary_shared::customer::rules::{Registry, Rule, RuleError};
-use tributary_shared::customer::store::{AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated};
+use tributary_shared::customer::store::{
+    AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated, applied_key,
+};
 use tributary_shared::customer::{ApplyError, CustomerId, CustomerRecord, Stamp};
 use tributary_shared::event::{CanonicalEvent, EventId, Subject};
 use tributary_shared::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
@@ -14,8 +16,9 @@ use tributary_shared::ports::{BusMessage, CustomerStore, EventPublisher, PortErr
 pub const CUSTOMER_UPDATED: &str = "customer.updated";
 
 /// A pending notification older than this was left by an attempt that died between commit and
-/// publish (longer than the processor's timeout), so a redelivery publishes it.
-pub const NOTIFY_GRACE: SignedDuration = SignedDuration::from_secs(60);
+/// publish: no attempt runs longer than the processor's timeout (`template.yaml` sets it to this;
+/// a test checks), and Lambda's retries come at least a minute later, so they publish it.
+pub const NOTIFY_GRACE: SignedDuration = SignedDuration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processed {
@@ -31,6 +34,8 @@ pub enum Processed {
     },
     /// No rule for this event type: acknowledged and counted.
     NoRule,
+    /// The event names no customer (an anonymous visit): acknowledged and counted.
+    NoSubject,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +82,10 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
         let Some(rule) = self.registry.rule_for(&event.event_type) else {
             return Ok(Processed::NoRule);
         };
-        let subjects = (rule.identities)(event)?;
+        let subjects = match (rule.identities)(event) {
+            Err(RuleError::NoSubject) => return Ok(Processed::NoSubject),
+            result => result?,
+        };
         for attempt in 1..=self.commit_attempts {
             let (resolution, current) = self.resolve(&subjects).await?;
             let commit = build_commit(rule, event, current, resolution, now)?;
@@ -85,7 +93,7 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
                 CommitOutcome::Committed => {
                     if let Some(update) = &commit.marker.pending {
                         self.announce(update, now).await?;
-                        self.store.mark_notified(&event.id).await?;
+                        self.store.mark_notified(&commit.marker.key()).await?;
                     }
                     return Ok(Processed::Applied {
                         customer_id: commit.record.id,
@@ -94,7 +102,9 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
                         attempts: attempt,
                     });
                 }
-                CommitOutcome::AlreadyApplied => return self.duplicate(&event.id, now).await,
+                CommitOutcome::AlreadyApplied => {
+                    return self.duplicate(&applied_key(&event.source, &event.id), now).await;
+                }
                 CommitOutcome::Conflict => tokio::time::sleep(backoff(attempt)).await,
             }
         }
@@ -134,15 +144,15 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
         Ok((Resolution { customer_id, new_links }, record))
     }
 
-    async fn duplicate(&self, event_id: &EventId, now: Timestamp) -> Result<Processed, ProcessError> {
-        let Some(marker) = self.store.applied(event_id).await? else {
+    async fn duplicate(&self, key: &str, now: Timestamp) -> Result<Processed, ProcessError> {
+        let Some(marker) = self.store.applied(key).await? else {
             return Ok(Processed::Duplicate { republished: false });
         };
         let abandoned = marker.committed_at.saturating_add(NOTIFY_GRACE).is_ok_and(|deadline| now > deadline);
         match &marker.pending {
             Some(update) if abandoned => {
                 self.announce(update, now).await?;
-                self.store.mark_notified(event_id).await?;
+                self.store.mark_notified(key).await?;
                 Ok(Processed::Duplicate { republished: true })
             }
             _ => Ok(Processed::Duplicate { republished: false }),
@@ -201,6 +211,7 @@ pub fn build_commit(
             integration: None,
         },
         marker: AppliedMarker {
+            source: event.source.clone(),
             event_id: event.id.clone(),
             customer_id: record.id.clone(),
             version: record.version,

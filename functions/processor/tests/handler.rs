@@ -64,11 +64,20 @@ async fn malformed_messages_and_unreadable_payloads_are_dead_lettered_without_a_
 }
 
 #[tokio::test]
-async fn an_event_type_without_rule_is_acknowledged_and_counted() {
+async fn events_without_rule_or_without_customer_are_acknowledged_and_counted() {
     let deps = memory_deps();
     let unknown = event("evt_x", "shop.order.created", None, "2025-01-01T00:00:00Z", json!({}));
     let summary = handle(&deps, delivery_of(&unknown), now()).await.unwrap();
     assert_eq!(summary, Summary { without_rule: 1, ..Summary::default() });
+    let anonymous_visit = event(
+        "visit-anon",
+        "matomo.visit",
+        None,
+        "2025-01-01T00:00:00Z",
+        json!({"visit_id": "7", "site_id": 1, "time": "2025-01-01T00:00:00Z", "actions": 2}),
+    );
+    let summary = handle(&deps, delivery_of(&anonymous_visit), now()).await.unwrap();
+    assert_eq!(summary, Summary { without_subject: 1, ..Summary::default() });
     assert!(deps.dead_letters.letters().is_empty());
 }
 
@@ -102,8 +111,9 @@ async fn a_notification_lost_between_commit_and_publish_is_sent_by_the_redeliver
     assert_eq!(deps.processor.updates.messages().len(), 1);
     let id = deps.processor.store.records()[0].id.clone();
     assert_eq!(deps.processor.store.audit_entries(&id).len(), 1);
-    let event_id = message_of("processor-stripe-invoice-paid.json").id;
-    assert_eq!(deps.processor.store.applied(&event_id).await.unwrap().unwrap().pending, None);
+    let event = message_of("processor-stripe-invoice-paid.json");
+    let key = tributary_shared::customer::store::applied_key(&event.source, &event.id);
+    assert_eq!(deps.processor.store.applied(&key).await.unwrap().unwrap().pending, None);
 }
 
 #[tokio::test]
@@ -153,7 +163,7 @@ impl CountingStore {
 
 use tributary_shared::customer::store::{AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
 use tributary_shared::customer::{CustomerId, CustomerRecord};
-use tributary_shared::event::{EventId, Subject};
+use tributary_shared::event::Subject;
 use tributary_shared::ports::PortError;
 
 impl CustomerStore for CountingStore {
@@ -169,13 +179,13 @@ impl CustomerStore for CountingStore {
         self.count("TransactWriteItems");
         self.inner.commit(commit).await
     }
-    async fn applied(&self, event_id: &EventId) -> Result<Option<AppliedMarker>, PortError> {
+    async fn applied(&self, key: &str) -> Result<Option<AppliedMarker>, PortError> {
         self.count("GetItem marker");
-        self.inner.applied(event_id).await
+        self.inner.applied(key).await
     }
-    async fn mark_notified(&self, event_id: &EventId) -> Result<(), PortError> {
+    async fn mark_notified(&self, key: &str) -> Result<(), PortError> {
         self.count("UpdateItem marker");
-        self.inner.mark_notified(event_id).await
+        self.inner.mark_notified(key).await
     }
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), PortError> {
         self.inner.append_audit(entry).await

@@ -5,12 +5,12 @@
 //! | record | `CUSTOMER#<id>` | `RECORD` | `version` (N), `record` (JSON) |
 //! | audit entry | `CUSTOMER#<id>` | `AUDIT#<version, 20 digits>[#<integration>#<ms>]` | `kind`, `entry` (JSON) |
 //! | identity lookup | `LOOKUP#<subject>` | `LOOKUP` | `customer_id` |
-//! | applied-event marker | `EVENT#<event id>` | `APPLIED` | `marker` (JSON), `pending` (JSON, until published), `expires_at` (TTL) |
+//! | applied-event marker | `EVENT#<source>#<event id>` | `APPLIED` | `marker` (JSON), `pending` (JSON, until published), `expires_at` (TTL) |
 
 use super::describe;
 use crate::customer::store::{AUDIT_PREFIX, AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
 use crate::customer::{CustomerId, CustomerRecord};
-use crate::event::{EventId, Subject};
+use crate::event::Subject;
 use crate::ports::{CustomerStore, PortError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -50,8 +50,8 @@ fn lookup_pk(subject: &Subject) -> String {
     format!("LOOKUP#{}", subject.as_str())
 }
 
-fn event_pk(id: &EventId) -> String {
-    format!("EVENT#{id}")
+fn event_pk(applied_key: &str) -> String {
+    format!("EVENT#{applied_key}")
 }
 
 fn json_attribute<T: serde::de::DeserializeOwned>(
@@ -102,7 +102,9 @@ impl DynamoDbCustomers {
         Ok(output.item)
     }
 
-    fn transaction(&self, commit: &Commit) -> Result<Vec<TransactWriteItem>, PortError> {
+    /// The items of the commit transaction, in the order the cancellation reasons refer to
+    /// (record, marker, audit entry, links). Public for the processor's benchmark.
+    pub fn transaction_items(&self, commit: &Commit) -> Result<Vec<TransactWriteItem>, PortError> {
         const OP: &str = "build transaction";
         let record = &commit.record;
         let mut record_item = key(customer_pk(&record.id), RECORD_SK);
@@ -122,7 +124,7 @@ impl DynamoDbCustomers {
             TransactWriteItem::builder().put(put).build()
         };
 
-        let mut marker_item = key(event_pk(&commit.marker.event_id), APPLIED_SK);
+        let mut marker_item = key(event_pk(&commit.marker.key()), APPLIED_SK);
         // The pending notification is its own attribute so that clearing it is one UpdateItem.
         let settled = AppliedMarker { pending: None, ..commit.marker.clone() };
         marker_item.insert("marker".into(), s(to_json(&settled, OP)?));
@@ -167,7 +169,7 @@ impl CustomerStore for DynamoDbCustomers {
     }
 
     async fn commit(&self, commit: &Commit) -> Result<CommitOutcome, PortError> {
-        let items = self.transaction(commit)?;
+        let items = self.transaction_items(commit)?;
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let error = match result {
             Ok(_) => return Ok(CommitOutcome::Committed),
@@ -176,22 +178,32 @@ impl CustomerStore for DynamoDbCustomers {
         match error.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                 let reasons = cancelled.cancellation_reasons();
-                let code = |index: usize| reasons.get(index).and_then(|r| r.code()).unwrap_or_default();
+                let code = |index: usize| reasons.get(index).and_then(|r| r.code()).unwrap_or("None");
                 if code(MARKER_INDEX) == "ConditionalCheckFailed" {
                     return Ok(CommitOutcome::AlreadyApplied);
                 }
-                if reasons.is_empty() && self.applied(&commit.marker.event_id).await?.is_some() {
+                if reasons.is_empty() {
                     // No reasons returned: the marker tells whether it was a duplicate.
-                    return Ok(CommitOutcome::AlreadyApplied);
+                    let applied = self.applied(&commit.marker.key()).await?.is_some();
+                    return Ok(if applied { CommitOutcome::AlreadyApplied } else { CommitOutcome::Conflict });
                 }
-                Ok(CommitOutcome::Conflict)
+                // Someone else wrote the record or a link first: a conflict. Anything else (an
+                // item too large, throttling, a validation error) is a failure, not contention.
+                let other = reasons
+                    .iter()
+                    .filter_map(|r| r.code())
+                    .find(|code| !matches!(*code, "None" | "ConditionalCheckFailed" | "TransactionConflict"));
+                match other {
+                    None => Ok(CommitOutcome::Conflict),
+                    Some(code) => Err(PortError::new("commit customer", format!("transaction cancelled: {code}"))),
+                }
             }
             _ => Err(PortError::new("commit customer", describe(&error))),
         }
     }
 
-    async fn applied(&self, event_id: &EventId) -> Result<Option<AppliedMarker>, PortError> {
-        match self.get(key(event_pk(event_id), APPLIED_SK), "read applied marker").await? {
+    async fn applied(&self, applied_key: &str) -> Result<Option<AppliedMarker>, PortError> {
+        match self.get(key(event_pk(applied_key), APPLIED_SK), "read applied marker").await? {
             None => Ok(None),
             Some(item) => {
                 let mut marker: AppliedMarker = json_attribute(&item, "marker", "read applied marker")?;
@@ -203,11 +215,11 @@ impl CustomerStore for DynamoDbCustomers {
         }
     }
 
-    async fn mark_notified(&self, event_id: &EventId) -> Result<(), PortError> {
+    async fn mark_notified(&self, applied_key: &str) -> Result<(), PortError> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(event_pk(event_id), APPLIED_SK)))
+            .set_key(Some(key(event_pk(applied_key), APPLIED_SK)))
             .update_expression("REMOVE pending")
             .condition_expression("attribute_exists(pk)")
             .send()
@@ -246,7 +258,8 @@ impl CustomerStore for DynamoDbCustomers {
         }
         let output = query.send().await.map_err(|e| PortError::new("read audit", describe(&e)))?;
         let items = output.items.unwrap_or_default();
-        let more = items.len() > limit;
+        // DynamoDB also stops at 1 MB of items: then more may follow even with fewer than asked.
+        let more = items.len() > limit || output.last_evaluated_key.is_some();
         let mut entries = Vec::with_capacity(limit.min(items.len()));
         let mut last_key = None;
         for item in items.iter().take(limit) {

@@ -145,6 +145,8 @@ pub const SCHEMA: &[(&str, SubSchema, Merge)] = &[
     ("billing.stripe_customer", SubSchema::Billing, Merge::Latest),
     ("billing.last_payment", SubSchema::Billing, Merge::Latest),
     ("billing.totals.", SubSchema::Billing, Merge::Sum),
+    // One entry per payment (`{amount, currency}`), so that each counts once in the totals.
+    ("billing.payments.", SubSchema::Billing, Merge::Latest),
     ("web.visit_count", SubSchema::Web, Merge::Sum),
     ("web.first_visit", SubSchema::Web, Merge::Earliest),
     ("web.last_visit", SubSchema::Web, Merge::Latest),

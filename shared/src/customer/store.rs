@@ -115,12 +115,25 @@ pub struct CustomerUpdated {
 /// dies between commit and publish does not lose the notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedMarker {
+    /// Event ids are unique per source only (the webhook's dedup keys say the same).
+    pub source: String,
     pub event_id: EventId,
     pub customer_id: CustomerId,
     pub version: u64,
     pub committed_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<CustomerUpdated>,
+}
+
+impl AppliedMarker {
+    pub fn key(&self) -> String {
+        applied_key(&self.source, &self.event_id)
+    }
+}
+
+/// The marker key of an event: `<source>#<event id>`.
+pub fn applied_key(source: &str, event_id: &EventId) -> String {
+    format!("{source}#{event_id}")
 }
 
 /// Everything one event writes, in one transaction.

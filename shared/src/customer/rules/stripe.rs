@@ -47,6 +47,7 @@ struct StripeObject {
     amount_received: Option<i64>,
     amount_captured: Option<i64>,
     amount_total: Option<i64>,
+    payment_intent: Option<serde_json::Value>,
 }
 
 impl StripeObject {
@@ -87,8 +88,9 @@ impl StripeObject {
     }
 }
 
-/// The amount a successful payment event moved, by event type (one type per payment, so that a
-/// payment reported as invoice, charge and payment intent is not counted three times).
+/// The amount a successful payment event reports, by event type. One payment is reported by
+/// several events (an invoice paid by card: `invoice.paid`, `charge.succeeded`,
+/// `payment_intent.succeeded`); [`payment_key`] recognises them as one.
 fn paid_amount(event_type: &str, object: &StripeObject) -> Option<i64> {
     match event_type {
         "stripe.invoice.paid" => object.amount_paid,
@@ -97,6 +99,18 @@ fn paid_amount(event_type: &str, object: &StripeObject) -> Option<i64> {
         "stripe.payment_intent.succeeded" => object.amount_received,
         _ => None,
     }
+}
+
+/// What identifies a payment across the events that report it: its PaymentIntent, else the
+/// object's id, else the event's; made safe as a field path segment.
+fn payment_key(object: &StripeObject, event: &CanonicalEvent) -> String {
+    let intent = match &object.payment_intent {
+        Some(serde_json::Value::String(id)) => non_blank(Some(id)),
+        Some(serde_json::Value::Object(intent)) => non_blank(intent.get("id").and_then(|v| v.as_str())),
+        _ => None,
+    };
+    let key = intent.or(non_blank(object.id.as_deref())).unwrap_or(event.id.as_str());
+    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 
 fn object_of(event: &CanonicalEvent) -> Result<StripeObject, RuleError> {
@@ -113,7 +127,7 @@ fn identities(event: &CanonicalEvent) -> Result<Vec<Subject>, RuleError> {
     subjects(event, customer.into_iter().chain(email))
 }
 
-fn changes(_record: &CustomerRecord, event: &CanonicalEvent) -> Result<Vec<Change>, RuleError> {
+fn changes(record: &CustomerRecord, event: &CanonicalEvent) -> Result<Vec<Change>, RuleError> {
     let object = object_of(event)?;
     let mut changes = Vec::new();
     if let Some(id) = object.customer_id() {
@@ -134,7 +148,13 @@ fn changes(_record: &CustomerRecord, event: &CanonicalEvent) -> Result<Vec<Chang
             "billing.last_payment",
             json!({"amount": amount, "currency": currency, "at": event.occurred_at.to_string(), "event_type": event.event_type}),
         ));
-        changes.push(Change::new(format!("billing.totals.{currency}"), amount));
+        // The first event of a payment adds it to the totals; the others only confirm it. Each
+        // event is applied once and a customer's events one at a time, so exactly one adds it.
+        let seen = format!("billing.payments.{}", payment_key(&object, event));
+        if record.value(&seen).is_none() {
+            changes.push(Change::new(format!("billing.totals.{currency}"), amount));
+        }
+        changes.push(Change::new(seen, json!({"amount": amount, "currency": currency})));
     }
     Ok(changes)
 }
@@ -160,9 +180,54 @@ mod tests {
         let fields: Vec<_> = changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["billing.stripe_customer", "identity.email", "identity.nom", "billing.last_payment", "billing.totals.eur"]
+            [
+                "billing.stripe_customer",
+                "identity.email",
+                "identity.nom",
+                "billing.last_payment",
+                "billing.totals.eur",
+                "billing.payments.evt_20250101T000000Z"
+            ]
         );
         assert_eq!(changes[4].value, json!(2000));
+    }
+
+    #[test]
+    fn a_payment_reported_by_three_events_is_counted_once() {
+        use crate::customer::record::Stamp;
+        let object = |extra: serde_json::Value| {
+            let mut object = json!({"customer": "cus_1", "currency": "eur", "payment_intent": "pi_1"});
+            object.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            json!({"data": {"object": object}})
+        };
+        let events = [
+            event(
+                "stripe.invoice.paid",
+                Some("stripe:cus_1"),
+                "2025-01-01T00:00:01Z",
+                object(json!({"id": "in_1", "amount_paid": 900})),
+            ),
+            event(
+                "stripe.charge.succeeded",
+                Some("stripe:cus_1"),
+                "2025-01-01T00:00:02Z",
+                object(json!({"id": "ch_1", "amount_captured": 900})),
+            ),
+            event(
+                "stripe.payment_intent.succeeded",
+                Some("stripe:cus_1"),
+                "2025-01-01T00:00:03Z",
+                json!({"data": {"object": {"id": "pi_1", "customer": "cus_1", "currency": "eur", "amount_received": 900}}}),
+            ),
+        ];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let mut record = CustomerRecord::new(Default::default());
+            for index in order {
+                let proposed = changes(&record, &events[index]).unwrap();
+                record.apply(RULE.name, RULE.owns, &Stamp::of(&events[index]), &proposed).unwrap();
+            }
+            assert_eq!(record.value("billing.totals.eur"), Some(&json!(900)), "{order:?}");
+        }
     }
 
     #[test]
