@@ -252,6 +252,20 @@ def main() -> None:
         "GET", f"/api/v1/customers/{customer}/audit", bearer, None, "api-audit", "limit=20"))
     write("api-find-customer-by-email.json", api_request(
         "GET", "/api/v1/customers", bearer, None, "api-find", "email=ada.lovelace@example.com"))
+    leads = [
+        {"id": "lead-0001", "nom": "Ada Lovelace", "email": "ada.lovelace@example.com", "telephone": "06 12 34 56 78",
+         "date_prise_contact": "2026-11-02", "date_reponse_prospect": "2026-11-04", "date_appel_propose": "2026-11-05",
+         "statut": "appel_propose"},
+        {"id": "lead-0002", "nom": "Grace Hopper", "email": "grace@example.com", "date_prise_contact": "2026-11-10",
+         "statut": "contacte"},
+    ]
+    write("api-ingest-leads.json", api_request(
+        "POST", "/api/v1/ingestion/leads", {**bearer, "content-type": "application/json"}, json.dumps(leads, ensure_ascii=False),
+        "api-ingest"))
+    bad_leads = [leads[0], {"id": "", "nom": "Nobody", "email": "not-an-address", "date_relance": "31/12/2026", "statut": "hot"}]
+    write("api-ingest-leads-invalid.json", api_request(
+        "POST", "/api/v1/ingestion/leads", {**bearer, "content-type": "application/json"}, json.dumps(bad_leads, ensure_ascii=False),
+        "api-ingest-invalid"))
     write("api-get-customer-unauthorized.json", api_request(
         "GET", f"/api/v1/customers/{customer}", {"accept": "application/json"}, None, "api-unauthorized"))
 

@@ -39,3 +39,257 @@ impl Lead {
         ]
     }
 }
+
+/// The `statut` values a lead may have, in funnel order (the README documents them).
+pub const STATUTS: [&str; 8] =
+    ["nouveau", "contacte", "reponse_recue", "appel_propose", "appel_booke", "relance", "gagne", "perdu"];
+
+/// Longest lead id accepted.
+pub const MAX_LEAD_ID_LEN: usize = 200;
+
+/// One reason a lead is refused, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeadProblem {
+    pub field: String,
+    pub reason: String,
+}
+
+impl LeadProblem {
+    fn new(field: &str, reason: impl Into<String>) -> Self {
+        Self { field: field.to_string(), reason: reason.into() }
+    }
+}
+
+/// A plausible address: one `@`, a non-empty local part, a dotted domain of letters, digits and
+/// hyphens, no spaces; at most 254 characters. Deliverability is not this function's business.
+pub fn valid_email(address: &str) -> bool {
+    let Some((local, domain)) = address.split_once('@') else { return false };
+    let domain_ok = domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    address.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !local.chars().any(|c| c.is_whitespace() || c == '@' || c.is_control())
+        && domain_ok
+}
+
+/// A phone number in E.164 form (`+` and 8 to 15 digits). Spaces, dots, hyphens and parentheses
+/// are dropped; `00` becomes `+`; a 10-digit national number starting with 0 is read as French
+/// (`+33`), the product's home market. Anything else is refused rather than guessed.
+pub fn normalise_phone(text: &str) -> Option<String> {
+    let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')' | '\u{a0}')).collect();
+    let international = if let Some(rest) = compact.strip_prefix('+') {
+        rest.to_string()
+    } else if let Some(rest) = compact.strip_prefix("00") {
+        rest.to_string()
+    } else if compact.len() == 10 && compact.starts_with('0') {
+        format!("33{}", &compact[1..])
+    } else {
+        return None;
+    };
+    let digits_ok = (8..=15).contains(&international.len())
+        && international.chars().all(|c| c.is_ascii_digit())
+        && !international.starts_with('0');
+    digits_ok.then(|| format!("+{international}"))
+}
+
+/// An ISO 8601 calendar date (`2025-01-31`) or an RFC 3339 date-time (`2025-01-31T09:30:00Z`).
+pub fn valid_lead_date(text: &str) -> bool {
+    text.parse::<jiff::civil::Date>().is_ok() || text.parse::<jiff::Timestamp>().is_ok()
+}
+
+impl Lead {
+    /// The lead checked and normalised (trimmed text, lower-cased e-mail, E.164 phone), or every
+    /// problem found. Used by the ingestion API and the Notion pull alike.
+    pub fn validated(self) -> Result<Lead, Vec<LeadProblem>> {
+        let mut problems = Vec::new();
+        let trim = |value: Option<String>| value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let id = self.id.trim().to_string();
+        if id.is_empty() {
+            problems.push(LeadProblem::new("id", "must not be empty"));
+        } else if id.len() > MAX_LEAD_ID_LEN {
+            problems.push(LeadProblem::new("id", format!("must be at most {MAX_LEAD_ID_LEN} characters")));
+        }
+        let nom = self.nom.trim().to_string();
+        if nom.is_empty() {
+            problems.push(LeadProblem::new("nom", "must not be empty"));
+        }
+        let email = trim(self.email).map(|e| crate::event::normalise_email(&e));
+        if let Some(address) = &email
+            && !valid_email(address)
+        {
+            problems.push(LeadProblem::new("email", "is not an e-mail address"));
+        }
+        let telephone = match trim(self.telephone) {
+            None => None,
+            Some(raw) => match normalise_phone(&raw) {
+                Some(phone) => Some(phone),
+                None => {
+                    problems.push(LeadProblem::new(
+                        "telephone",
+                        "is not a phone number (international +… or a French 0X XX XX XX XX)",
+                    ));
+                    None
+                }
+            },
+        };
+        let statut = trim(self.statut);
+        if let Some(statut) = &statut
+            && !STATUTS.contains(&statut.as_str())
+        {
+            problems.push(LeadProblem::new("statut", format!("must be one of {}", STATUTS.join(", "))));
+        }
+        let lead = Lead {
+            id,
+            nom,
+            email,
+            telephone,
+            date_prise_contact: trim(self.date_prise_contact),
+            date_appel_booke: trim(self.date_appel_booke),
+            date_appel_propose: trim(self.date_appel_propose),
+            date_relance: trim(self.date_relance),
+            date_reponse_prospect: trim(self.date_reponse_prospect),
+            statut,
+        };
+        for (field, value) in lead.dates() {
+            if let Some(value) = value
+                && !valid_lead_date(value)
+            {
+                problems.push(LeadProblem::new(field, "is not an ISO 8601 date (YYYY-MM-DD) or date-time"));
+            }
+        }
+        if problems.is_empty() { Ok(lead) } else { Err(problems) }
+    }
+
+    /// A stable id for this version of the lead: the same content gives the same id (a re-sent
+    /// lead is a duplicate downstream), any change gives another.
+    pub fn version_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serialising a plain struct of strings cannot fail; an empty digest input would still
+        // give a stable id.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(&canonical);
+        format!("lead-{}", hex::encode(&digest[..16]))
+    }
+}
+
+/// One refused item of a batch: its index and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ItemProblem {
+    pub index: usize,
+    pub field: String,
+    pub reason: String,
+}
+
+/// Validates every item of a batch (JSON values, so that a wrong type is reported per item and
+/// field); all valid → the leads, else every problem of every item.
+pub fn validate_batch(items: &[serde_json::Value]) -> Result<Vec<Lead>, Vec<ItemProblem>> {
+    let mut leads = Vec::with_capacity(items.len());
+    let mut problems = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let parsed = match item {
+            serde_json::Value::Object(object) => {
+                if let Some(unknown) = object.keys().find(|k| !LEAD_FIELDS.contains(&k.as_str())) {
+                    problems.push(ItemProblem { index, field: unknown.clone(), reason: "is not a lead field".into() });
+                    continue;
+                }
+                if let Some((field, _)) = object.iter().find(|(_, v)| !(v.is_string() || v.is_null())) {
+                    problems.push(ItemProblem { index, field: field.clone(), reason: "must be a string".into() });
+                    continue;
+                }
+                serde_json::from_value::<Lead>(item.clone())
+            }
+            _ => {
+                problems.push(ItemProblem { index, field: String::new(), reason: "must be an object".into() });
+                continue;
+            }
+        };
+        match parsed.map_err(|e| vec![LeadProblem::new("", e.to_string())]).and_then(Lead::validated) {
+            Ok(lead) => leads.push(lead),
+            Err(found) => {
+                problems.extend(found.into_iter().map(|p| ItemProblem { index, field: p.field, reason: p.reason }))
+            }
+        }
+    }
+    if problems.is_empty() { Ok(leads) } else { Err(problems) }
+}
+
+/// The ten field names of the product contract.
+pub const LEAD_FIELDS: [&str; 10] = [
+    "id",
+    "nom",
+    "email",
+    "telephone",
+    "date_prise_contact",
+    "date_appel_booke",
+    "date_appel_propose",
+    "date_relance",
+    "date_reponse_prospect",
+    "statut",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn phones_are_normalised_to_e164_or_refused() {
+        assert_eq!(normalise_phone("06 12 34 56 78").as_deref(), Some("+33612345678"));
+        assert_eq!(normalise_phone("+33 (0)6".replace("(0)", "").as_str()), None, "too short");
+        assert_eq!(normalise_phone("+1 415-555-0100").as_deref(), Some("+14155550100"));
+        assert_eq!(normalise_phone("0033.6.12.34.56.78").as_deref(), Some("+33612345678"));
+        for bad in ["12345", "call me", "+33 6 12 34 56 78 90 12 34", "612345678"] {
+            assert_eq!(normalise_phone(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_and_dates() {
+        assert!(valid_email("ada@example.com"));
+        for bad in ["ada", "ada@", "@x.io", "a b@x.io", "ada@localhost", "ada@x..io", "ada@-x.io"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+        assert!(valid_lead_date("2025-01-31") && valid_lead_date("2025-01-31T09:30:00+01:00"));
+        assert!(!valid_lead_date("31/01/2025") && !valid_lead_date("2025-02-30"));
+    }
+
+    #[test]
+    fn a_batch_is_all_valid_or_every_problem_is_listed() {
+        let good = json!({"id": "L1", "nom": " Ada ", "email": "ADA@x.io", "telephone": "06 12 34 56 78",
+            "date_prise_contact": "2025-01-02", "statut": "contacte"});
+        let leads = validate_batch(std::slice::from_ref(&good)).unwrap();
+        assert_eq!(leads[0].nom, "Ada");
+        assert_eq!(leads[0].email.as_deref(), Some("ada@x.io"));
+        assert_eq!(leads[0].telephone.as_deref(), Some("+33612345678"));
+
+        let items = vec![
+            good.clone(),
+            json!({"id": "", "nom": "B", "email": "nope", "date_relance": "demain", "statut": "chaud"}),
+            json!({"id": "L3", "nom": "C", "age": "3"}),
+            json!({"id": "L4", "nom": 4}),
+            json!("L5"),
+        ];
+        let problems = validate_batch(&items).unwrap_err();
+        let listed: Vec<(usize, &str)> = problems.iter().map(|p| (p.index, p.field.as_str())).collect();
+        assert_eq!(
+            listed,
+            [(1, "id"), (1, "email"), (1, "statut"), (1, "date_relance"), (2, "age"), (3, "nom"), (4, "")]
+        );
+    }
+
+    #[test]
+    fn version_ids_follow_the_content() {
+        let lead = Lead { id: "L1".into(), nom: "Ada".into(), ..Lead::default() };
+        let same = lead.clone();
+        let changed = Lead { statut: Some("contacte".into()), ..lead.clone() };
+        assert_eq!(lead.version_id(), same.version_id());
+        assert_ne!(lead.version_id(), changed.version_id());
+        assert!(crate::event::EventId::parse(lead.version_id()).is_ok());
+    }
+}

@@ -111,6 +111,17 @@ impl BusMessage {
 pub trait EventPublisher: Send + Sync {
     /// Publishes one message; returns the bus's message id.
     fn publish(&self, message: &BusMessage) -> impl Future<Output = Result<String, PortError>> + Send;
+
+    /// Publishes many messages (SNS: `PublishBatch`, 10 per call). On error some may have been
+    /// published: callers retry the whole batch, and consumers deduplicate by event id.
+    fn publish_all(&self, messages: &[BusMessage]) -> impl Future<Output = Result<(), PortError>> + Send {
+        async move {
+            for message in messages {
+                self.publish(message).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Secret values by parameter name, read once at cold start.

@@ -106,8 +106,9 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     let api = api::handler::Deps {
         keys,
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
+        events: SnsPublisher::new(aws::sns_client(&local.sdk), &config.events_topic_arn),
     };
-    let found = api::handler::handle(&api, api_get("/api/v1/customers", "email=Ada.Lovelace@example.com")).await;
+    let found = api::handler::handle(&api, api_get("/api/v1/customers", "email=Ada.Lovelace@example.com"), now).await;
     assert_eq!(found.status(), 200);
     let customer = body(&found);
     assert_eq!(customer["version"], 3);
@@ -119,7 +120,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     let mut kinds = Vec::new();
     let mut query = "limit=3".to_string();
     loop {
-        let page = body(&api::handler::handle(&api, api_get(&audit_path, &query)).await);
+        let page = body(&api::handler::handle(&api, api_get(&audit_path, &query), now).await);
         kinds.extend(page["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()));
         match page["next_cursor"].as_str() {
             Some(cursor) => query = format!("limit=3&cursor={cursor}"),
@@ -127,6 +128,23 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
         }
     }
     assert_eq!(kinds, ["event", "integration", "event", "event"], "newest first, the push after its version");
-    let bad_cursor = api::handler::handle(&api, api_get(&audit_path, "cursor=QVVESVQjMQ")).await;
+    let bad_cursor = api::handler::handle(&api, api_get(&audit_path, "cursor=QVVESVQjMQ"), now).await;
     assert_eq!(bad_cursor.status(), 400);
+
+    // Leads posted to the ingestion API reach the events topic, and the processor applies them.
+    let events = Probe::subscribe(&local.sdk, &config.events_topic_arn, "pipeline-events").await.unwrap();
+    let request = lambda_http::request::from_str(&sample("api-ingest-leads.json").to_string()).unwrap();
+    assert_eq!(api::handler::handle(&api, request, now).await.status(), 202);
+    let published = events.drain().await.unwrap();
+    assert_eq!(published.len(), 2);
+    for message in published {
+        assert_eq!(message.attributes["type"], "lead.upserted");
+        let mut delivery = sns("processor-lead-upserted.json");
+        delivery.records[0].sns.message = message.message;
+        assert_eq!(processor::handler::handle(&processor, delivery, now).await.unwrap().applied, 1);
+    }
+    let grace = api::handler::handle(&api, api_get("/api/v1/customers", "email=grace@example.com"), now).await;
+    assert_eq!(body(&grace)["profile"]["lead"]["statut"], "contacte");
+    let ada = body(&api::handler::handle(&api, api_get(&format!("/api/v1/customers/{id}"), ""), now).await);
+    assert_eq!(ada["profile"]["identity"]["telephone"], "+33612345678", "the ingested lead met Ada's record");
 }

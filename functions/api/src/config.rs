@@ -7,17 +7,20 @@ use tributary_shared::ports::{PortError, SecretSource};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     pub customer_table: String,
+    /// Where ingested leads are published as `lead.upserted`.
+    pub events_topic_arn: String,
     /// SSM parameter holding the SHA-256 hashes of the accepted API keys.
     pub api_key_hashes_param: String,
 }
 
 /// Every environment variable [`ApiConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 2] = ["CUSTOMER_TABLE", "API_KEY_HASHES_PARAM"];
+pub const ENVIRONMENT: [&str; 3] = ["CUSTOMER_TABLE", "EVENTS_TOPIC_ARN", "API_KEY_HASHES_PARAM"];
 
 impl ApiConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         Ok(Self {
             customer_table: env.required("CUSTOMER_TABLE")?,
+            events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
             api_key_hashes_param: env.required("API_KEY_HASHES_PARAM")?,
         })
     }

@@ -2,19 +2,42 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::Timestamp;
 use lambda_http::http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use tributary_shared::api_key::ApiKeys;
 use tributary_shared::customer::store::{AuditEntry, is_audit_sort_key};
 use tributary_shared::customer::{CustomerId, CustomerRecord, FieldState};
-use tributary_shared::event::Subject;
-use tributary_shared::ports::{CustomerStore, PortError};
+use tributary_shared::event::{CanonicalEvent, EventId, Subject};
+use tributary_shared::lead::{ItemProblem, Lead, validate_batch};
+use tributary_shared::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
 use tributary_shared::problem::{Problem, json_response};
 
-pub struct Deps<S> {
+pub struct Deps<S, P> {
     pub keys: ApiKeys,
     pub store: S,
+    /// The `events` topic, for ingested leads.
+    pub events: P,
+}
+
+/// Most leads accepted in one request (the body stays well under API Gateway's 10 MB).
+pub const MAX_LEADS_PER_REQUEST: usize = 1000;
+
+/// The 422 answer of the ingestion API: every refused item, by index and field.
+#[derive(Debug, Serialize)]
+pub struct ValidationProblem {
+    #[serde(rename = "type")]
+    pub problem_type: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub errors: Vec<ItemProblem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub accepted: usize,
 }
 
 pub const DEFAULT_AUDIT_LIMIT: usize = 50;
@@ -55,10 +78,15 @@ enum Route<'a> {
     Customer(&'a str),
     Audit(&'a str),
     FindByEmail,
+    IngestLeads,
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
-    let rest = path.trim_end_matches('/').strip_prefix("/api/v1/customers")?;
+    let path = path.trim_end_matches('/');
+    if path == "/api/v1/ingestion/leads" {
+        return Some(Route::IngestLeads);
+    }
+    let rest = path.strip_prefix("/api/v1/customers")?;
     if rest.is_empty() {
         return Some(Route::FindByEmail);
     }
@@ -97,14 +125,29 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
     String::from_utf8(bytes).ok().filter(|key| is_audit_sort_key(key))
 }
 
-pub async fn handle<S: CustomerStore>(deps: &Deps<S>, request: Request) -> Response<Body> {
+pub async fn handle<S: CustomerStore, P: EventPublisher>(
+    deps: &Deps<S, P>,
+    request: Request,
+    now: Timestamp,
+) -> Response<Body> {
     let path = request.uri().path().to_string();
-    let response = respond(deps, &request, &path).await;
+    let response = respond(deps, &request, &path, now).await;
     tracing::info!(method = %request.method(), path, status = response.status().as_u16(), "request");
     response
 }
 
-async fn respond<S: CustomerStore>(deps: &Deps<S>, request: &Request, path: &str) -> Response<Body> {
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = Problem::new(405, "Method Not Allowed").into_response();
+    response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
+}
+
+async fn respond<S: CustomerStore, P: EventPublisher>(
+    deps: &Deps<S, P>,
+    request: &Request,
+    path: &str,
+    now: Timestamp,
+) -> Response<Body> {
     let Some(route) = route(path) else { return not_found() };
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !deps.keys.authorizes(authorization) {
@@ -113,10 +156,15 @@ async fn respond<S: CustomerStore>(deps: &Deps<S>, request: &Request, path: &str
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         return response;
     }
+    if let Route::IngestLeads = route {
+        return if request.method() == Method::POST {
+            ingest_leads(deps, request, now).await
+        } else {
+            method_not_allowed("POST")
+        };
+    }
     if request.method() != Method::GET {
-        let mut response = Problem::new(405, "Method Not Allowed").into_response();
-        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET"));
-        return response;
+        return method_not_allowed("GET");
     }
     let query = request.query_string_parameters();
     match route {
@@ -156,6 +204,7 @@ async fn respond<S: CustomerStore>(deps: &Deps<S>, request: &Request, path: &str
                 Err(e) => unavailable(&e),
             }
         }
+        Route::IngestLeads => method_not_allowed("POST"),
         Route::FindByEmail => {
             let Some(email) = query.first("email").filter(|e| e.contains('@') && e.len() <= 320) else {
                 return bad_request("email is required: an e-mail address", "email");
@@ -172,6 +221,64 @@ async fn respond<S: CustomerStore>(deps: &Deps<S>, request: &Request, path: &str
             }
         }
     }
+}
+
+/// `POST /api/v1/ingestion/leads`: a JSON list of leads, all valid or none taken; each becomes a
+/// `lead.upserted` event whose id follows the lead's content (a re-sent lead is a duplicate).
+async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request, now: Timestamp) -> Response<Body> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
+        return Problem::new(415, "Unsupported Media Type").with_detail("send application/json").into_response();
+    }
+    let items: Vec<serde_json::Value> = match serde_json::from_slice(request.body().as_ref()) {
+        Ok(items) => items,
+        Err(_) => return bad_request("the body must be a JSON array of leads", "body"),
+    };
+    if items.len() > MAX_LEADS_PER_REQUEST {
+        return Problem::new(413, "Content Too Large")
+            .with_detail(format!("at most {MAX_LEADS_PER_REQUEST} leads per request"))
+            .into_response();
+    }
+    let leads = match validate_batch(&items) {
+        Ok(leads) => leads,
+        Err(errors) => {
+            let problem = ValidationProblem {
+                problem_type: "about:blank",
+                title: "Unprocessable Content",
+                status: 422,
+                detail: format!("{} problem(s) in the batch; nothing was accepted", errors.len()),
+                errors,
+            };
+            return json_response(422, "application/problem+json", &problem);
+        }
+    };
+    let messages = match leads.iter().map(|lead| lead_message(lead, now)).collect::<Result<Vec<_>, _>>() {
+        Ok(messages) => messages,
+        Err(e) => return unavailable(&e),
+    };
+    match deps.events.publish_all(&messages).await {
+        Ok(()) => json_response(202, "application/json", &Accepted { accepted: messages.len() }),
+        Err(e) => {
+            // Some may be published already: the client's retry republishes them with the same
+            // ids, which consumers recognise as duplicates.
+            tracing::error!(error = %e, "publishing ingested leads failed");
+            Problem::new(503, "Service Unavailable").with_detail("retry the whole request").into_response()
+        }
+    }
+}
+
+/// The `lead.upserted` event of an ingested lead.
+pub fn lead_message(lead: &Lead, now: Timestamp) -> Result<BusMessage, PortError> {
+    let event = CanonicalEvent {
+        id: EventId::parse(lead.version_id()).map_err(|e| PortError::new("build lead event", e))?,
+        source: "ingestion".into(),
+        event_type: "lead.upserted".into(),
+        subject: Some(Subject::external("lead", &lead.id)),
+        occurred_at: now,
+        received_at: now,
+        payload: serde_json::value::to_raw_value(lead).map_err(|e| PortError::new("build lead event", e))?,
+    };
+    BusMessage::from_event(&event).map_err(|e| PortError::new("build lead event", e))
 }
 
 #[cfg(test)]

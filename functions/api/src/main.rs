@@ -1,8 +1,9 @@
 use api::config::{ApiConfig, load_api_keys};
 use api::handler::{Deps, handle};
+use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
-use tributary_shared::aws::{self, DynamoDbCustomers, SsmSecrets};
+use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
 use tributary_shared::telemetry;
 
@@ -14,7 +15,12 @@ async fn main() -> Result<(), Error> {
     let keys = load_api_keys(&config, &SsmSecrets::new(aws::ssm_client(&sdk)))
         .await
         .inspect_err(|e| tracing::error!(error = %e, "loading API keys failed"))?;
-    let deps = Deps { keys, store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table) };
+    let deps = Deps {
+        keys,
+        store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table),
+        events: SnsPublisher::new(aws::sns_client(&sdk), &config.events_topic_arn),
+    };
     let deps = &deps;
-    run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request).await) })).await
+    run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request, Timestamp::now()).await) }))
+        .await
 }

@@ -8,7 +8,7 @@ use tributary_shared::api_key::ApiKeys;
 use tributary_shared::customer::store::{AuditEntry, AuditKind};
 use tributary_shared::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
 use tributary_shared::event::EventId;
-use tributary_shared::memory::InMemoryCustomers;
+use tributary_shared::memory::{InMemoryCustomers, InMemoryPublisher};
 use tributary_shared::ports::CustomerStore;
 use tributary_shared::testing::{demo_secrets, workspace_root};
 
@@ -37,7 +37,11 @@ fn get(path: &str, query: &str) -> Request {
     request(&value)
 }
 
-async fn deps() -> Deps<InMemoryCustomers> {
+fn now() -> Timestamp {
+    "2026-11-23T09:00:05Z".parse().unwrap()
+}
+
+async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher> {
     let hashes = demo_secrets().unwrap().into_iter().find(|(name, _)| name == "/tributary/api-key-hashes").unwrap().1;
     let store = InMemoryCustomers::default();
     let id = CustomerId::parse(CUSTOMER).unwrap();
@@ -70,7 +74,7 @@ async fn deps() -> Deps<InMemoryCustomers> {
             .unwrap();
     }
     store.insert(record);
-    Deps { keys: ApiKeys::parse(&hashes).unwrap(), store }
+    Deps { keys: ApiKeys::parse(&hashes).unwrap(), store, events: InMemoryPublisher::default() }
 }
 
 fn body(response: &Response<Body>) -> Value {
@@ -80,22 +84,22 @@ fn body(response: &Response<Body>) -> Value {
 #[tokio::test]
 async fn the_samples_answer_as_documented() {
     let deps = deps().await;
-    let response = handle(&deps, request(&sample_value("api-get-customer.json"))).await;
+    let response = handle(&deps, request(&sample_value("api-get-customer.json")), now()).await;
     assert_eq!(response.status(), 200);
     let customer = body(&response);
     assert_eq!(customer["version"], 3);
     assert_eq!(customer["profile"], json!({"identity": {"nom": "Ada v3"}}));
     assert_eq!(customer["fields"]["identity.nom"]["event_id"], "evt_3");
 
-    let response = handle(&deps, request(&sample_value("api-get-customer-audit.json"))).await;
+    let response = handle(&deps, request(&sample_value("api-get-customer-audit.json")), now()).await;
     let versions: Vec<_> = body(&response)["items"].as_array().unwrap().iter().map(|e| e["version"].clone()).collect();
     assert_eq!(versions, [json!(3), json!(2), json!(1)], "newest first");
     assert!(body(&response).get("next_cursor").is_none());
 
-    let response = handle(&deps, request(&sample_value("api-find-customer-by-email.json"))).await;
+    let response = handle(&deps, request(&sample_value("api-find-customer-by-email.json")), now()).await;
     assert_eq!((response.status().as_u16(), body(&response)["id"].clone()), (200, json!(CUSTOMER)));
 
-    let response = handle(&deps, request(&sample_value("api-get-customer-unauthorized.json"))).await;
+    let response = handle(&deps, request(&sample_value("api-get-customer-unauthorized.json")), now()).await;
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(response.headers()["content-type"], "application/problem+json");
@@ -108,7 +112,7 @@ async fn the_audit_trail_pages_with_an_opaque_cursor() {
     let mut seen = Vec::new();
     let mut query = "limit=2".to_string();
     loop {
-        let page = body(&handle(&deps, get(&audit, &query)).await);
+        let page = body(&handle(&deps, get(&audit, &query), now()).await);
         seen.extend(page["items"].as_array().unwrap().iter().map(|e| e["version"].as_u64().unwrap()));
         match page["next_cursor"].as_str() {
             Some(cursor) => query = format!("limit=2&cursor={cursor}"),
@@ -133,13 +137,69 @@ async fn bad_requests_unknown_customers_and_unknown_routes() {
         ("/api/v1/customers", "email=nobody@example.com", 404),
         ("/api/v1/elsewhere", "", 404),
     ] {
-        let response = handle(&deps, get(path, query)).await;
+        let response = handle(&deps, get(path, query), now()).await;
         assert_eq!(response.status().as_u16(), status, "{path}?{query}");
     }
     let mut wrong_key = sample_value("api-get-customer.json");
     wrong_key["headers"]["authorization"] = json!("Bearer not-the-key");
-    assert_eq!(handle(&deps, request(&wrong_key)).await.status(), 401);
+    assert_eq!(handle(&deps, request(&wrong_key), now()).await.status(), 401);
     let mut post = sample_value("api-get-customer.json");
     post["requestContext"]["http"]["method"] = json!("POST");
-    assert_eq!(handle(&deps, request(&post)).await.status(), 405);
+    assert_eq!(handle(&deps, request(&post), now()).await.status(), 405);
+}
+
+#[tokio::test]
+async fn a_valid_lead_batch_is_published_as_lead_upserted_events() {
+    let deps = deps().await;
+    let response = handle(&deps, request(&sample_value("api-ingest-leads.json")), now()).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(body(&response), json!({"accepted": 2}));
+    let messages = deps.events.messages();
+    assert_eq!(messages.len(), 2);
+    assert!(messages.iter().all(|m| m.event_type == "lead.upserted" && m.source == "ingestion"));
+    let event = tributary_shared::event::CanonicalEvent::from_message(&messages[0].body).unwrap();
+    assert_eq!(event.subject.as_ref().unwrap().as_str(), "lead:lead-0001");
+    let lead: tributary_shared::lead::Lead = event.payload_as().unwrap();
+    assert_eq!(lead.telephone.as_deref(), Some("+33612345678"), "normalised before publishing");
+    // The same batch again: the same event ids, so consumers see duplicates.
+    handle(&deps, request(&sample_value("api-ingest-leads.json")), now()).await;
+    let again = deps.events.messages();
+    let id = |body: &str| tributary_shared::event::CanonicalEvent::from_message(body).unwrap().id;
+    assert_eq!(id(&again[2].body), id(&again[0].body));
+}
+
+#[tokio::test]
+async fn an_invalid_batch_lists_every_problem_and_publishes_nothing() {
+    let deps = deps().await;
+    let response = handle(&deps, request(&sample_value("api-ingest-leads-invalid.json")), now()).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let errors: Vec<(u64, String)> = body(&response)["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap(), e["field"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(u64, String)> =
+        ["id", "email", "statut", "date_relance"].iter().map(|f| (1, f.to_string())).collect();
+    assert_eq!(errors, expected);
+    assert!(deps.events.messages().is_empty());
+
+    let mut value = sample_value("api-ingest-leads.json");
+    for (body_text, content_type, status) in
+        [("{\"id\": \"x\"}", "application/json", 400), ("not json", "application/json", 400), ("[]", "text/plain", 415)]
+    {
+        value["body"] = json!(body_text);
+        value["headers"]["content-type"] = json!(content_type);
+        assert_eq!(handle(&deps, request(&value), now()).await.status().as_u16(), status, "{body_text}");
+    }
+    let too_many = serde_json::to_string(&vec![json!({"id": "x", "nom": "y"}); 1001]).unwrap();
+    value["body"] = json!(too_many);
+    value["headers"]["content-type"] = json!("application/json");
+    assert_eq!(handle(&deps, request(&value), now()).await.status(), 413);
+    let mut get = sample_value("api-ingest-leads.json");
+    get["requestContext"]["http"]["method"] = json!("GET");
+    assert_eq!(handle(&deps, request(&get), now()).await.status(), 405);
+    deps.events.set_failing(true);
+    assert_eq!(handle(&deps, request(&sample_value("api-ingest-leads.json")), now()).await.status(), 503);
 }

@@ -3,7 +3,10 @@
 use super::describe;
 use crate::ports::{BusMessage, EventPublisher, PortError};
 use aws_sdk_sns::Client;
-use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+
+/// `PublishBatch` takes at most ten entries.
+const MAX_BATCH_ENTRIES: usize = 10;
 
 pub struct SnsPublisher {
     client: Client,
@@ -37,5 +40,39 @@ impl EventPublisher for SnsPublisher {
             .await
             .map_err(|e| PortError::new("publish", describe(&e)))?;
         Ok(output.message_id.unwrap_or_default())
+    }
+
+    async fn publish_all(&self, messages: &[BusMessage]) -> Result<(), PortError> {
+        for chunk in messages.chunks(MAX_BATCH_ENTRIES) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(index, message)| {
+                    PublishBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .message(&message.body)
+                        .message_attributes("source", string_attribute(&message.source)?)
+                        .message_attributes("type", string_attribute(&message.event_type)?)
+                        .build()
+                        .map_err(|e| PortError::new("build batch entry", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let output = self
+                .client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| PortError::new("publish batch", describe(&e)))?;
+            if let Some(failed) = output.failed.filter(|f| !f.is_empty()) {
+                let reasons: Vec<String> = failed
+                    .iter()
+                    .map(|f| format!("entry {}: {}", f.id, f.message.as_deref().unwrap_or(&f.code)))
+                    .collect();
+                return Err(PortError::new("publish batch", reasons.join("; ")));
+            }
+        }
+        Ok(())
     }
 }
