@@ -202,6 +202,16 @@ pub fn validate_batch(items: &[serde_json::Value]) -> Result<Vec<Lead>, Vec<Item
                     problems.push(ItemProblem { index, field: field.clone(), reason: "must be a string".into() });
                     continue;
                 }
+                let missing: Vec<&str> =
+                    ["id", "nom"].into_iter().filter(|f| object.get(*f).is_none_or(|v| v.is_null())).collect();
+                if !missing.is_empty() {
+                    problems.extend(missing.into_iter().map(|field| ItemProblem {
+                        index,
+                        field: field.to_string(),
+                        reason: "is required".into(),
+                    }));
+                    continue;
+                }
                 serde_json::from_value::<Lead>(item.clone())
             }
             _ => {
@@ -274,12 +284,13 @@ mod tests {
             json!({"id": "L3", "nom": "C", "age": "3"}),
             json!({"id": "L4", "nom": 4}),
             json!("L5"),
+            json!({"nom": "F", "id": null}),
         ];
         let problems = validate_batch(&items).unwrap_err();
         let listed: Vec<(usize, &str)> = problems.iter().map(|p| (p.index, p.field.as_str())).collect();
         assert_eq!(
             listed,
-            [(1, "id"), (1, "email"), (1, "statut"), (1, "date_relance"), (2, "age"), (3, "nom"), (4, "")]
+            [(1, "id"), (1, "email"), (1, "statut"), (1, "date_relance"), (2, "age"), (3, "nom"), (4, ""), (5, "id")]
         );
     }
 
