@@ -6,15 +6,14 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
 use tributary_shared::customer::rules::Registry;
-use tributary_shared::testing::{LocalAws, Probe, put_demo_secrets, put_secrets, workspace_root};
+use tributary_shared::testing::{LocalAws, Probe, put_demo_secrets, put_secrets, sample_event};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const INTEGRATIONS_PARAM: &str = "/tributary/integrations";
 
 fn sample(name: &str) -> Value {
-    let path = workspace_root().join("events").join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(&sample_event(name).unwrap()).unwrap()
 }
 
 fn sns(name: &str) -> SnsEvent {

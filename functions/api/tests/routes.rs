@@ -10,13 +10,12 @@ use tributary_shared::customer::{Change, CustomerId, CustomerRecord, Stamp, SubS
 use tributary_shared::event::EventId;
 use tributary_shared::memory::{InMemoryCustomers, InMemoryPublisher};
 use tributary_shared::ports::CustomerStore;
-use tributary_shared::testing::{demo_secrets, workspace_root};
+use tributary_shared::testing::{demo_secrets, sample_event};
 
 const CUSTOMER: &str = "6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11";
 
 fn sample_value(name: &str) -> Value {
-    let path = workspace_root().join("events").join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(&sample_event(name).unwrap()).unwrap()
 }
 
 fn request(value: &Value) -> Request {

@@ -12,7 +12,7 @@ use tributary_shared::customer::store::{AuditKind, PushOutcome};
 use tributary_shared::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
 use tributary_shared::event::EventId;
 use tributary_shared::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemorySecrets};
-use tributary_shared::testing::workspace_root;
+use tributary_shared::testing::sample_event;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -24,8 +24,7 @@ fn now() -> Timestamp {
 
 /// The sample delivery of `events/` (customer `CUSTOMER`, version 1, identity and billing changed).
 fn delivery() -> SnsEvent {
-    let path = workspace_root().join("events/integrator-customer-updated.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(&sample_event("integrator-customer-updated.json").unwrap()).unwrap()
 }
 
 fn customer() -> CustomerRecord {

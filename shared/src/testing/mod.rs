@@ -59,6 +59,12 @@ pub async fn put_secrets(sdk: &SdkConfig, secrets: &[(&str, &str)]) -> Result<()
     Ok(())
 }
 
+/// The text of a sample event of `events/` (the fixtures of the handler tests).
+pub fn sample_event(name: &str) -> Result<String, HarnessError> {
+    let path = workspace_root().join("events").join(name);
+    std::fs::read_to_string(&path).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))
+}
+
 /// The demo secrets of `events/local-secrets.json` (parameter name, value), used by the sample
 /// events, the tests and the local stack. Never meant for AWS.
 pub fn demo_secrets() -> Result<Vec<(String, String)>, HarnessError> {

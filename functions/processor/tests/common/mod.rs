@@ -11,7 +11,7 @@ use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetter
 use tributary_shared::customer::rules::Registry;
 use tributary_shared::event::{CanonicalEvent, EventId, Subject};
 use tributary_shared::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemoryPublisher};
-use tributary_shared::testing::{LocalAws, Probe, workspace_root};
+use tributary_shared::testing::{LocalAws, Probe, sample_event};
 
 /// The instant the samples were received (`events/`): tests run with the clock pinned there.
 pub fn now() -> Timestamp {
@@ -19,9 +19,7 @@ pub fn now() -> Timestamp {
 }
 
 pub fn sample(name: &str) -> SnsEvent {
-    let path = workspace_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    serde_json::from_str(&sample_event(name).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// An SNS delivery (shaped like the samples) carrying `message`.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tributary_shared::aws::{self, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
 use tributary_shared::config::Env;
 use tributary_shared::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
-use tributary_shared::testing::{LocalAws, Probe, demo_secrets, put_demo_secrets, workspace_root};
+use tributary_shared::testing::{LocalAws, Probe, demo_secrets, put_demo_secrets, sample_event};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::Deps;
 
@@ -17,8 +17,7 @@ pub const ACME_SOURCES: &str =
     r#"[{"name":"acme","secret_param":"/tributary/acme-secret","subject_field":"data.email"}]"#;
 
 pub fn sample_text(name: &str) -> String {
-    let path = workspace_root().join("events").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    sample_event(name).unwrap()
 }
 
 /// A sample request and the instant it was received (`requestContext.timeEpoch`).
