@@ -35,6 +35,16 @@ pub trait Env {
         self.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     }
 
+    /// A comma- or space-separated list; empty when unset.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.optional(name)
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The value parsed with `FromStr`, or `default` when unset.
     fn parsed_or<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
     where

@@ -178,6 +178,31 @@ impl Lead {
     }
 }
 
+impl Lead {
+    /// The `lead.upserted` event of this lead version, from `source` (`ingestion`, `notion`),
+    /// as of `occurred_at` (when the lead was last edited at the source, if it says).
+    pub fn event_message(
+        &self,
+        source: &str,
+        occurred_at: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> Result<crate::ports::BusMessage, crate::ports::PortError> {
+        use crate::event::{CanonicalEvent, EventId, Subject};
+        use crate::ports::{BusMessage, PortError};
+        let build = |e: &dyn std::fmt::Display| PortError::new("build lead.upserted event", e.to_string());
+        let event = CanonicalEvent {
+            id: EventId::parse(self.version_id()).map_err(|e| build(&e))?,
+            source: source.to_string(),
+            event_type: "lead.upserted".into(),
+            subject: Some(Subject::external("lead", &self.id)),
+            occurred_at,
+            received_at: now,
+            payload: serde_json::value::to_raw_value(self).map_err(|e| build(&e))?,
+        };
+        BusMessage::from_event(&event).map_err(|e| build(&e))
+    }
+}
+
 /// One refused item of a batch: its index and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ItemProblem {

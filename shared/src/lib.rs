@@ -7,6 +7,7 @@
 //!   [`aws`] and [`memory`] implement them.
 //! - [`telemetry`]: JSON logs; [`api_key`]: the API keys of `/api/v1`.
 //! - `problem` (feature `http`): problem+json answers.
+//! - `lake` (feature `lake`): the Delta tables on S3.
 //! - `testing` (feature `test-support`): moto and the template-driven provisioner.
 
 pub mod api_key;
@@ -17,10 +18,18 @@ pub mod event;
 pub mod lead;
 pub mod memory;
 pub mod ports;
+pub mod retry;
+pub mod sync;
 pub mod telemetry;
 
 #[cfg(feature = "http")]
 pub mod problem;
+
+#[cfg(feature = "lake")]
+pub mod lake;
+/// delta-rs and its Arrow, for the crates that build batches (one version in the workspace).
+#[cfg(feature = "lake")]
+pub use deltalake;
 
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -8,8 +8,9 @@ use crate::customer::{CustomerId, CustomerRecord};
 use crate::event::Subject;
 use crate::ports::{
     ArchivedDelivery, BusMessage, ClaimOutcome, CustomerStore, DeadLetterSink, DedupClaim, DedupStore, EventPublisher,
-    PortError, RawArchive, SecretSource,
+    PortError, RawArchive, SecretSource, SyncStore,
 };
+use crate::sync::{Lease, SyncRun};
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -120,6 +121,8 @@ impl RawArchive for InMemoryArchive {
 pub struct InMemoryPublisher {
     messages: Mutex<Vec<BusMessage>>,
     fail: AtomicBool,
+    /// How many more messages are accepted before every publish fails (crash tests).
+    remaining_before_failure: Mutex<Option<usize>>,
 }
 
 impl InMemoryPublisher {
@@ -129,12 +132,22 @@ impl InMemoryPublisher {
     pub fn set_failing(&self, fail: bool) {
         self.fail.store(fail, Ordering::SeqCst);
     }
+    /// Accepts `count` more messages, then fails every publish; `None` lifts the failure.
+    pub fn fail_after(&self, count: Option<usize>) {
+        *lock(&self.remaining_before_failure) = count;
+    }
 }
 
 impl EventPublisher for InMemoryPublisher {
     async fn publish(&self, message: &BusMessage) -> Result<String, PortError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(PortError::new("publish", "injected failure"));
+        }
+        if let Some(remaining) = lock(&self.remaining_before_failure).as_mut() {
+            if *remaining == 0 {
+                return Err(PortError::new("publish", "injected failure"));
+            }
+            *remaining -= 1;
         }
         let mut messages = lock(&self.messages);
         messages.push(message.clone());
@@ -288,6 +301,69 @@ impl InMemoryDeadLetters {
 impl DeadLetterSink for InMemoryDeadLetters {
     async fn send(&self, body: &str, reason: &str) -> Result<(), PortError> {
         lock(&self.letters).push((body.to_string(), reason.to_string()));
+        Ok(())
+    }
+}
+
+/// The ingestion table in memory: leases with the same take-over-after-expiry rule.
+#[derive(Default)]
+pub struct InMemoryIngestion {
+    leases: Mutex<HashMap<String, (String, Timestamp)>>,
+    runs: Mutex<Vec<SyncRun>>,
+    watermarks: Mutex<HashMap<String, String>>,
+}
+
+impl InMemoryIngestion {
+    pub fn runs(&self) -> Vec<SyncRun> {
+        lock(&self.runs).clone()
+    }
+    pub fn watermarks(&self) -> HashMap<String, String> {
+        lock(&self.watermarks).clone()
+    }
+}
+
+impl SyncStore for InMemoryIngestion {
+    async fn acquire_lease(&self, lease: &Lease) -> Result<bool, PortError> {
+        let mut leases = lock(&self.leases);
+        match leases.get(&lease.key) {
+            Some((_, until)) if *until >= lease.now => Ok(false),
+            _ => {
+                leases.insert(lease.key.clone(), (lease.owner.clone(), lease.until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), PortError> {
+        let mut leases = lock(&self.leases);
+        if leases.get(&lease.key).is_some_and(|(owner, _)| *owner == lease.owner) {
+            leases.remove(&lease.key);
+        }
+        Ok(())
+    }
+
+    async fn put_run(&self, run: &SyncRun) -> Result<(), PortError> {
+        let mut runs = lock(&self.runs);
+        match runs.iter_mut().find(|r| r.job == run.job && r.run_id == run.run_id && r.scope == run.scope) {
+            Some(existing) => *existing = run.clone(),
+            None => runs.push(run.clone()),
+        }
+        Ok(())
+    }
+
+    async fn recent_runs(&self, job: &str, limit: usize) -> Result<Vec<SyncRun>, PortError> {
+        let mut runs: Vec<SyncRun> = lock(&self.runs).iter().filter(|r| r.job == job).cloned().collect();
+        runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        runs.truncate(limit);
+        Ok(runs)
+    }
+
+    async fn watermark(&self, key: &str) -> Result<Option<String>, PortError> {
+        Ok(lock(&self.watermarks).get(key).cloned())
+    }
+
+    async fn set_watermark(&self, key: &str, value: &str) -> Result<(), PortError> {
+        lock(&self.watermarks).insert(key.to_string(), value.to_string());
         Ok(())
     }
 }

@@ -174,3 +174,21 @@ pub trait CustomerStore: Send + Sync {
 pub trait DeadLetterSink: Send + Sync {
     fn send(&self, body: &str, reason: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
+
+/// The ingestion table: sync runs, leases and watermarks of the scheduled pulls.
+pub trait SyncStore: Send + Sync {
+    /// Takes the lease if it is free or expired; false when another run holds it.
+    fn acquire_lease(&self, lease: &crate::sync::Lease) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Gives the lease back (only if `lease.owner` still holds it).
+    fn release_lease(&self, lease: &crate::sync::Lease) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Writes (or overwrites, by job, start, run id and scope) a sync run.
+    fn put_run(&self, run: &crate::sync::SyncRun) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The job's runs, newest first, `limit` at most.
+    fn recent_runs(
+        &self,
+        job: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<crate::sync::SyncRun>, PortError>> + Send;
+    fn watermark(&self, key: &str) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
+    fn set_watermark(&self, key: &str, value: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}

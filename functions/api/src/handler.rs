@@ -252,10 +252,11 @@ async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request
             return json_response(422, "application/problem+json", &problem);
         }
     };
-    let messages = match leads.iter().map(|lead| lead_message(lead, now)).collect::<Result<Vec<_>, _>>() {
-        Ok(messages) => messages,
-        Err(e) => return unavailable(&e),
-    };
+    let messages =
+        match leads.iter().map(|lead| lead.event_message("ingestion", now, now)).collect::<Result<Vec<_>, _>>() {
+            Ok(messages) => messages,
+            Err(e) => return unavailable(&e),
+        };
     match deps.events.publish_all(&messages).await {
         Ok(()) => json_response(202, "application/json", &Accepted { accepted: messages.len() }),
         Err(e) => {
@@ -265,20 +266,6 @@ async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request
             Problem::new(503, "Service Unavailable").with_detail("retry the whole request").into_response()
         }
     }
-}
-
-/// The `lead.upserted` event of an ingested lead.
-pub fn lead_message(lead: &Lead, now: Timestamp) -> Result<BusMessage, PortError> {
-    let event = CanonicalEvent {
-        id: EventId::parse(lead.version_id()).map_err(|e| PortError::new("build lead event", e))?,
-        source: "ingestion".into(),
-        event_type: "lead.upserted".into(),
-        subject: Some(Subject::external("lead", &lead.id)),
-        occurred_at: now,
-        received_at: now,
-        payload: serde_json::value::to_raw_value(lead).map_err(|e| PortError::new("build lead event", e))?,
-    };
-    BusMessage::from_event(&event).map_err(|e| PortError::new("build lead event", e))
 }
 
 #[cfg(test)]

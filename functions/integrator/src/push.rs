@@ -7,6 +7,8 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, Method, StatusCode, Url};
 use std::time::Duration;
 use tributary_shared::customer::store::{IntegrationResult, PushOutcome};
+use tributary_shared::retry::parse_retry_after;
+pub use tributary_shared::retry::{Backoff, MAX_RETRY_DELAY};
 
 #[derive(Debug, Clone)]
 pub struct PushRequest {
@@ -20,45 +22,9 @@ pub struct PushRequest {
     pub max_attempts: u32,
 }
 
-/// Delays between attempts: attempt n waits a random time in [0, min(cap, base·2ⁿ⁻¹)), or what
-/// the server asked in `Retry-After` (capped at `max_retry_after`) when that is longer.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-    pub max_retry_after: Duration,
-}
-
-/// The longest wait between two attempts with the default [`Backoff`] (what a `Retry-After` may
-/// ask for at most): with it, an integration's worst case is checked against the function's timeout.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { base: Duration::from_millis(200), cap: Duration::from_secs(5), max_retry_after: MAX_RETRY_DELAY }
-    }
-}
-
-impl Backoff {
-    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let ceiling = self.base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(self.cap);
-        let jittered = ceiling.mul_f64(fastrand::f64());
-        match retry_after {
-            Some(asked) => asked.min(self.max_retry_after).max(jittered),
-            None => jittered,
-        }
-    }
-}
-
 /// `Retry-After` as seconds or as an HTTP date.
 pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
-    let wait = at.duration_since(now);
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, now)
 }
 
 enum Attempt {
@@ -154,20 +120,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_takes_seconds_or_a_date_and_backoff_honours_it() {
+    fn retry_after_reads_the_header() {
         let now: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
         let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers, now), None);
         headers.insert(RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
-        headers.insert(RETRY_AFTER, "Wed, 01 Jan 2025 00:00:07 GMT".parse().unwrap());
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&headers, now), None);
-
-        let backoff = Backoff::default();
-        for attempt in 1..8 {
-            assert!(backoff.delay(attempt, None) <= backoff.cap);
-        }
-        assert_eq!(backoff.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
     }
 }

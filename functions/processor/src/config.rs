@@ -19,13 +19,7 @@ pub const ENVIRONMENT: [&str; 5] =
 
 impl ProcessorConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let attribute_sources: Vec<String> = env
-            .optional("ATTRIBUTE_SOURCES")
-            .unwrap_or_default()
-            .split([',', ' '])
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        let attribute_sources = env.list("ATTRIBUTE_SOURCES");
         if let Some(bad) = attribute_sources
             .iter()
             .find(|s| !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))

@@ -2,6 +2,7 @@
 
 mod customers;
 mod dynamodb;
+mod ingestion;
 mod s3;
 mod sns;
 mod sqs;
@@ -9,6 +10,7 @@ mod ssm;
 
 pub use customers::{APPLIED_MARKER_TTL, CUSTOMER_KEY_ATTRIBUTES, DynamoDbCustomers};
 pub use dynamodb::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
+pub use ingestion::{DynamoDbIngestion, SYNC_RUN_RETENTION_DAYS};
 pub use s3::S3Archive;
 pub use sns::SnsPublisher;
 pub use sqs::SqsDeadLetters;

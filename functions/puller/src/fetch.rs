@@ -1,0 +1,104 @@
+//! Calls to the source APIs with retries: 5xx, 429, timeouts and answers the caller's check calls
+//! retryable are retried with backoff (honouring `Retry-After`); anything else fails at once.
+
+use jiff::Timestamp;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+use std::time::Duration;
+use tributary_shared::retry::{Backoff, parse_retry_after};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub attempts: u32,
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // Up to 30 s of waiting per call with the default backoff caps; Notion's `Retry-After` may
+        // ask for up to 60 s, which is honoured up to `max_retry_after`.
+        Self {
+            attempts: 5,
+            backoff: Backoff {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(10),
+                max_retry_after: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+/// Why a call's answer is not usable.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth another attempt (server error, rate limit, Matomo's `{"result":"error"}`).
+    Retryable { detail: String, retry_after: Option<Duration> },
+    /// Another attempt would get the same answer (bad token, unknown database, malformed body).
+    Permanent { detail: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {detail} (after {attempts} attempt(s))")]
+pub struct FetchError {
+    pub what: String,
+    pub detail: String,
+    pub attempts: u32,
+}
+
+/// The usual classification of an HTTP status: 429, 5xx (and Notion's 529) retry, other non-2xx
+/// fail. `Ok(())` for a success.
+pub fn check_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<(), Failure> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let excerpt: String = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    let detail = format!("HTTP {status}: {excerpt}");
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let retry_after =
+            headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, Timestamp::now()));
+        Err(Failure::Retryable { detail, retry_after })
+    } else {
+        Err(Failure::Permanent { detail })
+    }
+}
+
+/// Sends the request built by `request` until `check` accepts the answer, a permanent failure
+/// occurs or the attempts are spent.
+pub async fn fetch_with_retries<T>(
+    what: &str,
+    policy: &RetryPolicy,
+    request: impl Fn() -> RequestBuilder,
+    check: impl Fn(StatusCode, &HeaderMap, &[u8]) -> Result<T, Failure>,
+) -> Result<T, FetchError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let failure = match request().send().await {
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers().clone();
+                match response.bytes().await {
+                    Ok(body) => match check(status, &headers, &body) {
+                        Ok(value) => return Ok(value),
+                        Err(failure) => failure,
+                    },
+                    Err(e) => Failure::Retryable { detail: format!("reading the answer: {e}"), retry_after: None },
+                }
+            }
+            // Timeouts and connection errors: the request may not have reached the server.
+            Err(e) => Failure::Retryable { detail: e.without_url().to_string(), retry_after: None },
+        };
+        match failure {
+            Failure::Permanent { detail } => return Err(FetchError { what: what.into(), detail, attempts: attempt }),
+            Failure::Retryable { detail, .. } if attempt >= policy.attempts => {
+                return Err(FetchError { what: what.into(), detail, attempts: attempt });
+            }
+            Failure::Retryable { detail, retry_after } => {
+                let delay = policy.backoff.delay(attempt, retry_after);
+                tracing::warn!(what, attempt, detail, delay_ms = delay.as_millis() as u64, "retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! One scheduled invocation: which job, then per scope (a Matomo site, a Notion query target) a
+//! lease, a sync run record, the pull, the run's outcome.
+
+use crate::matomo::api::MatomoApi;
+use crate::matomo::pull::{MatomoJob, MatomoSettings};
+use crate::matomo::visit::Anonymiser;
+use crate::notion::api::{NotionApi, QueryTarget};
+use crate::notion::mapping::PropertyMap;
+use crate::notion::pull::NotionJob;
+use crate::{Budget, PullError};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tributary_shared::lake::schema::MATOMO_VISITS;
+use tributary_shared::lake::{LakeLocation, LakeTable};
+use tributary_shared::ports::{EventPublisher, SyncStore};
+use tributary_shared::sync::{Lease, SyncOutcome, SyncRun};
+
+/// What a schedule asks for: `{"job": "matomo", "sites": [1]}`, `{"job": "notion",
+/// "databases": ["…"]}`; without a subset, every configured site or database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "job", rename_all = "lowercase", deny_unknown_fields)]
+pub enum JobRequest {
+    Matomo {
+        #[serde(default)]
+        sites: Option<Vec<u32>>,
+    },
+    Notion {
+        #[serde(default)]
+        databases: Option<Vec<String>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the event is not a job request ({0}); expected {{\"job\": \"matomo\"}} or {{\"job\": \"notion\"}}")]
+    Invalid(String),
+    #[error("job {0} is not configured in this deployment")]
+    NotConfigured(&'static str),
+    #[error("{0} is not configured for this deployment")]
+    UnknownScope(String),
+}
+
+impl JobRequest {
+    /// The schedule's input as delivered: the bare JSON (`Input` of a schedule target) or an
+    /// EventBridge event whose `detail` is the request (`sam local invoke` with `events/`).
+    pub fn parse(event: &Value) -> Result<Self, RequestError> {
+        let request = match event.get("detail-type") {
+            Some(_) => event.get("detail").unwrap_or(&Value::Null),
+            None => event,
+        };
+        serde_json::from_value(request.clone()).map_err(|e| RequestError::Invalid(e.to_string()))
+    }
+}
+
+pub struct MatomoDeps {
+    pub api: MatomoApi,
+    pub anonymiser: Anonymiser,
+    pub settings: MatomoSettings,
+    pub sites: Vec<u32>,
+}
+
+pub struct NotionDeps {
+    pub api: NotionApi,
+    pub properties: PropertyMap,
+    pub databases: Vec<String>,
+}
+
+pub struct Deps<S, P> {
+    pub store: S,
+    pub publisher: P,
+    pub lake: LakeLocation,
+    pub matomo: Option<MatomoDeps>,
+    pub notion: Option<NotionDeps>,
+}
+
+/// A lease outlives the invocation's deadline by this much, so that a run killed without
+/// releasing it blocks the next one briefly and never overlaps a live one.
+pub const LEASE_SLACK: SignedDuration = SignedDuration::from_secs(60);
+
+/// The invocation's answer: every scope's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub job: &'static str,
+    pub runs: Vec<SyncRun>,
+    /// Some scope stopped for the deadline; the next scheduled run continues.
+    pub more_to_do: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("{failed} of {total} {job} run(s) failed: {first}")]
+    RunsFailed { job: &'static str, failed: usize, total: usize, first: String },
+    #[error("the ingestion table failed: {0}")]
+    Store(tributary_shared::ports::PortError),
+}
+
+/// Lambda's error report: a stable type to filter on in CloudWatch, and the message.
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let error_type = match &error {
+            HandlerError::Request(_) => "BadJobRequest",
+            HandlerError::RunsFailed { .. } => "PullFailed",
+            HandlerError::Store(_) => "BackingServiceFailed",
+        };
+        Self { error_type: error_type.into(), error_message: error.to_string() }
+    }
+}
+
+fn subset<T: Clone + PartialEq + std::fmt::Display>(
+    configured: &[T],
+    asked: Option<Vec<T>>,
+    what: &str,
+) -> Result<Vec<T>, RequestError> {
+    match asked {
+        None => Ok(configured.to_vec()),
+        Some(asked) => {
+            if let Some(unknown) = asked.iter().find(|item| !configured.contains(item)) {
+                return Err(RequestError::UnknownScope(format!("{what} {unknown}")));
+            }
+            Ok(asked)
+        }
+    }
+}
+
+/// A scope's run under its lease: `None` when another run holds the lease.
+async fn begin<S: SyncStore>(
+    store: &S,
+    job: &str,
+    scope: &str,
+    run_id: &str,
+    budget: &Budget,
+) -> Result<(Lease, SyncRun), SyncRun> {
+    let now = Timestamp::now();
+    let lease =
+        Lease { key: Lease::key_for(job, scope), owner: run_id.to_string(), now, until: budget.deadline + LEASE_SLACK };
+    let mut run = SyncRun::start(job, scope, run_id, now, None);
+    match store.acquire_lease(&lease).await {
+        Ok(true) => Ok((lease, run)),
+        Ok(false) => {
+            tracing::info!(job, scope, "another run holds the lease; skipped");
+            run.finish(SyncOutcome::SkippedLeased, Timestamp::now());
+            Err(run)
+        }
+        Err(e) => {
+            run.finish(SyncOutcome::Failed { reason: format!("acquiring the lease: {e}") }, Timestamp::now());
+            Err(run)
+        }
+    }
+}
+
+async fn end<S: SyncStore>(store: &S, lease: &Lease, run: &mut SyncRun, result: Result<bool, PullError>) {
+    let outcome = match result {
+        Ok(true) => SyncOutcome::Completed,
+        Ok(false) => SyncOutcome::MoreToDo,
+        Err(e) => {
+            tracing::error!(job = run.job, scope = run.scope, error = %e, "pull failed");
+            SyncOutcome::Failed { reason: e.to_string() }
+        }
+    };
+    run.finish(outcome, Timestamp::now());
+    tracing::info!(job = run.job, scope = run.scope, pages = run.pages, records = run.records, rejected = run.rejected,
+        watermark = run.watermark_after.as_deref().unwrap_or("-"), outcome = ?run.outcome, "sync run");
+    if let Err(e) = store.put_run(run).await {
+        tracing::error!(error = %e, "recording the sync run failed");
+    }
+    if let Err(e) = store.release_lease(lease).await {
+        // It expires on its own shortly after the deadline.
+        tracing::warn!(error = %e, "releasing the lease failed");
+    }
+}
+
+pub async fn handle<S: SyncStore, P: EventPublisher>(
+    deps: &Deps<S, P>,
+    event: &Value,
+    budget: Budget,
+) -> Result<JobReport, HandlerError> {
+    let request = JobRequest::parse(event)?;
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let (job, runs) = match request {
+        JobRequest::Matomo { sites } => {
+            let matomo = deps.matomo.as_ref().ok_or(RequestError::NotConfigured("matomo"))?;
+            let sites = subset(&matomo.sites, sites, "Matomo site")?;
+            ("matomo", run_matomo(deps, matomo, &sites, &run_id, &budget).await?)
+        }
+        JobRequest::Notion { databases } => {
+            let notion = deps.notion.as_ref().ok_or(RequestError::NotConfigured("notion"))?;
+            let databases = subset(&notion.databases, databases, "Notion database")?;
+            ("notion", run_notion(deps, notion, &databases, &run_id, &budget).await?)
+        }
+    };
+    let failed: Vec<&SyncRun> = runs.iter().filter(|r| matches!(r.outcome, SyncOutcome::Failed { .. })).collect();
+    if let Some(first) = failed.first() {
+        // A failed invocation shows in the function's error metrics and alarms.
+        return Err(HandlerError::RunsFailed {
+            job,
+            failed: failed.len(),
+            total: runs.len(),
+            first: format!("{}: {:?}", first.scope, first.outcome),
+        });
+    }
+    let more_to_do = runs.iter().any(|r| r.outcome == SyncOutcome::MoreToDo);
+    Ok(JobReport { job, runs, more_to_do })
+}
+
+async fn run_matomo<S: SyncStore, P: EventPublisher>(
+    deps: &Deps<S, P>,
+    matomo: &MatomoDeps,
+    sites: &[u32],
+    run_id: &str,
+    budget: &Budget,
+) -> Result<Vec<SyncRun>, HandlerError> {
+    let job = MatomoJob {
+        api: &matomo.api,
+        publisher: &deps.publisher,
+        anonymiser: &matomo.anonymiser,
+        settings: &matomo.settings,
+    };
+    let mut lake = LakeTable::open_or_create(&deps.lake, &MATOMO_VISITS).await;
+    let mut runs = Vec::new();
+    for &site in sites {
+        let (lease, mut run) = match begin(&deps.store, "matomo", &format!("site-{site}"), run_id, budget).await {
+            Ok(started) => started,
+            Err(skipped) => {
+                deps.store.put_run(&skipped).await.map_err(HandlerError::Store)?;
+                runs.push(skipped);
+                continue;
+            }
+        };
+        deps.store.put_run(&run).await.map_err(HandlerError::Store)?;
+        let result = match lake.as_mut() {
+            Ok(lake) => job.pull_site(lake, site, budget, &mut run).await,
+            Err(e) => Err(PullError::Config(format!("opening the lake table: {e}"))),
+        };
+        end(&deps.store, &lease, &mut run, result).await;
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+async fn run_notion<S: SyncStore, P: EventPublisher>(
+    deps: &Deps<S, P>,
+    notion: &NotionDeps,
+    databases: &[String],
+    run_id: &str,
+    budget: &Budget,
+) -> Result<Vec<SyncRun>, HandlerError> {
+    let job =
+        NotionJob { api: &notion.api, publisher: &deps.publisher, store: &deps.store, properties: &notion.properties };
+    let mut runs = Vec::new();
+    for database in databases {
+        // Leases are per database: its data sources are discovered, then pulled one by one.
+        let (lease, mut run) = match begin(&deps.store, "notion", &format!("database-{database}"), run_id, budget).await
+        {
+            Ok(started) => started,
+            Err(skipped) => {
+                deps.store.put_run(&skipped).await.map_err(HandlerError::Store)?;
+                runs.push(skipped);
+                continue;
+            }
+        };
+        deps.store.put_run(&run).await.map_err(HandlerError::Store)?;
+        let result = pull_database(&job, database, budget, &mut run).await;
+        end(&deps.store, &lease, &mut run, result).await;
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+/// Every query target of a database in turn; the run's watermark fields show the last target's.
+async fn pull_database<P: EventPublisher, S: SyncStore>(
+    job: &NotionJob<'_, P, S>,
+    database: &str,
+    budget: &Budget,
+    run: &mut SyncRun,
+) -> Result<bool, PullError> {
+    let targets: Vec<QueryTarget> = job.api.targets(database).await?;
+    for target in &targets {
+        if !job.pull_target(target, budget, run).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_come_bare_or_in_an_eventbridge_envelope() {
+        assert_eq!(JobRequest::parse(&json!({"job": "matomo"})).unwrap(), JobRequest::Matomo { sites: None });
+        let envelope = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {"job": "notion", "databases": ["abc"]}});
+        assert_eq!(JobRequest::parse(&envelope).unwrap(), JobRequest::Notion { databases: Some(vec!["abc".into()]) });
+        let unknown = JobRequest::parse(&json!({"job": "salesforce"})).unwrap_err().to_string();
+        assert!(unknown.contains("unknown variant `salesforce`"), "{unknown}");
+        assert!(JobRequest::parse(&json!({})).is_err());
+    }
+
+    #[test]
+    fn a_subset_must_be_configured() {
+        assert_eq!(subset(&[1, 2], Some(vec![2]), "site").unwrap(), vec![2]);
+        assert_eq!(
+            subset(&[1, 2], Some(vec![3]), "Matomo site").unwrap_err().to_string(),
+            "Matomo site 3 is not configured for this deployment"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The puller: scheduled, resumable pulls.
+//!
+//! - [`matomo`]: visits of each site, day by day, into the lake's `matomo_visits` table exactly
+//!   once (the position is a Delta application transaction committed with the rows), and a
+//!   `matomo.visit` event per visit of a known visitor.
+//! - [`notion`]: leads edited since the watermark, as `lead.upserted` events.
+//! - [`handler`]: the scheduled event → job, leases, sync runs; [`config`]: the environment.
+
+pub mod config;
+pub mod fetch;
+pub mod handler;
+pub mod matomo;
+pub mod notion;
+
+use jiff::{SignedDuration, Timestamp};
+
+/// Time left in this invocation: work stops once less than `margin` remains before the Lambda
+/// deadline, leaving time to commit and record the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub deadline: Timestamp,
+    pub margin: SignedDuration,
+}
+
+impl Budget {
+    pub fn exhausted(&self) -> bool {
+        Timestamp::now() + self.margin >= self.deadline
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
+    #[error("the source answered something unusable: {0}")]
+    Source(String),
+    #[error(transparent)]
+    Lake(#[from] tributary_shared::lake::LakeError),
+    #[error("publishing events failed: {0}")]
+    Publish(tributary_shared::ports::PortError),
+    #[error("the ingestion table failed: {0}")]
+    Store(tributary_shared::ports::PortError),
+    #[error("{0}")]
+    Config(String),
+}

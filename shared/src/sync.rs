@@ -1,0 +1,102 @@
+//! Scheduled pulls' bookkeeping: sync runs (what `GET /api/v1/ingestion/status` shows), leases
+//! (one run at a time per job and scope) and watermarks (where a delta sync resumes).
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The pull jobs.
+pub const JOBS: [&str; 2] = ["matomo", "notion"];
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum SyncOutcome {
+    /// Still running (or died without a word: its lease expires and the next run takes over).
+    Running,
+    /// Everything up to the target (yesterday, or now) is pulled.
+    Completed,
+    /// Stopped before the Lambda deadline with work left; the next run continues.
+    MoreToDo,
+    /// Another run holds the lease of this job and scope.
+    SkippedLeased,
+    /// Failed after retries; the checkpoint is where the last commit left it.
+    Failed { reason: String },
+}
+
+/// One run of one job over one scope (a Matomo site, a Notion database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRun {
+    pub job: String,
+    pub scope: String,
+    pub run_id: String,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_after: Option<String>,
+    /// Pages fetched from the source API.
+    pub pages: u64,
+    /// Records taken (visits appended, leads published).
+    pub records: u64,
+    /// Records refused (invalid leads), each logged with its id and reason.
+    pub rejected: u64,
+    pub outcome: SyncOutcome,
+}
+
+impl SyncRun {
+    pub fn start(job: &str, scope: &str, run_id: &str, now: Timestamp, watermark: Option<String>) -> Self {
+        Self {
+            job: job.to_string(),
+            scope: scope.to_string(),
+            run_id: run_id.to_string(),
+            started_at: now,
+            ended_at: None,
+            watermark_after: watermark.clone(),
+            watermark_before: watermark,
+            pages: 0,
+            records: 0,
+            rejected: 0,
+            outcome: SyncOutcome::Running,
+        }
+    }
+
+    pub fn finish(&mut self, outcome: SyncOutcome, now: Timestamp) {
+        self.outcome = outcome;
+        self.ended_at = Some(now);
+    }
+}
+
+/// A claim on a job and scope until `until`. A run's lease outlives its Lambda deadline, so that a
+/// run that died without releasing it still blocks no one for long, and never overlaps one alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// `{job}#{scope}`.
+    pub key: String,
+    /// The run id of the holder.
+    pub owner: String,
+    pub now: Timestamp,
+    pub until: Timestamp,
+}
+
+impl Lease {
+    pub fn key_for(job: &str, scope: &str) -> String {
+        format!("{job}#{scope}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_serialise_with_a_tagged_outcome() {
+        let now: Timestamp = "2025-01-02T03:00:00Z".parse().unwrap();
+        let mut run = SyncRun::start("matomo", "site-1", "r1", now, Some("2025-01-01#0".into()));
+        run.finish(SyncOutcome::Failed { reason: "HTTP 500".into() }, now);
+        let json = serde_json::to_value(&run).unwrap();
+        assert_eq!(json["outcome"], serde_json::json!({"status": "failed", "reason": "HTTP 500"}));
+        assert_eq!(serde_json::from_value::<SyncRun>(json).unwrap(), run);
+    }
+}
