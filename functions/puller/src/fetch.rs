@@ -63,17 +63,41 @@ pub fn check_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Res
     }
 }
 
+/// Spaces requests (every attempt, retries included) at least `interval` apart.
+pub struct Pacer {
+    interval: Duration,
+    last: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pacer {
+    pub fn new(interval: Duration) -> Self {
+        Self { interval, last: tokio::sync::Mutex::new(None) }
+    }
+
+    pub async fn wait(&self) {
+        let mut last = self.last.lock().await;
+        if let Some(previous) = *last {
+            tokio::time::sleep_until(previous + self.interval).await;
+        }
+        *last = Some(tokio::time::Instant::now());
+    }
+}
+
 /// Sends the request built by `request` until `check` accepts the answer, a permanent failure
-/// occurs or the attempts are spent.
+/// occurs or the attempts are spent; each attempt first waits for the `pacer`, if any.
 pub async fn fetch_with_retries<T>(
     what: &str,
     policy: &RetryPolicy,
+    pacer: Option<&Pacer>,
     request: impl Fn() -> RequestBuilder,
     check: impl Fn(StatusCode, &HeaderMap, &[u8]) -> Result<T, Failure>,
 ) -> Result<T, FetchError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
+        if let Some(pacer) = pacer {
+            pacer.wait().await;
+        }
         let failure = match request().send().await {
             Ok(response) => {
                 let status = response.status();

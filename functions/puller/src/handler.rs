@@ -1,6 +1,8 @@
 //! One scheduled invocation: which job, then per scope (a Matomo site, a Notion query target) a
 //! lease, a sync run record, the pull, the run's outcome.
 
+use crate::config::PullerConfig;
+use crate::fetch::RetryPolicy;
 use crate::matomo::api::MatomoApi;
 use crate::matomo::pull::{MatomoJob, MatomoSettings};
 use crate::matomo::visit::Anonymiser;
@@ -11,6 +13,8 @@ use crate::{Budget, PullError};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
+use tributary_shared::config::ConfigError;
 use tributary_shared::lake::schema::MATOMO_VISITS;
 use tributary_shared::lake::{LakeLocation, LakeTable};
 use tributary_shared::ports::{EventPublisher, SyncStore};
@@ -72,6 +76,46 @@ pub struct Deps<S, P> {
     pub lake: LakeLocation,
     pub matomo: Option<MatomoDeps>,
     pub notion: Option<NotionDeps>,
+}
+
+impl<S, P> Deps<S, P> {
+    /// The dependencies a configuration describes, with its secrets (read at cold start).
+    pub fn from_config(
+        config: &PullerConfig,
+        secrets: &HashMap<String, String>,
+        http: reqwest::Client,
+        store: S,
+        publisher: P,
+    ) -> Result<Self, ConfigError> {
+        let secret = |name: &str| {
+            secrets.get(name).cloned().ok_or_else(|| ConfigError::invalid(name, "the secret parameter was not read"))
+        };
+        let matomo = match &config.matomo {
+            None => None,
+            Some(m) => Some(MatomoDeps {
+                api: MatomoApi::new(http.clone(), &m.base_url, secret(&m.token_param)?, RetryPolicy::default())
+                    .map_err(|e| ConfigError::invalid("MATOMO_URL", e))?,
+                anonymiser: Anonymiser::new(secret(&m.hmac_key_param)?.as_bytes(), &m.anonymise),
+                settings: m.settings.clone(),
+                sites: m.sites.clone(),
+            }),
+        };
+        let notion = match &config.notion {
+            None => None,
+            Some(n) => Some(NotionDeps {
+                api: NotionApi::new(
+                    http.clone(),
+                    n.base_url.clone(),
+                    secret(&n.token_param)?,
+                    n.version.clone(),
+                    RetryPolicy::default(),
+                ),
+                properties: n.properties.clone(),
+                databases: n.databases.clone(),
+            }),
+        };
+        Ok(Self { store, publisher, lake: config.lake.clone(), matomo, notion })
+    }
 }
 
 /// A lease outlives the invocation's deadline by this much, so that a run killed without

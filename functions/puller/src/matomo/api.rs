@@ -61,7 +61,7 @@ impl MatomoApi {
             .append_pair("format", "JSON")
             .extend_pairs(parameters.iter().map(|(k, v)| (*k, v.as_str())));
         let form = [("token_auth", self.token.as_str())];
-        fetch_with_retries(what, &self.policy, || self.http.post(url.clone()).form(&form), parse_answer).await
+        fetch_with_retries(what, &self.policy, None, || self.http.post(url.clone()).form(&form), parse_answer).await
     }
 
     /// One page of the visits of `site` filed under `day`, oldest first (`filter_sort_order=asc`,

@@ -4,13 +4,11 @@
 //! Requests are spaced to stay under Notion's documented average of three per second per
 //! integration; a 429 waits what `Retry-After` says; 5xx and 529 back off.
 
-use crate::fetch::{Failure, FetchError, RetryPolicy, check_status, fetch_with_retries};
+use crate::fetch::{Failure, FetchError, Pacer, RetryPolicy, check_status, fetch_with_retries};
 use reqwest::{Client, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 /// The first API version with data sources.
 pub const DATA_SOURCES_VERSION: &str = "2025-09-03";
@@ -50,8 +48,7 @@ pub struct NotionApi {
     token: String,
     version: String,
     policy: RetryPolicy,
-    min_interval: Duration,
-    last_request: Mutex<Option<Instant>>,
+    pacer: Pacer,
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(
@@ -66,28 +63,17 @@ fn parse_json<T: for<'de> Deserialize<'de>>(
 
 impl NotionApi {
     pub fn new(http: Client, base: Url, token: String, version: String, policy: RetryPolicy) -> Self {
-        Self { http, base, token, version, policy, min_interval: MIN_REQUEST_INTERVAL, last_request: Mutex::new(None) }
+        Self { http, base, token, version, policy, pacer: Pacer::new(MIN_REQUEST_INTERVAL) }
     }
 
     /// Spacing for tests against a local server.
     pub fn with_min_interval(mut self, interval: Duration) -> Self {
-        self.min_interval = interval;
+        self.pacer = Pacer::new(interval);
         self
     }
 
     pub fn uses_data_sources(&self) -> bool {
         self.version.as_str() >= DATA_SOURCES_VERSION
-    }
-
-    async fn pace(&self) {
-        let mut last = self.last_request.lock().await;
-        if let Some(previous) = *last {
-            let next = previous + self.min_interval;
-            if next > Instant::now() {
-                tokio::time::sleep_until(next).await;
-            }
-        }
-        *last = Some(Instant::now());
     }
 
     fn url(&self, path: &str) -> Result<Url, FetchError> {
@@ -107,8 +93,7 @@ impl NotionApi {
             };
             builder.bearer_auth(&self.token).header("Notion-Version", &self.version)
         };
-        self.pace().await;
-        fetch_with_retries(what, &self.policy, request, parse_json).await
+        fetch_with_retries(what, &self.policy, Some(&self.pacer), request, parse_json).await
     }
 
     /// What to query for a configured database: itself, or each of its data sources.

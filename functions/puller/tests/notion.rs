@@ -1,0 +1,231 @@
+//! The Notion job against a fake Notion (wiremock, fixture-shaped answers): both API versions,
+//! delta sync with the watermark, rate limits, invalid pages, and crash/resume with no gap.
+
+mod support;
+
+use jiff::{SignedDuration, Timestamp};
+use puller::Budget;
+use puller::fetch::RetryPolicy;
+use puller::handler::{Deps, NotionDeps, handle};
+use puller::notion::api::NotionApi;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{Faults, NOTION_TOKEN, NotionData, notion_properties, start_notion};
+use tributary_shared::event::CanonicalEvent;
+use tributary_shared::lake::LakeLocation;
+use tributary_shared::memory::{InMemoryIngestion, InMemoryPublisher};
+use tributary_shared::retry::Backoff;
+use tributary_shared::sync::SyncOutcome;
+use wiremock::MockServer;
+
+struct Harness {
+    _server: MockServer,
+    faults: Arc<Faults>,
+    data: Arc<Mutex<NotionData>>,
+    deps: Deps<InMemoryIngestion, InMemoryPublisher>,
+}
+
+async fn harness(data: NotionData, version: &str, pacing: Duration) -> Harness {
+    let database = data.database.clone();
+    let data = Arc::new(Mutex::new(data));
+    let (server, faults) = start_notion(data.clone()).await;
+    let policy = RetryPolicy {
+        attempts: 3,
+        backoff: Backoff {
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(5),
+            max_retry_after: Duration::from_secs(2),
+        },
+    };
+    let api = NotionApi::new(
+        reqwest::Client::new(),
+        reqwest::Url::parse(&server.uri()).unwrap(),
+        NOTION_TOKEN.into(),
+        version.into(),
+        policy,
+    )
+    .with_min_interval(pacing);
+    let deps = Deps {
+        store: InMemoryIngestion::default(),
+        publisher: InMemoryPublisher::default(),
+        // Unused by the Notion job.
+        lake: LakeLocation::s3("unused", "").unwrap(),
+        matomo: None,
+        notion: Some(NotionDeps { api, properties: notion_properties(), databases: vec![database] }),
+    };
+    Harness { _server: server, faults, data, deps }
+}
+
+fn budget() -> Budget {
+    Budget { deadline: Timestamp::now() + SignedDuration::from_secs(3600), margin: SignedDuration::from_secs(5) }
+}
+
+impl Harness {
+    async fn run(&self) -> Result<puller::handler::JobReport, puller::handler::HandlerError> {
+        handle(&self.deps, &json!({"job": "notion"}), budget()).await
+    }
+
+    fn events(&self) -> Vec<CanonicalEvent> {
+        self.deps.publisher.messages().iter().map(|m| CanonicalEvent::from_message(&m.body).unwrap()).collect()
+    }
+
+    /// Distinct lead ids on the bus.
+    fn bus_lead_ids(&self) -> Vec<String> {
+        let ids: BTreeSet<String> = self
+            .events()
+            .iter()
+            .map(|e| e.payload_as::<Value>().unwrap()["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.into_iter().collect()
+    }
+
+    fn watermarks(&self) -> Vec<(String, String)> {
+        let mut marks: Vec<(String, String)> = self.deps.store.watermarks().into_iter().collect();
+        marks.sort();
+        marks
+    }
+}
+
+#[tokio::test]
+async fn data_sources_are_discovered_and_pulled_one_by_one() {
+    // 2025-09-03: two data sources, 130 and 20 pages (two query pages for the first), every 7th invalid.
+    let h = harness(NotionData::generate(&[130, 20], 1, 7), "2025-09-03", Duration::ZERO).await;
+    let report = h.run().await.unwrap();
+    let run = &report.runs[0];
+    assert_eq!(run.outcome, SyncOutcome::Completed);
+    let expected = h.data.lock().unwrap().valid_ids();
+    assert_eq!(h.bus_lead_ids(), expected);
+    assert_eq!(run.records as usize, expected.len());
+    assert_eq!(run.rejected, 150 - expected.len() as u64);
+    assert_eq!(run.pages, 3);
+    let urls = h.faults.urls();
+    assert!(urls[0].starts_with("GET") && urls[0].contains("/v1/databases/"), "{urls:?}");
+    assert_eq!(urls.iter().filter(|u| u.contains("/v1/data_sources/")).count(), 3, "{urls:?}");
+    assert_eq!(h.watermarks().len(), 2, "one watermark per data source");
+    let event = &h.events()[0];
+    assert_eq!((event.source.as_str(), event.event_type.as_str()), ("notion", "lead.upserted"));
+    assert_eq!(event.occurred_at.to_string(), "2025-03-01T08:00:00Z", "the page's last edit");
+}
+
+#[tokio::test]
+async fn the_2022_version_queries_the_database() {
+    let h = harness(NotionData::generate(&[30], 1, 0), "2022-06-28", Duration::ZERO).await;
+    h.run().await.unwrap();
+    assert_eq!(h.bus_lead_ids().len(), 30);
+    assert!(
+        h.faults.urls().iter().all(|u| u.starts_with("POST") && u.contains("/v1/databases/") && u.ends_with("/query"))
+    );
+    let marks = h.watermarks();
+    assert_eq!(marks[0].0, format!("notion#database-{}", h.data.lock().unwrap().database));
+    assert_eq!(marks[0].1, h.data.lock().unwrap().max_edited().to_string());
+}
+
+#[tokio::test]
+async fn only_pages_edited_since_the_watermark_are_read_and_reread_pages_are_duplicates() {
+    let h = harness(NotionData::generate(&[250], 1, 0), "2025-09-03", Duration::ZERO).await;
+    h.run().await.unwrap();
+    let first = h.events().len();
+    assert_eq!(first, 250);
+    // A second run reads the overlap only (the last two minutes), same content → same event ids.
+    let report = h.run().await.unwrap();
+    assert_eq!(report.runs[0].pages, 1);
+    let events = h.events();
+    let ids: BTreeSet<String> = events.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids.len(), 250, "re-read pages carry the ids already published");
+    assert!(events.len() - first <= 3, "{} re-read", events.len() - first);
+
+    // Two edits within the same minute: same rounded last_edited_time, different content → a new event.
+    {
+        let mut data = h.data.lock().unwrap();
+        let last = data.sources.values_mut().next().unwrap().last_mut().unwrap();
+        last["properties"]["Email"]["email"] = json!("new.address@example.fr");
+    }
+    h.run().await.unwrap();
+    let ids: BTreeSet<String> = h.events().iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids.len(), 251);
+}
+
+#[tokio::test]
+async fn rate_limits_are_honoured_and_requests_are_paced() {
+    let h = harness(NotionData::generate(&[250], 1, 0), "2025-09-03", puller::notion::api::MIN_REQUEST_INTERVAL).await;
+    h.faults.soft_errors.lock().unwrap().push(2);
+    h.run().await.unwrap();
+    assert_eq!(h.bus_lead_ids().len(), 250);
+    let log = h.faults.log.lock().unwrap().clone();
+    // retrieve database, query (429), query again after Retry-After: 1, two more queries.
+    assert_eq!(log.len(), 5);
+    let gap = |i: usize| log[i].0.duration_since(log[i - 1].0);
+    assert!(gap(2) >= SignedDuration::from_millis(990), "Retry-After honoured: {:?}", gap(2));
+    for i in 1..log.len() {
+        assert!(gap(i) >= SignedDuration::from_millis(320), "at most three requests per second: {:?}", gap(i));
+    }
+}
+
+#[tokio::test]
+async fn server_errors_back_off_then_fail_with_the_watermark_where_it_was() {
+    let h = harness(NotionData::generate(&[250], 1, 0), "2025-09-03", Duration::ZERO).await;
+    h.faults.fail_from(Some(3));
+    let error = h.run().await.unwrap_err().to_string();
+    assert!(error.contains("notion run(s) failed"), "{error}");
+    let run = h.deps.store.runs().pop().unwrap();
+    let SyncOutcome::Failed { reason } = &run.outcome else { panic!("{run:?}") };
+    assert!(reason.contains("502") && reason.contains("after 3 attempt(s)"), "{reason}");
+    assert!(!reason.contains(NOTION_TOKEN));
+    // The first query page was published, so the watermark is its newest edit.
+    assert_eq!(h.deps.publisher.messages().len(), 100);
+    assert_eq!(run.watermark_after.as_deref(), Some("2025-03-01T09:39:00Z"));
+    h.faults.heal();
+    h.run().await.unwrap();
+    assert_eq!(h.bus_lead_ids().len(), 250);
+}
+
+#[tokio::test]
+async fn a_property_of_an_unexpected_type_rejects_the_page_not_the_run() {
+    let h = harness(NotionData::generate(&[5], 1, 0), "2025-09-03", Duration::ZERO).await;
+    {
+        let mut data = h.data.lock().unwrap();
+        let page = &mut data.sources.values_mut().next().unwrap()[1];
+        page["properties"]["Prise de contact"] = json!({"id": "Ab%3Dc", "type": "rich_text", "rich_text": []});
+        let other = &mut data.sources.values_mut().next().unwrap()[2];
+        other["properties"].as_object_mut().unwrap().retain(|name, _| name == "Nom");
+    }
+    let report = h.run().await.unwrap();
+    assert_eq!((report.runs[0].records, report.runs[0].rejected), (4, 1));
+    let sparse = h.events().into_iter().find(|e| e.payload.get().contains("Lead 3")).unwrap();
+    assert_eq!(
+        sparse.payload_as::<Value>().unwrap(),
+        json!({"id": "00000000-0000-4000-8000-000000000003", "nom": "Lead 3"})
+    );
+}
+
+/// Kills the run at every request and at random points inside a page of results (the bus fails
+/// after a random number of messages), then runs again: every valid page is on the bus, and the
+/// watermark equals an uninterrupted run's.
+#[tokio::test]
+async fn crash_anywhere_then_resume_leaves_no_gap() {
+    let make = || NotionData::generate(&[230, 40], 2, 9);
+    let reference = harness(make(), "2025-09-03", Duration::ZERO).await;
+    reference.run().await.unwrap();
+    let requests = reference.faults.count();
+    let final_marks = reference.watermarks();
+    let expected = reference.data.lock().unwrap().valid_ids();
+    assert_eq!(requests, 5);
+
+    let mut rng = fastrand::Rng::with_seed(11);
+    for trial in 0..40 {
+        let h = harness(make(), "2025-09-03", Duration::ZERO).await;
+        if trial < 2 * requests {
+            h.faults.fail_from(Some(trial % requests + 1));
+        } else {
+            h.deps.publisher.fail_after(Some(rng.usize(0..expected.len())));
+        }
+        let _ = h.run().await;
+        h.faults.heal();
+        h.deps.publisher.fail_after(None);
+        h.run().await.unwrap();
+        assert_eq!(h.bus_lead_ids(), expected, "trial {trial}");
+        assert_eq!(h.watermarks(), final_marks, "trial {trial}");
+    }
+}
