@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 CARGO ?= cargo
 
-.PHONY: help setup test test-rust lint local local-inspect local-check bench build-arm64 sam-build events
+.PHONY: help setup test test-rust lint local local-inspect local-check bench bench-puller-memory build-arm64 sam-build events
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,12 +29,17 @@ local-inspect: ## Show what the running local stack holds (archive, dedup marker
 local-check: setup ## Start the local stack, send a delivery over HTTP, check its effects, stop
 	$(CARGO) run -q -p tributary-tests --bin local-stack -- check
 
-bench: ## Criterion benchmarks: webhook in-process path, processor apply (release build)
+bench: ## Criterion benchmarks: webhook in-process path, processor apply, puller visits (release build)
 	$(CARGO) bench -p webhook --bench verify_normalise
 	$(CARGO) bench -p processor --bench apply_event
+	$(CARGO) bench -p puller --bench visits
+
+bench-puller-memory: ## Peak memory of whole Matomo pulls: 10 and 100 days of 10 000 visits (release build)
+	$(CARGO) bench -p puller --bench pull_memory -- --days 10
+	$(CARGO) bench -p puller --bench pull_memory -- --days 100
 
 build-arm64: setup ## Release bootstraps for Lambda arm64 (cargo-lambda + zig, no Docker)
-	for function in webhook processor integrator api; do cargo-lambda lambda build --release --arm64 -p $$function || exit 1; done
+	for function in webhook processor integrator api puller; do cargo-lambda lambda build --release --arm64 -p $$function || exit 1; done
 
 sam-build: setup ## sam build (rust-cargolambda, beta feature) without Docker
 	sam build --beta-features

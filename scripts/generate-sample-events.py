@@ -280,6 +280,17 @@ def main() -> None:
         "tributary-updates", json.dumps(update), {"source": "processor", "type": "customer.updated"},
         "5f0a1c2e-0006-4b7e-9a51-6c1d2e3f4a06"))
 
+    # What the puller receives from its EventBridge schedules (the template passes the bare
+    # `Input`; an EventBridge envelope with the request as `detail` is accepted too).
+    for job, extra in (("matomo", {"sites": [1]}), ("notion", {})):
+        write(f"puller-scheduled-{job}.json", {
+            "version": "0", "id": f"d1f8c6a2-7b3e-4c51-9a0d-{'1' if job == 'matomo' else '2'}2e4f6a8b0c1d",
+            "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+            "time": iso(NOW), "region": "us-east-1",
+            "resources": [f"arn:aws:events:us-east-1:123456789012:rule/tributary-Puller{job.title()}Pull"],
+            "detail": {"job": job, **extra},
+        })
+
 
 if __name__ == "__main__":
     main()

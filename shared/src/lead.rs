@@ -169,20 +169,36 @@ impl Lead {
     /// A stable id for this version of the lead: the same content gives the same id (a re-sent
     /// lead is a duplicate downstream), any change gives another.
     pub fn version_id(&self) -> String {
+        self.digest_id(None)
+    }
+
+    /// The id of this content as edited at `edited` (Notion's minute-rounded `last_edited_time`):
+    /// a re-read of an unchanged page gives the same id, two edits within a minute give two, and
+    /// an edit back to earlier content is still a new event.
+    pub fn version_id_edited_at(&self, edited: jiff::Timestamp) -> String {
+        self.digest_id(Some(edited))
+    }
+
+    fn digest_id(&self, edited: Option<jiff::Timestamp>) -> String {
         use sha2::{Digest, Sha256};
         // Serialising a plain struct of strings cannot fail; an empty digest input would still
         // give a stable id.
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        let digest = Sha256::digest(&canonical);
-        format!("lead-{}", hex::encode(&digest[..16]))
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_vec(self).unwrap_or_default());
+        if let Some(edited) = edited {
+            hasher.update(format!("@{edited}"));
+        }
+        format!("lead-{}", hex::encode(&hasher.finalize()[..16]))
     }
 }
 
 impl Lead {
     /// The `lead.upserted` event of this lead version, from `source` (`ingestion`, `notion`),
     /// as of `occurred_at` (when the lead was last edited at the source, if it says).
+    /// `id` is [`Lead::version_id`] or [`Lead::version_id_edited_at`].
     pub fn event_message(
         &self,
+        id: String,
         source: &str,
         occurred_at: jiff::Timestamp,
         now: jiff::Timestamp,
@@ -191,7 +207,7 @@ impl Lead {
         use crate::ports::{BusMessage, PortError};
         let build = |e: &dyn std::fmt::Display| PortError::new("build lead.upserted event", e.to_string());
         let event = CanonicalEvent {
-            id: EventId::parse(self.version_id()).map_err(|e| build(&e))?,
+            id: EventId::parse(id).map_err(|e| build(&e))?,
             source: source.to_string(),
             event_type: "lead.upserted".into(),
             subject: Some(Subject::external("lead", &self.id)),

@@ -320,6 +320,10 @@ impl InMemoryIngestion {
     pub fn watermarks(&self) -> HashMap<String, String> {
         lock(&self.watermarks).clone()
     }
+    /// Forgets every lease, as their expiry would (crash tests: the killed run never released).
+    pub fn expire_leases(&self) {
+        lock(&self.leases).clear();
+    }
 }
 
 impl SyncStore for InMemoryIngestion {

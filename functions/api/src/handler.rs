@@ -9,9 +9,9 @@ use serde::Serialize;
 use tributary_shared::api_key::ApiKeys;
 use tributary_shared::customer::store::{AuditEntry, is_audit_sort_key};
 use tributary_shared::customer::{CustomerId, CustomerRecord, FieldState};
-use tributary_shared::event::{CanonicalEvent, EventId, Subject};
-use tributary_shared::lead::{ItemProblem, Lead, validate_batch};
-use tributary_shared::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
+use tributary_shared::event::Subject;
+use tributary_shared::lead::{ItemProblem, validate_batch};
+use tributary_shared::ports::{CustomerStore, EventPublisher, PortError};
 use tributary_shared::problem::{Problem, json_response};
 
 pub struct Deps<S, P> {
@@ -252,11 +252,14 @@ async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request
             return json_response(422, "application/problem+json", &problem);
         }
     };
-    let messages =
-        match leads.iter().map(|lead| lead.event_message("ingestion", now, now)).collect::<Result<Vec<_>, _>>() {
-            Ok(messages) => messages,
-            Err(e) => return unavailable(&e),
-        };
+    let messages = match leads
+        .iter()
+        .map(|lead| lead.event_message(lead.version_id(), "ingestion", now, now))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(messages) => messages,
+        Err(e) => return unavailable(&e),
+    };
     match deps.events.publish_all(&messages).await {
         Ok(()) => json_response(202, "application/json", &Accepted { accepted: messages.len() }),
         Err(e) => {

@@ -68,9 +68,12 @@ fn url(env: &impl Env, name: &str) -> Result<Option<Url>, ConfigError> {
     env.optional(name)
         .map(|text| {
             let url = Url::parse(&text).map_err(|e| ConfigError::invalid(name, e))?;
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
             match url.scheme() {
-                "https" | "http" => Ok(url),
-                other => Err(ConfigError::invalid(name, format!("scheme {other} is not http(s)"))),
+                "https" => Ok(url),
+                // Tokens travel with every request: plain HTTP only to a local fake or proxy.
+                "http" if loopback => Ok(url),
+                other => Err(ConfigError::invalid(name, format!("must be https (http only to loopback), not {other}"))),
             }
         })
         .transpose()
@@ -202,6 +205,7 @@ mod tests {
     fn bad_values_name_their_variable() {
         let cases = [
             (vec![("MATOMO_URL", "ftp://x")], "MATOMO_URL"),
+            (vec![("MATOMO_URL", "http://matomo.example.com")], "MATOMO_URL"),
             (vec![("MATOMO_URL", "https://m"), ("MATOMO_SITE_IDS", "one")], "MATOMO_SITE_IDS"),
             (
                 vec![("MATOMO_URL", "https://m"), ("MATOMO_SITE_IDS", "1"), ("MATOMO_START_DATE", "yesterday")],

@@ -1,6 +1,7 @@
 //! Calls to the source APIs with retries: 5xx, 429, timeouts and answers the caller's check calls
 //! retryable are retried with backoff (honouring `Retry-After`); anything else fails at once.
 
+use crate::Budget;
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
@@ -84,11 +85,13 @@ impl Pacer {
 }
 
 /// Sends the request built by `request` until `check` accepts the answer, a permanent failure
-/// occurs or the attempts are spent; each attempt first waits for the `pacer`, if any.
+/// occurs, the attempts are spent, the server asks to wait longer than `max_retry_after` or the
+/// next wait would eat into the budget's margin; each attempt first waits for the `pacer`, if any.
 pub async fn fetch_with_retries<T>(
     what: &str,
     policy: &RetryPolicy,
     pacer: Option<&Pacer>,
+    budget: &Budget,
     request: impl Fn() -> RequestBuilder,
     check: impl Fn(StatusCode, &HeaderMap, &[u8]) -> Result<T, Failure>,
 ) -> Result<T, FetchError> {
@@ -118,8 +121,17 @@ pub async fn fetch_with_retries<T>(
             Failure::Retryable { detail, .. } if attempt >= policy.attempts => {
                 return Err(FetchError { what: what.into(), detail, attempts: attempt });
             }
+            Failure::Retryable { detail, retry_after: Some(asked) } if asked > policy.backoff.max_retry_after => {
+                let detail =
+                    format!("{detail}; the server asks to wait {} s, longer than this run waits", asked.as_secs());
+                return Err(FetchError { what: what.into(), detail, attempts: attempt });
+            }
             Failure::Retryable { detail, retry_after } => {
                 let delay = policy.backoff.delay(attempt, retry_after);
+                if budget.exhausted_after(delay) {
+                    let detail = format!("{detail}; no time left to retry before the invocation's deadline");
+                    return Err(FetchError { what: what.into(), detail, attempts: attempt });
+                }
                 tracing::warn!(what, attempt, detail, delay_ms = delay.as_millis() as u64, "retrying");
                 tokio::time::sleep(delay).await;
             }

@@ -88,7 +88,12 @@ impl<S, P> Deps<S, P> {
         publisher: P,
     ) -> Result<Self, ConfigError> {
         let secret = |name: &str| {
-            secrets.get(name).cloned().ok_or_else(|| ConfigError::invalid(name, "the secret parameter was not read"))
+            // A value pasted with a trailing newline would make every request fail obscurely.
+            secrets
+                .get(name)
+                .map(|value| value.trim().to_string())
+                .filter(|value| !value.is_empty())
+                .ok_or_else(|| ConfigError::invalid(name, "the secret parameter is missing or empty"))
         };
         let matomo = match &config.matomo {
             None => None,
@@ -195,6 +200,13 @@ async fn begin<S: SyncStore>(
     }
 }
 
+/// The run could not even be recorded: give the lease back so that Lambda's retry is not skipped.
+async fn release_after_failure<S: SyncStore>(store: &S, lease: &Lease) {
+    if let Err(e) = store.release_lease(lease).await {
+        tracing::warn!(error = %e, "releasing the lease failed");
+    }
+}
+
 async fn end<S: SyncStore>(store: &S, lease: &Lease, run: &mut SyncRun, result: Result<bool, PullError>) {
     let outcome = match result {
         Ok(true) => SyncOutcome::Completed,
@@ -242,7 +254,10 @@ pub async fn handle<S: SyncStore, P: EventPublisher>(
             job,
             failed: failed.len(),
             total: runs.len(),
-            first: format!("{}: {:?}", first.scope, first.outcome),
+            first: match &first.outcome {
+                SyncOutcome::Failed { reason } => format!("{}: {reason}", first.scope),
+                other => format!("{}: {other:?}", first.scope),
+            },
         });
     }
     let more_to_do = runs.iter().any(|r| r.outcome == SyncOutcome::MoreToDo);
@@ -273,7 +288,10 @@ async fn run_matomo<S: SyncStore, P: EventPublisher>(
                 continue;
             }
         };
-        deps.store.put_run(&run).await.map_err(HandlerError::Store)?;
+        if let Err(e) = deps.store.put_run(&run).await {
+            release_after_failure(&deps.store, &lease).await;
+            return Err(HandlerError::Store(e));
+        }
         let result = match lake.as_mut() {
             Ok(lake) => job.pull_site(lake, site, budget, &mut run).await,
             Err(e) => Err(PullError::Config(format!("opening the lake table: {e}"))),
@@ -305,7 +323,10 @@ async fn run_notion<S: SyncStore, P: EventPublisher>(
                 continue;
             }
         };
-        deps.store.put_run(&run).await.map_err(HandlerError::Store)?;
+        if let Err(e) = deps.store.put_run(&run).await {
+            release_after_failure(&deps.store, &lease).await;
+            return Err(HandlerError::Store(e));
+        }
         let result = pull_database(&job, database, budget, &mut run).await;
         end(&deps.store, &lease, &mut run, result).await;
         runs.push(run);
@@ -320,7 +341,10 @@ async fn pull_database<P: EventPublisher, S: SyncStore>(
     budget: &Budget,
     run: &mut SyncRun,
 ) -> Result<bool, PullError> {
-    let targets: Vec<QueryTarget> = job.api.targets(database).await?;
+    let targets: Vec<QueryTarget> = job.api.targets(database, budget).await?;
+    if targets.is_empty() {
+        tracing::warn!(database, "the Notion database has no data source: nothing to pull");
+    }
     for target in &targets {
         if !job.pull_target(target, budget, run).await? {
             return Ok(false);

@@ -24,7 +24,18 @@ pub struct Budget {
 
 impl Budget {
     pub fn exhausted(&self) -> bool {
-        Timestamp::now() + self.margin >= self.deadline
+        self.exhausted_after(std::time::Duration::ZERO)
+    }
+
+    /// Whether waiting `wait` would leave less than the margin.
+    pub fn exhausted_after(&self, wait: std::time::Duration) -> bool {
+        let wait = SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX);
+        Timestamp::now().checked_add(self.margin.saturating_add(wait)).map_or(true, |end| end >= self.deadline)
+    }
+
+    /// The deadline plus `slack`, or the end of time.
+    pub fn deadline_plus(&self, slack: SignedDuration) -> Timestamp {
+        self.deadline.checked_add(slack).unwrap_or(Timestamp::MAX)
     }
 }
 

@@ -323,8 +323,9 @@ async fn matomo_error_answers_are_retried_and_a_dead_source_fails_the_run_with_t
     assert_eq!(h.lake_ids().await, h.data.all_ids());
 }
 
-/// Kills the run at every request (each page boundary, the metadata calls included) and at random
-/// points inside pages (the bus fails after a random number of messages), then runs again: after
+/// Kills the run at every request (each page boundary, the metadata calls included), at random
+/// points inside pages (the bus fails after a random number of messages) and at random instants
+/// (the run's future is dropped mid-flight, 20 times), then runs again: after
 /// every crash the committed position and the lake agree, and in the end the lake holds every
 /// visit exactly once, the bus every known visitor's visit, and the position is the one an
 /// uninterrupted run reaches.
@@ -364,6 +365,24 @@ async fn crash_anywhere_then_resume_gives_every_visit_exactly_once() {
         assert_eq!(h.bus_visit_ids().into_iter().collect::<Vec<_>>(), h.data.known_visitor_ids(), "trial {trials}");
         assert_eq!(h.position(1).await, final_position, "trial {trials}");
         trials += 1;
+    }
+
+    // Killed for real: the run is dropped at whatever await point it reached after a random time
+    // (between a Parquet upload and its log entry, between publishing and committing, …).
+    let started = std::time::Instant::now();
+    harness(&DAYS, &[]).await.run().await.unwrap();
+    let whole_run = started.elapsed();
+    for trial in 0..20 {
+        let h = harness(&DAYS, &[]).await;
+        let kill_after = whole_run.mul_f64(rng.f64());
+        let killed = tokio::time::timeout(kill_after, h.run()).await;
+        let position = h.position(1).await;
+        assert_eq!(h.lake_ids().await, h.ids_before(position), "kill {trial} after {kill_after:?}: {killed:?}");
+        h.deps.store.expire_leases();
+        h.run().await.unwrap();
+        assert_eq!(h.lake_ids().await, h.data.all_ids(), "kill {trial}");
+        assert_eq!(h.bus_visit_ids().into_iter().collect::<Vec<_>>(), h.data.known_visitor_ids(), "kill {trial}");
+        assert_eq!(h.position(1).await, final_position, "kill {trial}");
     }
 }
 

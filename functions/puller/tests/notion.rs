@@ -200,8 +200,9 @@ async fn a_property_of_an_unexpected_type_rejects_the_page_not_the_run() {
     );
 }
 
-/// Kills the run at every request and at random points inside a page of results (the bus fails
-/// after a random number of messages), then runs again: every valid page is on the bus, and the
+/// Kills the run at every request, at random points inside a page of results (the bus fails
+/// after a random number of messages) and at random instants (the future dropped, 10 times), then
+/// runs again: every valid page is on the bus, and the
 /// watermark equals an uninterrupted run's.
 #[tokio::test]
 async fn crash_anywhere_then_resume_leaves_no_gap() {
@@ -227,5 +228,18 @@ async fn crash_anywhere_then_resume_leaves_no_gap() {
         h.run().await.unwrap();
         assert_eq!(h.bus_lead_ids(), expected, "trial {trial}");
         assert_eq!(h.watermarks(), final_marks, "trial {trial}");
+    }
+
+    // Killed for real at random instants: the run's future is dropped wherever it was.
+    let started = std::time::Instant::now();
+    harness(make(), "2025-09-03", Duration::ZERO).await.run().await.unwrap();
+    let whole_run = started.elapsed();
+    for trial in 0..10 {
+        let h = harness(make(), "2025-09-03", Duration::ZERO).await;
+        let _ = tokio::time::timeout(whole_run.mul_f64(rng.f64()), h.run()).await;
+        h.deps.store.expire_leases();
+        h.run().await.unwrap();
+        assert_eq!(h.bus_lead_ids(), expected, "kill {trial}");
+        assert_eq!(h.watermarks(), final_marks, "kill {trial}");
     }
 }

@@ -7,7 +7,7 @@
 //! | identity lookup | `LOOKUP#<subject>` | `LOOKUP` | `customer_id` |
 //! | applied-event marker | `EVENT#<source>#<event id>` | `APPLIED` | `marker` (JSON), `pending` (JSON, until published), `expires_at` (TTL) |
 
-use super::describe;
+use super::{describe, pk_sk as key, string_attribute as s};
 use crate::customer::store::{AUDIT_PREFIX, AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
 use crate::customer::{CustomerId, CustomerRecord};
 use crate::event::Subject;
@@ -32,14 +32,6 @@ const MARKER_INDEX: usize = 1;
 pub struct DynamoDbCustomers {
     client: Client,
     table: String,
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 fn customer_pk(id: &CustomerId) -> String {

@@ -1,6 +1,6 @@
 //! The dedup marker table: one item per (source, event id).
 
-use super::describe;
+use super::{describe, number_attribute as number};
 use crate::ports::{ClaimOutcome, DedupClaim, DedupStore, PortError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -37,10 +37,6 @@ impl DynamoDbDedup {
             _ => ClaimOutcome::InProgress,
         }
     }
-}
-
-fn number(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 impl DedupStore for DynamoDbDedup {

@@ -6,12 +6,10 @@
 //! | lease | `LEASE#<job>#<scope>` | `LEASE` |
 //! | watermark | `WATERMARK#<key>` | `WATERMARK` |
 
-use super::describe;
+use super::{describe, number_attribute as n, pk_sk as key, string_attribute as s};
 use crate::ports::{PortError, SyncStore};
 use crate::sync::{Lease, SyncRun};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
-use std::collections::HashMap;
 
 /// Sync runs are kept this long (the table's TTL attribute `expires_at` removes them after).
 pub const SYNC_RUN_RETENTION_DAYS: i64 = 90;
@@ -25,18 +23,6 @@ impl DynamoDbIngestion {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(error: &E) -> bool {

@@ -47,6 +47,27 @@ pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(config)
 }
 
+/// A DynamoDB string attribute.
+pub(crate) fn string_attribute(value: impl Into<String>) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(value.into())
+}
+
+/// A DynamoDB number attribute.
+pub(crate) fn number_attribute(value: i64) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N(value.to_string())
+}
+
+/// The key of an item of a `pk`/`sk` table.
+pub(crate) fn pk_sk(
+    pk: String,
+    sk: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    std::collections::HashMap::from([
+        ("pk".to_string(), string_attribute(pk)),
+        ("sk".to_string(), string_attribute(sk)),
+    ])
+}
+
 /// The error's whole chain on one line: the SDK's `Display` alone says only "service error".
 pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

@@ -23,8 +23,8 @@ use deltalake::DeltaTableError;
 use std::collections::HashMap;
 use url::Url;
 
-/// Every log entry whose version is a multiple of this is followed by a checkpoint, so opening a
-/// table reads one Parquet checkpoint plus at most this many JSON entries.
+/// delta-rs writes a Parquet checkpoint after every this-many commits (after versions 19, 39, …),
+/// so opening a table reads one checkpoint plus fewer than this many JSON entries.
 pub const CHECKPOINT_INTERVAL: u32 = 20;
 
 #[derive(Debug, thiserror::Error)]

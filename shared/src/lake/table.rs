@@ -81,10 +81,10 @@ impl LakeTable {
                     .await;
                 table = match created {
                     Ok(table) => table,
-                    Err(_) => {
-                        table.load().await.map_err(delta)?;
-                        table
-                    }
+                    Err(create_error) => match table.load().await {
+                        Ok(()) => table,
+                        Err(_) => return Err(delta(create_error)),
+                    },
                 };
             }
             Err(other) => return Err(delta(other)),
@@ -241,5 +241,109 @@ impl LakeTable {
                 Err(self.delta(error))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::schema::{Column, ColumnType, LEADS, TableSpec};
+    use deltalake::arrow::array::{Array, AsArray, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc as StdArc;
+
+    fn temp_location() -> LakeLocation {
+        let dir = std::env::temp_dir().join(format!("tributary-lake-unit-{}", uuid::Uuid::new_v4()));
+        LakeLocation::local_dir(&dir).unwrap()
+    }
+
+    /// A `leads` batch of `ids` (the other optional columns null).
+    fn leads_batch(schema: &SchemaRef, ids: &[&str]) -> RecordBatch {
+        let text =
+            |values: Vec<Option<&str>>| StdArc::new(StringArray::from(values)) as deltalake::arrow::array::ArrayRef;
+        let at = StdArc::new(TimestampMicrosecondArray::from(vec![0i64; ids.len()]).with_timezone("UTC"));
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|field| match field.name().as_str() {
+                "id" => text(ids.iter().map(|id| Some(*id)).collect()),
+                "nom" => text(ids.iter().map(|_| Some("Ada")).collect()),
+                "_event_id" => text(ids.iter().map(|id| Some(*id)).collect()),
+                "_occurred_at" | "_ingested_at" => at.clone() as _,
+                _ => text(vec![None; ids.len()]),
+            })
+            .collect();
+        RecordBatch::try_new(schema.clone(), columns).unwrap()
+    }
+
+    async fn ids(table: &LakeTable) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (_, batches) in table.read_all().await.unwrap() {
+            for batch in batches {
+                let column = batch.column_by_name("id").unwrap().as_string::<i32>();
+                ids.extend((0..column.len()).map(|i| column.value(i).to_string()));
+            }
+        }
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn positions_commit_with_the_rows_and_a_committed_position_is_not_appended_again() {
+        let location = temp_location();
+        let mut table = LakeTable::open_or_create(&location, &LEADS).await.unwrap();
+        assert_eq!(table.version(), Some(0));
+        let schema = table.arrow_schema().unwrap();
+        let position = |version| Some(AppPosition { app_id: "writer-a".into(), version });
+        assert_eq!(table.committed_position("writer-a").await.unwrap(), None);
+        let first = table.append(vec![leads_batch(&schema, &["l1", "l2"])], position(1)).await.unwrap();
+        assert_eq!(first, AppendOutcome::Committed { version: 1 });
+        // A rerun of the same write (a crash after the commit) is skipped.
+        let again = table.append(vec![leads_batch(&schema, &["l1", "l2"])], position(1)).await.unwrap();
+        assert_eq!(again, AppendOutcome::AlreadyCommitted);
+        // No rows, only the position (a day without visits).
+        assert_eq!(table.append(vec![], position(5)).await.unwrap(), AppendOutcome::Committed { version: 2 });
+        assert_eq!(table.committed_position("writer-a").await.unwrap(), Some(5));
+        // Another table handle (another process) sees the same.
+        let mut other = LakeTable::open_or_create(&location, &LEADS).await.unwrap();
+        assert_eq!(other.committed_position("writer-a").await.unwrap(), Some(5));
+        assert_eq!(other.committed_position("writer-b").await.unwrap(), None);
+        assert_eq!(ids(&other).await, vec!["l1".to_string(), "l2".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn checkpoints_are_written_at_the_interval_and_positions_survive_them() {
+        let location = temp_location();
+        let mut table = LakeTable::open_or_create(&location, &LEADS).await.unwrap();
+        let schema = table.arrow_schema().unwrap();
+        for n in 1..=(CHECKPOINT_INTERVAL as i64 + 2) {
+            let id = format!("l{n}");
+            table
+                .append(
+                    vec![leads_batch(&schema, &[id.as_str()])],
+                    Some(AppPosition { app_id: "w".into(), version: n }),
+                )
+                .await
+                .unwrap();
+        }
+        let log = location.table_url("leads").unwrap().to_file_path().unwrap().join("_delta_log");
+        // delta-rs checkpoints after version v when v + 1 is a multiple of the interval.
+        let checkpoint = log.join(format!("{:020}.checkpoint.parquet", CHECKPOINT_INTERVAL - 1));
+        assert!(checkpoint.exists(), "{} missing", checkpoint.display());
+        let mut reopened = LakeTable::open_or_create(&location, &LEADS).await.unwrap();
+        assert_eq!(reopened.committed_position("w").await.unwrap(), Some(CHECKPOINT_INTERVAL as i64 + 2));
+        assert_eq!(ids(&reopened).await.len(), CHECKPOINT_INTERVAL as usize + 2);
+    }
+
+    #[tokio::test]
+    async fn a_table_without_a_declared_column_is_refused() {
+        static NARROW: TableSpec = TableSpec {
+            name: "leads",
+            columns: &[Column { name: "id", column_type: ColumnType::String, nullable: false }],
+            partition_columns: &[],
+        };
+        let location = temp_location();
+        LakeTable::open_or_create(&location, &NARROW).await.unwrap();
+        let error = LakeTable::open_or_create(&location, &LEADS).await.err().unwrap().to_string();
+        assert!(error.starts_with("Delta table leads: the table has no column nom, email"), "{error}");
     }
 }

@@ -6,6 +6,7 @@
 //! request (tokens restricted to POST are refused in a URL).
 
 use super::visit::SiteMetadata;
+use crate::Budget;
 use crate::fetch::{Failure, FetchError, RetryPolicy, check_status, fetch_with_retries};
 use jiff::civil::Date;
 use reqwest::{Client, Url};
@@ -54,19 +55,27 @@ impl MatomoApi {
         Ok(Self { http, endpoint: base.join("index.php")?, token, policy })
     }
 
-    async fn call(&self, what: &str, parameters: &[(&str, String)]) -> Result<Value, FetchError> {
+    async fn call(&self, what: &str, parameters: &[(&str, String)], budget: &Budget) -> Result<Value, FetchError> {
         let mut url = self.endpoint.clone();
         url.query_pairs_mut()
             .append_pair("module", "API")
             .append_pair("format", "JSON")
             .extend_pairs(parameters.iter().map(|(k, v)| (*k, v.as_str())));
         let form = [("token_auth", self.token.as_str())];
-        fetch_with_retries(what, &self.policy, None, || self.http.post(url.clone()).form(&form), parse_answer).await
+        fetch_with_retries(what, &self.policy, None, budget, || self.http.post(url.clone()).form(&form), parse_answer)
+            .await
     }
 
     /// One page of the visits of `site` filed under `day`, oldest first (`filter_sort_order=asc`,
     /// so that visits Matomo may still file under the day land at the end, not between pages).
-    pub async fn visits(&self, site: u32, day: Date, offset: u64, limit: u64) -> Result<Vec<Value>, FetchError> {
+    pub async fn visits(
+        &self,
+        site: u32,
+        day: Date,
+        offset: u64,
+        limit: u64,
+        budget: &Budget,
+    ) -> Result<Vec<Value>, FetchError> {
         let what = format!("Live.getLastVisitsDetails site {site} day {day} offset {offset}");
         let answer = self
             .call(
@@ -80,6 +89,7 @@ impl MatomoApi {
                     ("filter_offset", offset.to_string()),
                     ("filter_sort_order", "asc".into()),
                 ],
+                budget,
             )
             .await?;
         match answer {
@@ -93,17 +103,19 @@ impl MatomoApi {
     }
 
     /// Custom dimension names by id, and goal names by id, of `site`.
-    pub async fn metadata(&self, site: u32) -> Result<SiteMetadata, FetchError> {
+    pub async fn metadata(&self, site: u32, budget: &Budget) -> Result<SiteMetadata, FetchError> {
         let dimensions = self
             .call(
                 &format!("CustomDimensions.getConfiguredCustomDimensions site {site}"),
                 &[("method", "CustomDimensions.getConfiguredCustomDimensions".into()), ("idSite", site.to_string())],
+                budget,
             )
             .await?;
         let goals = self
             .call(
                 &format!("Goals.getGoals site {site}"),
                 &[("method", "Goals.getGoals".into()), ("idSite", site.to_string())],
+                budget,
             )
             .await?;
         Ok(SiteMetadata {

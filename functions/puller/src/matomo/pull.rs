@@ -20,6 +20,9 @@ use tributary_shared::lake::{AppPosition, LakeTable};
 use tributary_shared::ports::{BusMessage, EventPublisher, PortError};
 use tributary_shared::sync::SyncRun;
 
+/// How long after a site-local midnight the day before is pulled.
+pub const SETTLE: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
 /// What the Matomo job needs beyond the API client.
 #[derive(Debug, Clone)]
 pub struct MatomoSettings {
@@ -57,9 +60,12 @@ pub fn visit_message(row: &VisitRow, summary: &VisitSummary, now: Timestamp) -> 
 }
 
 impl<P: EventPublisher> MatomoJob<'_, P> {
-    /// The last day whose visits are complete: yesterday in the sites' time zone.
+    /// The last day whose visits are complete: yesterday in the sites' time zone, once
+    /// [`SETTLE`] has passed since midnight there (a visit still active at midnight moves to the
+    /// next day with its last action; Matomo closes a visit after 30 minutes without one).
     pub fn last_complete_day(&self, now: Timestamp) -> Result<Date, PullError> {
-        now.to_zoned(self.settings.timezone.clone())
+        (now - SETTLE)
+            .to_zoned(self.settings.timezone.clone())
             .date()
             .yesterday()
             .map_err(|e| PullError::Config(format!("no day before today: {e}")))
@@ -84,7 +90,7 @@ impl<P: EventPublisher> MatomoJob<'_, P> {
         if position.day > last_day {
             return Ok(true);
         }
-        let metadata = self.api.metadata(site).await?;
+        let metadata = self.api.metadata(site, budget).await?;
         let schema = lake.arrow_schema()?;
         let site_id = i32::try_from(site).map_err(|_| PullError::Config(format!("site id {site} is too large")))?;
         let limit = self.settings.page_size;
@@ -98,7 +104,7 @@ impl<P: EventPublisher> MatomoJob<'_, P> {
             if budget.exhausted() {
                 break Ok(false);
             }
-            let page = match self.api.visits(site, position.day, position.offset, limit).await {
+            let page = match self.api.visits(site, position.day, position.offset, limit, budget).await {
                 Ok(page) => page,
                 Err(e) => break Err(e.into()),
             };

@@ -172,6 +172,9 @@ pub fn prepare_visit(
     metadata: &SiteMetadata,
     anonymiser: &Anonymiser,
 ) -> Result<VisitRow, VisitError> {
+    // Configured paths name Matomo's own fields (`dimension3`, not the dimension's name), so
+    // anonymise before renaming: nothing configured can slip through under its new name.
+    anonymiser.apply(&mut visit);
     let object = visit.as_object_mut().ok_or(VisitError::NotAnObject)?;
     let id_visit = integer(object.get("idVisit")).ok_or(VisitError::NoId)?;
     name_dimensions(object, &metadata.dimensions);
@@ -194,7 +197,6 @@ pub fn prepare_visit(
             }
         }
     }
-    anonymiser.apply(&mut visit);
     let object = visit.as_object().ok_or(VisitError::NotAnObject)?;
     let row = VisitRow {
         site_id,
@@ -252,6 +254,19 @@ mod tests {
         assert_eq!(row.id_visit, 42);
         assert_eq!(anonymiser.hash("x").len(), 64);
         assert_ne!(Anonymiser::new(b"other", &[]).hash("x"), anonymiser.hash("x"));
+    }
+
+    #[test]
+    fn dimensions_are_anonymised_by_their_matomo_name_before_renaming() {
+        let metadata =
+            SiteMetadata { dimensions: HashMap::from([("3".into(), "email_domain".into())]), ..Default::default() };
+        let anonymiser = Anonymiser::new(b"k", &["dimension3".into(), "actionDetails.dimension3".into()]);
+        let visit = json!({"idVisit": 1, "dimension3": "ada@example.com", "actionDetails": [{"dimension3": "ada@example.com"}]});
+        let row = prepare_visit(visit, 1, day(), &metadata, &anonymiser).unwrap();
+        let parsed: Value = serde_json::from_str(&row.visit).unwrap();
+        assert_eq!(parsed["email_domain"], anonymiser.hash("ada@example.com"));
+        assert_eq!(parsed["actionDetails"][0]["email_domain"], anonymiser.hash("ada@example.com"));
+        assert!(!row.visit.contains("ada@example.com"));
     }
 
     #[test]

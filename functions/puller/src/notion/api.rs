@@ -4,6 +4,7 @@
 //! Requests are spaced to stay under Notion's documented average of three per second per
 //! integration; a 429 waits what `Retry-After` says; 5xx and 529 back off.
 
+use crate::Budget;
 use crate::fetch::{Failure, FetchError, Pacer, RetryPolicy, check_status, fetch_with_retries};
 use reqwest::{Client, Url};
 use serde::Deserialize;
@@ -62,7 +63,11 @@ fn parse_json<T: for<'de> Deserialize<'de>>(
 }
 
 impl NotionApi {
-    pub fn new(http: Client, base: Url, token: String, version: String, policy: RetryPolicy) -> Self {
+    pub fn new(http: Client, mut base: Url, token: String, version: String, policy: RetryPolicy) -> Self {
+        // Paths are joined to the base: keep a prefix such as `/notion/` of a proxy.
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
         Self { http, base, token, version, policy, pacer: Pacer::new(MIN_REQUEST_INTERVAL) }
     }
 
@@ -85,6 +90,7 @@ impl NotionApi {
         what: &str,
         url: Url,
         body: Option<&Value>,
+        budget: &Budget,
     ) -> Result<T, FetchError> {
         let request = || {
             let builder = match body {
@@ -93,11 +99,11 @@ impl NotionApi {
             };
             builder.bearer_auth(&self.token).header("Notion-Version", &self.version)
         };
-        fetch_with_retries(what, &self.policy, Some(&self.pacer), request, parse_json).await
+        fetch_with_retries(what, &self.policy, Some(&self.pacer), budget, request, parse_json).await
     }
 
     /// What to query for a configured database: itself, or each of its data sources.
-    pub async fn targets(&self, database: &str) -> Result<Vec<QueryTarget>, FetchError> {
+    pub async fn targets(&self, database: &str, budget: &Budget) -> Result<Vec<QueryTarget>, FetchError> {
         if !self.uses_data_sources() {
             return Ok(vec![QueryTarget::Database(database.to_string())]);
         }
@@ -111,7 +117,7 @@ impl NotionApi {
             data_sources: Vec<Source>,
         }
         let url = self.url(&format!("v1/databases/{database}"))?;
-        let found: Database = self.send(&format!("retrieve database {database}"), url, None).await?;
+        let found: Database = self.send(&format!("retrieve database {database}"), url, None, budget).await?;
         Ok(found
             .data_sources
             .into_iter()
@@ -125,6 +131,7 @@ impl NotionApi {
         target: &QueryTarget,
         since: Option<&str>,
         cursor: Option<&str>,
+        budget: &Budget,
     ) -> Result<QueryPage, FetchError> {
         let path = match target {
             QueryTarget::Database(id) => format!("v1/databases/{id}/query"),
@@ -141,6 +148,6 @@ impl NotionApi {
             body["start_cursor"] = Value::String(cursor.to_string());
         }
         let url = self.url(&path)?;
-        self.send(&format!("query {}", target.scope()), url, Some(&body)).await
+        self.send(&format!("query {}", target.scope()), url, Some(&body), budget).await
     }
 }

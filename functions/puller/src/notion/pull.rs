@@ -46,7 +46,7 @@ impl<P: EventPublisher, S: SyncStore> NotionJob<'_, P, S> {
             if budget.exhausted() {
                 return Ok(false);
             }
-            let page = self.api.query(target, since.as_deref(), cursor.as_deref()).await?;
+            let page = self.api.query(target, since.as_deref(), cursor.as_deref(), budget).await?;
             run.pages += 1;
             let now = Timestamp::now();
             let mut messages: Vec<BusMessage> = Vec::with_capacity(page.results.len());
@@ -62,7 +62,10 @@ impl<P: EventPublisher, S: SyncStore> NotionJob<'_, P, S> {
                 };
                 newest = newest.max(Some(edited));
                 match self.properties.validated_lead(result) {
-                    Ok(lead) => messages.push(lead.event_message("notion", edited, now).map_err(PullError::Publish)?),
+                    Ok(lead) => messages.push(
+                        lead.event_message(lead.version_id_edited_at(edited), "notion", edited, now)
+                            .map_err(PullError::Publish)?,
+                    ),
                     Err(rejected) => {
                         run.rejected += 1;
                         tracing::warn!(page_id, reason = %rejected, "Notion page is not a valid lead");
