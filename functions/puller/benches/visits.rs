@@ -10,6 +10,7 @@ mod support;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use puller::matomo::api::VisitsPage;
 use puller::matomo::batch::visits_batch;
 use puller::matomo::visit::{Anonymiser, SiteMetadata, prepare_visit};
 use std::collections::HashMap;
@@ -52,9 +53,9 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(PAGE as u64));
     group.bench_function("parse_name_anonymise_arrow_parquet", |b| {
         b.iter(|| {
-            let visits: Vec<serde_json::Value> = serde_json::from_slice(black_box(&body)).unwrap();
+            let page = VisitsPage::new(String::from_utf8(black_box(&body).clone()).unwrap());
             let rows: Vec<_> =
-                visits.into_iter().map(|v| prepare_visit(v, 1, day, &metadata, &anonymiser).unwrap()).collect();
+                page.visits().into_iter().map(|v| prepare_visit(v, 1, day, &metadata, &anonymiser).unwrap()).collect();
             let batch = visits_batch(&schema, &rows, Timestamp::UNIX_EPOCH).unwrap();
             let mut parquet = Vec::with_capacity(body.len() / 4);
             let mut writer = ArrowWriter::try_new(&mut parquet, schema.clone(), Some(properties.clone())).unwrap();
@@ -63,7 +64,15 @@ fn bench(c: &mut Criterion) {
             black_box(parquet.len())
         })
     });
-    group.bench_function("parse_only", |b| {
+    group.bench_function("prepare_only", |b| {
+        let page = VisitsPage::new(String::from_utf8(body.clone()).unwrap());
+        b.iter(|| {
+            let rows: Vec<_> =
+                page.visits().into_iter().map(|v| prepare_visit(v, 1, day, &metadata, &anonymiser).unwrap()).collect();
+            black_box(rows.len())
+        })
+    });
+    group.bench_function("serde_json_value_parse_for_comparison", |b| {
         b.iter(|| black_box(serde_json::from_slice::<Vec<serde_json::Value>>(black_box(&body)).unwrap().len()))
     });
     group.finish();

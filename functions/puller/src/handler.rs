@@ -174,37 +174,49 @@ fn subset<T: Clone + PartialEq + std::fmt::Display>(
     }
 }
 
-/// A scope's run under its lease: `None` when another run holds the lease.
+/// A scope's run: started under its lease, or not started (the lease is held elsewhere, or could
+/// not be taken), each recorded as a sync run.
+enum Begun {
+    Started(Lease, SyncRun),
+    NotStarted(SyncRun),
+}
+
 async fn begin<S: SyncStore>(
     store: &S,
     job: &str,
     scope: &str,
     run_id: &str,
     budget: &Budget,
-) -> Result<(Lease, SyncRun), SyncRun> {
+) -> Result<Begun, HandlerError> {
     let now = Timestamp::now();
-    let lease =
-        Lease { key: Lease::key_for(job, scope), owner: run_id.to_string(), now, until: budget.deadline + LEASE_SLACK };
+    let lease = Lease {
+        key: Lease::key_for(job, scope),
+        owner: run_id.to_string(),
+        now,
+        until: budget.deadline_plus(LEASE_SLACK),
+    };
     let mut run = SyncRun::start(job, scope, run_id, now, None);
-    match store.acquire_lease(&lease).await {
-        Ok(true) => Ok((lease, run)),
+    let not_started = match store.acquire_lease(&lease).await {
+        Ok(true) => None,
         Ok(false) => {
             tracing::info!(job, scope, "another run holds the lease; skipped");
-            run.finish(SyncOutcome::SkippedLeased, Timestamp::now());
-            Err(run)
+            Some(SyncOutcome::SkippedLeased)
         }
-        Err(e) => {
-            run.finish(SyncOutcome::Failed { reason: format!("acquiring the lease: {e}") }, Timestamp::now());
-            Err(run)
+        Err(e) => Some(SyncOutcome::Failed { reason: format!("acquiring the lease: {e}") }),
+    };
+    if let Some(outcome) = not_started {
+        run.finish(outcome, Timestamp::now());
+        store.put_run(&run).await.map_err(HandlerError::Store)?;
+        return Ok(Begun::NotStarted(run));
+    }
+    if let Err(e) = store.put_run(&run).await {
+        // Not even recorded: give the lease back so that Lambda's retry is not skipped.
+        if let Err(release) = store.release_lease(&lease).await {
+            tracing::warn!(error = %release, "releasing the lease failed");
         }
+        return Err(HandlerError::Store(e));
     }
-}
-
-/// The run could not even be recorded: give the lease back so that Lambda's retry is not skipped.
-async fn release_after_failure<S: SyncStore>(store: &S, lease: &Lease) {
-    if let Err(e) = store.release_lease(lease).await {
-        tracing::warn!(error = %e, "releasing the lease failed");
-    }
+    Ok(Begun::Started(lease, run))
 }
 
 async fn end<S: SyncStore>(store: &S, lease: &Lease, run: &mut SyncRun, result: Result<bool, PullError>) {
@@ -280,18 +292,13 @@ async fn run_matomo<S: SyncStore, P: EventPublisher>(
     let mut lake = LakeTable::open_or_create(&deps.lake, &MATOMO_VISITS).await;
     let mut runs = Vec::new();
     for &site in sites {
-        let (lease, mut run) = match begin(&deps.store, "matomo", &format!("site-{site}"), run_id, budget).await {
-            Ok(started) => started,
-            Err(skipped) => {
-                deps.store.put_run(&skipped).await.map_err(HandlerError::Store)?;
-                runs.push(skipped);
+        let (lease, mut run) = match begin(&deps.store, "matomo", &format!("site-{site}"), run_id, budget).await? {
+            Begun::Started(lease, run) => (lease, run),
+            Begun::NotStarted(run) => {
+                runs.push(run);
                 continue;
             }
         };
-        if let Err(e) = deps.store.put_run(&run).await {
-            release_after_failure(&deps.store, &lease).await;
-            return Err(HandlerError::Store(e));
-        }
         let result = match lake.as_mut() {
             Ok(lake) => job.pull_site(lake, site, budget, &mut run).await,
             Err(e) => Err(PullError::Config(format!("opening the lake table: {e}"))),
@@ -314,19 +321,14 @@ async fn run_notion<S: SyncStore, P: EventPublisher>(
     let mut runs = Vec::new();
     for database in databases {
         // Leases are per database: its data sources are discovered, then pulled one by one.
-        let (lease, mut run) = match begin(&deps.store, "notion", &format!("database-{database}"), run_id, budget).await
-        {
-            Ok(started) => started,
-            Err(skipped) => {
-                deps.store.put_run(&skipped).await.map_err(HandlerError::Store)?;
-                runs.push(skipped);
+        let scope = format!("database-{database}");
+        let (lease, mut run) = match begin(&deps.store, "notion", &scope, run_id, budget).await? {
+            Begun::Started(lease, run) => (lease, run),
+            Begun::NotStarted(run) => {
+                runs.push(run);
                 continue;
             }
         };
-        if let Err(e) = deps.store.put_run(&run).await {
-            release_after_failure(&deps.store, &lease).await;
-            return Err(HandlerError::Store(e));
-        }
         let result = pull_database(&job, database, budget, &mut run).await;
         end(&deps.store, &lease, &mut run, result).await;
         runs.push(run);

@@ -23,6 +23,22 @@ impl DynamoDbIngestion {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
+
+    /// An unconditional put.
+    async fn put(
+        &self,
+        item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+        operation: &'static str,
+    ) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| PortError::new(operation, describe(&e)))?;
+        Ok(())
+    }
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(error: &E) -> bool {
@@ -75,14 +91,7 @@ impl SyncStore for DynamoDbIngestion {
         let mut item = key(format!("RUNS#{}", run.job), &format!("{}#{}#{}", run.started_at, run.run_id, run.scope));
         item.insert("run".into(), s(body));
         item.insert("expires_at".into(), n(run.started_at.as_second() + SYNC_RUN_RETENTION_DAYS * 86_400));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| PortError::new("put sync run", describe(&e)))?;
-        Ok(())
+        self.put(item, "put sync run").await
     }
 
     async fn recent_runs(&self, job: &str, limit: usize) -> Result<Vec<SyncRun>, PortError> {
@@ -127,13 +136,6 @@ impl SyncStore for DynamoDbIngestion {
     async fn set_watermark(&self, key_name: &str, value: &str) -> Result<(), PortError> {
         let mut item = key(format!("WATERMARK#{key_name}"), "WATERMARK");
         item.insert("value".into(), s(value));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| PortError::new("set watermark", describe(&e)))?;
-        Ok(())
+        self.put(item, "set watermark").await
     }
 }

@@ -5,12 +5,14 @@
 //! token is never in a URL, a log line or an error message, and Matomo treats it as a secure
 //! request (tokens restricted to POST are refused in a URL).
 
+use super::lazy::array_items;
 use super::visit::SiteMetadata;
 use crate::Budget;
 use crate::fetch::{Failure, FetchError, RetryPolicy, check_status, fetch_with_retries};
 use jiff::civil::Date;
 use reqwest::{Client, Url};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 pub struct MatomoApi {
@@ -45,6 +47,42 @@ fn parse_answer(
     }
 }
 
+/// A page of visits as Matomo sent it; the visits are slices of its text.
+#[derive(Debug, Clone)]
+pub struct VisitsPage {
+    text: String,
+}
+
+impl VisitsPage {
+    pub fn new(text: String) -> Self {
+        Self { text }
+    }
+
+    /// The visits, each as its raw JSON (the answer was checked to be a JSON list).
+    pub fn visits(&self) -> Vec<&RawValue> {
+        array_items(&self.text).unwrap_or_default()
+    }
+}
+
+/// A visits answer: a JSON list, else Matomo's error object (retried) or something unusable.
+fn parse_visits(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Result<VisitsPage, Failure> {
+    check_status(status, headers, body)?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Failure::Retryable { detail: "the answer is not UTF-8".into(), retry_after: None })?;
+    if text.trim_start().starts_with('[') {
+        return match array_items(text) {
+            Ok(_) => Ok(VisitsPage::new(text.to_string())),
+            Err(e) => Err(Failure::Retryable { detail: format!("the answer is not JSON: {e}"), retry_after: None }),
+        };
+    }
+    let value = parse_answer(status, headers, body)?;
+    Err(Failure::Permanent { detail: format!("expected a list of visits, got {}", kind(&value)) })
+}
+
 impl MatomoApi {
     /// `base_url` is the Matomo root (`https://matomo.example.com/`); `index.php` is added.
     pub fn new(http: Client, base_url: &Url, token: String, policy: RetryPolicy) -> Result<Self, url::ParseError> {
@@ -55,12 +93,17 @@ impl MatomoApi {
         Ok(Self { http, endpoint: base.join("index.php")?, token, policy })
     }
 
-    async fn call(&self, what: &str, parameters: &[(&str, String)], budget: &Budget) -> Result<Value, FetchError> {
+    fn url(&self, parameters: &[(&str, String)]) -> Url {
         let mut url = self.endpoint.clone();
         url.query_pairs_mut()
             .append_pair("module", "API")
             .append_pair("format", "JSON")
             .extend_pairs(parameters.iter().map(|(k, v)| (*k, v.as_str())));
+        url
+    }
+
+    async fn call(&self, what: &str, parameters: &[(&str, String)], budget: &Budget) -> Result<Value, FetchError> {
+        let url = self.url(parameters);
         let form = [("token_auth", self.token.as_str())];
         fetch_with_retries(what, &self.policy, None, budget, || self.http.post(url.clone()).form(&form), parse_answer)
             .await
@@ -75,31 +118,21 @@ impl MatomoApi {
         offset: u64,
         limit: u64,
         budget: &Budget,
-    ) -> Result<Vec<Value>, FetchError> {
+    ) -> Result<VisitsPage, FetchError> {
         let what = format!("Live.getLastVisitsDetails site {site} day {day} offset {offset}");
-        let answer = self
-            .call(
-                &what,
-                &[
-                    ("method", "Live.getLastVisitsDetails".into()),
-                    ("idSite", site.to_string()),
-                    ("period", "day".into()),
-                    ("date", day.to_string()),
-                    ("filter_limit", limit.to_string()),
-                    ("filter_offset", offset.to_string()),
-                    ("filter_sort_order", "asc".into()),
-                ],
-                budget,
-            )
-            .await?;
-        match answer {
-            Value::Array(visits) => Ok(visits),
-            other => Err(FetchError {
-                what,
-                detail: format!("expected a list of visits, got {}", kind(&other)),
-                attempts: 1,
-            }),
-        }
+        let parameters = [
+            ("method", "Live.getLastVisitsDetails".to_string()),
+            ("idSite", site.to_string()),
+            ("period", "day".into()),
+            ("date", day.to_string()),
+            ("filter_limit", limit.to_string()),
+            ("filter_offset", offset.to_string()),
+            ("filter_sort_order", "asc".into()),
+        ];
+        let url = self.url(&parameters);
+        let form = [("token_auth", self.token.as_str())];
+        fetch_with_retries(&what, &self.policy, None, budget, || self.http.post(url.clone()).form(&form), parse_visits)
+            .await
     }
 
     /// Custom dimension names by id, and goal names by id, of `site`.

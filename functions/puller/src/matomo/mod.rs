@@ -1,5 +1,6 @@
 pub mod api;
 pub mod batch;
+pub mod lazy;
 pub mod position;
 pub mod pull;
 pub mod visit;

@@ -1,11 +1,14 @@
 //! One Matomo visit on its way to the lake: anonymised, custom dimensions and goals named, turned
 //! into a `matomo_visits` row and, when the visitor is known, a `matomo.visit` summary.
 
+use super::lazy::Node;
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::Sha256;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use tributary_shared::customer::rules::VisitSummary;
 
@@ -53,24 +56,27 @@ impl Anonymiser {
     }
 
     /// Anonymises every configured path of the visit in place.
-    pub fn apply(&self, visit: &mut Value) {
+    pub fn apply(&self, visit: &mut Node<'_>) {
         for path in &self.paths {
             self.apply_path(visit, path);
         }
     }
 
-    fn apply_path(&self, value: &mut Value, path: &[String]) {
-        match value {
-            Value::Array(items) => {
+    fn apply_path(&self, node: &mut Node<'_>, path: &[String]) {
+        node.expand();
+        match node {
+            Node::Array(items) => {
                 for item in items {
                     self.apply_path(item, path);
                 }
             }
-            Value::Object(object) => {
+            Node::Object(_) => {
                 let Some((first, rest)) = path.split_first() else { return };
-                let Some(child) = object.get_mut(first) else { return };
+                let Some(child) = node.get_mut(first) else { return };
                 if rest.is_empty() {
-                    self.replace(child);
+                    if let Some(replaced) = child.value().and_then(|value| self.replaced(value)) {
+                        *child = Node::Json(replaced.to_string());
+                    }
                 } else {
                     self.apply_path(child, rest);
                 }
@@ -79,14 +85,17 @@ impl Anonymiser {
         }
     }
 
-    fn replace(&self, value: &mut Value) {
+    /// The hashed form of a value; `None` when there is nothing to hide.
+    fn replaced(&self, value: Value) -> Option<Value> {
         match value {
-            // Nothing to hide; Matomo's anonymous tokens also answer `false` for hidden fields.
-            Value::Null | Value::Bool(false) => {}
-            Value::String(text) if text.is_empty() => {}
-            Value::String(text) => *value = Value::String(self.hash(text)),
-            Value::Array(items) => items.iter_mut().for_each(|item| self.replace(item)),
-            other => *other = Value::String(self.hash(&other.to_string())),
+            // Matomo's anonymous tokens also answer `false` for hidden fields.
+            Value::Null | Value::Bool(false) => None,
+            Value::String(text) if text.is_empty() => None,
+            Value::String(text) => Some(Value::String(self.hash(&text))),
+            Value::Array(items) => {
+                Some(Value::Array(items.into_iter().map(|item| self.replaced(item.clone()).unwrap_or(item)).collect()))
+            }
+            other => Some(Value::String(self.hash(&other.to_string()))),
         }
     }
 }
@@ -143,76 +152,83 @@ fn epoch_seconds(value: Option<&Value>) -> Option<Timestamp> {
     integer(value).and_then(|s| Timestamp::from_second(s).ok())
 }
 
-/// Renames `dimension<id>` keys to the configured dimension names.
-fn name_dimensions(object: &mut Map<String, Value>, names: &HashMap<String, String>) {
+/// Renames `dimension<id>` keys of an expanded object to the configured dimension names.
+fn name_dimensions(node: &mut Node<'_>, names: &HashMap<String, String>) {
+    let Node::Object(fields) = node else { return };
     if names.is_empty() {
         return;
     }
-    let renames: Vec<(String, String)> = object
-        .keys()
-        .filter_map(|key| {
-            let id = key.strip_prefix("dimension")?;
-            let name = names.get(id)?;
-            // A name that collides with a field Matomo already sends keeps the numbered key.
-            (!object.contains_key(name)).then(|| (key.clone(), name.clone()))
-        })
-        .collect();
-    for (from, to) in renames {
-        if let Some(value) = object.remove(&from) {
-            object.insert(to, value);
+    for index in 0..fields.len() {
+        let Some(name) = fields[index].0.strip_prefix("dimension").and_then(|id| names.get(id)) else { continue };
+        // A name that collides with a field Matomo already sends keeps the numbered key.
+        if !fields.iter().any(|(key, _)| key == name) {
+            fields[index].0 = Cow::Owned(name.clone());
         }
     }
 }
 
-/// Prepares one visit of `site_id` pulled for `day`.
+fn field(node: &Node<'_>, key: &str) -> Option<Value> {
+    node.get(key).and_then(Node::value)
+}
+
+/// Prepares one visit of `site_id` pulled for `day` (a raw slice of Matomo's answer).
 pub fn prepare_visit(
-    mut visit: Value,
+    raw: &RawValue,
     site_id: i32,
     day: Date,
     metadata: &SiteMetadata,
     anonymiser: &Anonymiser,
 ) -> Result<VisitRow, VisitError> {
+    let mut visit = Node::Raw(raw);
+    visit.expand();
+    if !matches!(visit, Node::Object(_)) {
+        return Err(VisitError::NotAnObject);
+    }
     // Configured paths name Matomo's own fields (`dimension3`, not the dimension's name), so
     // anonymise before renaming: nothing configured can slip through under its new name.
     anonymiser.apply(&mut visit);
-    let object = visit.as_object_mut().ok_or(VisitError::NotAnObject)?;
-    let id_visit = integer(object.get("idVisit")).ok_or(VisitError::NoId)?;
-    name_dimensions(object, &metadata.dimensions);
+    let id_visit = integer(field(&visit, "idVisit").as_ref()).ok_or(VisitError::NoId)?;
+    name_dimensions(&mut visit, &metadata.dimensions);
     let mut goals = Vec::new();
-    if let Some(Value::Array(actions)) = object.get_mut("actionDetails") {
-        for action in actions.iter_mut().filter_map(Value::as_object_mut) {
-            name_dimensions(action, &metadata.dimensions);
-            if action.get("type").and_then(Value::as_str) == Some("goal") {
-                let id = text(action.get("goalId")).unwrap_or_default();
-                let name = metadata
-                    .goals
-                    .get(&id)
-                    .cloned()
-                    .or_else(|| text(action.get("goalName")))
-                    .unwrap_or_else(|| format!("goal {id}"));
-                action.insert("goalName".into(), Value::String(name.clone()));
-                if !goals.contains(&name) {
-                    goals.push(name);
+    if let Some(actions) = visit.get_mut("actionDetails") {
+        actions.expand();
+        if let Node::Array(items) = actions {
+            for action in items.iter_mut() {
+                action.expand();
+                name_dimensions(action, &metadata.dimensions);
+                if field(action, "type").as_ref().and_then(Value::as_str) == Some("goal") {
+                    let id = text(field(action, "goalId").as_ref()).unwrap_or_default();
+                    let name = metadata
+                        .goals
+                        .get(&id)
+                        .cloned()
+                        .or_else(|| text(field(action, "goalName").as_ref()))
+                        .unwrap_or_else(|| format!("goal {id}"));
+                    action.set("goalName", Node::string(&name));
+                    if !goals.contains(&name) {
+                        goals.push(name);
+                    }
                 }
             }
         }
     }
-    let object = visit.as_object().ok_or(VisitError::NotAnObject)?;
-    let row = VisitRow {
+    let last_action = field(&visit, "lastActionTimestamp").or_else(|| field(&visit, "serverTimestamp"));
+    let mut text_form = String::with_capacity(raw.get().len() + 256);
+    visit.write(&mut text_form);
+    Ok(VisitRow {
         site_id,
         day,
         id_visit,
-        visitor_id: text(object.get("visitorId")),
-        user_id: text(object.get("userId")),
-        first_action_at: epoch_seconds(object.get("firstActionTimestamp")),
-        last_action_at: epoch_seconds(object.get("lastActionTimestamp").or_else(|| object.get("serverTimestamp"))),
-        actions: small(object.get("actions")),
-        visit_duration_s: small(object.get("visitDuration")),
-        goal_conversions: small(object.get("goalConversions")),
-        visit: visit.to_string(),
+        visitor_id: text(field(&visit, "visitorId").as_ref()),
+        user_id: text(field(&visit, "userId").as_ref()),
+        first_action_at: epoch_seconds(field(&visit, "firstActionTimestamp").as_ref()),
+        last_action_at: epoch_seconds(last_action.as_ref()),
+        actions: small(field(&visit, "actions").as_ref()),
+        visit_duration_s: small(field(&visit, "visitDuration").as_ref()),
+        goal_conversions: small(field(&visit, "goalConversions").as_ref()),
+        visit: text_form,
         goals,
-    };
-    Ok(row)
+    })
 }
 
 impl VisitRow {
@@ -239,6 +255,10 @@ mod tests {
         "2025-03-01".parse().unwrap()
     }
 
+    fn raw(value: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
+    }
+
     #[test]
     fn configured_paths_are_hashed_everywhere_they_occur() {
         let anonymiser = Anonymiser::new(b"key", &["userId".into(), "actionDetails.url".into()]);
@@ -246,7 +266,7 @@ mod tests {
             "idVisit": "42", "visitIp": "203.0.113.9", "userId": "ada@example.com",
             "actionDetails": [{"type": "action", "url": "https://x.test/?email=ada@example.com"}, {"type": "event"}]
         });
-        let row = prepare_visit(visit, 1, day(), &SiteMetadata::default(), &anonymiser).unwrap();
+        let row = prepare_visit(&raw(visit), 1, day(), &SiteMetadata::default(), &anonymiser).unwrap();
         for clear in ["203.0.113.9", "ada@example.com"] {
             assert!(!row.visit.contains(clear), "{clear} in {}", row.visit);
         }
@@ -262,7 +282,7 @@ mod tests {
             SiteMetadata { dimensions: HashMap::from([("3".into(), "email_domain".into())]), ..Default::default() };
         let anonymiser = Anonymiser::new(b"k", &["dimension3".into(), "actionDetails.dimension3".into()]);
         let visit = json!({"idVisit": 1, "dimension3": "ada@example.com", "actionDetails": [{"dimension3": "ada@example.com"}]});
-        let row = prepare_visit(visit, 1, day(), &metadata, &anonymiser).unwrap();
+        let row = prepare_visit(&raw(visit), 1, day(), &metadata, &anonymiser).unwrap();
         let parsed: Value = serde_json::from_str(&row.visit).unwrap();
         assert_eq!(parsed["email_domain"], anonymiser.hash("ada@example.com"));
         assert_eq!(parsed["actionDetails"][0]["email_domain"], anonymiser.hash("ada@example.com"));
@@ -279,7 +299,7 @@ mod tests {
             "idVisit": 7, "userId": "u-1", "firstActionTimestamp": 1740819600, "actions": "3", "dimension1": "pro",
             "actionDetails": [{"type": "action", "dimension3": "pricing"}, {"type": "goal", "goalId": "2"}, {"type": "goal", "goalId": 9}]
         });
-        let row = prepare_visit(visit, 1, day(), &metadata, &Anonymiser::new(b"k", &[])).unwrap();
+        let row = prepare_visit(&raw(visit), 1, day(), &metadata, &Anonymiser::new(b"k", &[])).unwrap();
         let parsed: Value = serde_json::from_str(&row.visit).unwrap();
         assert_eq!(parsed["plan"], "pro");
         assert_eq!(parsed["actionDetails"][0]["page_kind"], "pricing");
@@ -293,13 +313,17 @@ mod tests {
     #[test]
     fn anonymous_visits_have_no_summary_and_bad_ones_a_clear_error() {
         let anonymiser = Anonymiser::new(b"k", &[]);
-        let row = prepare_visit(json!({"idVisit": 1, "userId": null}), 1, day(), &SiteMetadata::default(), &anonymiser)
-            .unwrap();
+        let row =
+            prepare_visit(&raw(json!({"idVisit": 1, "userId": null})), 1, day(), &SiteMetadata::default(), &anonymiser)
+                .unwrap();
         assert_eq!(row.summary(), None);
         assert_eq!(
-            prepare_visit(json!([]), 1, day(), &SiteMetadata::default(), &anonymiser),
+            prepare_visit(&raw(json!([])), 1, day(), &SiteMetadata::default(), &anonymiser),
             Err(VisitError::NotAnObject)
         );
-        assert_eq!(prepare_visit(json!({}), 1, day(), &SiteMetadata::default(), &anonymiser), Err(VisitError::NoId));
+        assert_eq!(
+            prepare_visit(&raw(json!({})), 1, day(), &SiteMetadata::default(), &anonymiser),
+            Err(VisitError::NoId)
+        );
     }
 }
