@@ -164,6 +164,30 @@ async fn rate_limits_are_honoured_and_requests_are_paced() {
 }
 
 #[tokio::test]
+async fn a_wait_longer_than_allowed_or_past_the_deadline_ends_the_run_instead_of_sleeping() {
+    // Notion asks for 120 s; the run waits at most 2 s (the harness's `max_retry_after`).
+    let h = harness(NotionData::generate(&[5], 1, 0), "2025-09-03", Duration::ZERO).await;
+    h.faults.soft_errors.lock().unwrap().push(2);
+    *h.faults.retry_after.lock().unwrap() = Some(120);
+    let started = std::time::Instant::now();
+    let error = h.run().await.unwrap_err().to_string();
+    assert!(error.contains("asks to wait 120 s"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // Notion asks for 2 s but only 1.5 s remain before the margin: no sleep into the deadline.
+    let h = harness(NotionData::generate(&[5], 1, 0), "2025-09-03", Duration::ZERO).await;
+    h.faults.soft_errors.lock().unwrap().push(2);
+    *h.faults.retry_after.lock().unwrap() = Some(2);
+    let tight = Budget {
+        deadline: Timestamp::now() + SignedDuration::from_millis(6_500),
+        margin: SignedDuration::from_secs(5),
+    };
+    let error = handle(&h.deps, &json!({"job": "notion"}), tight).await.unwrap_err().to_string();
+    assert!(error.contains("no time left to retry before the invocation's deadline"), "{error}");
+    assert_eq!(h.faults.count(), 2);
+}
+
+#[tokio::test]
 async fn server_errors_back_off_then_fail_with_the_watermark_where_it_was() {
     let h = harness(NotionData::generate(&[250], 1, 0), "2025-09-03", Duration::ZERO).await;
     h.faults.fail_from(Some(3));

@@ -104,6 +104,8 @@ pub struct Faults {
     pub log: Mutex<Vec<(Timestamp, String)>>,
     /// Added to every answer (deadline tests).
     pub delay: Mutex<std::time::Duration>,
+    /// `Retry-After` of the Notion fake's 429s, in seconds (1 when unset).
+    pub retry_after: Mutex<Option<u64>>,
 }
 
 impl Faults {
@@ -293,8 +295,9 @@ impl NotionResponder {
             );
         }
         if soft {
+            let seconds = self.faults.retry_after.lock().unwrap().unwrap_or(1);
             return ResponseTemplate::new(429)
-                .insert_header("retry-after", "1")
+                .insert_header("retry-after", seconds.to_string().as_str())
                 .set_body_json(fixture("notion/error-rate-limited.json"));
         }
         let version = header("notion-version");
