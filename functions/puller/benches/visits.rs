@@ -53,9 +53,9 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(PAGE as u64));
     group.bench_function("parse_name_anonymise_arrow_parquet", |b| {
         b.iter(|| {
-            let page = VisitsPage::new(String::from_utf8(black_box(&body).clone()).unwrap());
+            let page = VisitsPage::parse(std::str::from_utf8(black_box(&body)).unwrap()).unwrap();
             let rows: Vec<_> =
-                page.visits().into_iter().map(|v| prepare_visit(v, 1, day, &metadata, &anonymiser).unwrap()).collect();
+                page.visits().map(|v| prepare_visit(v, 1, day, &metadata, &anonymiser).unwrap()).collect();
             let batch = visits_batch(&schema, &rows, Timestamp::UNIX_EPOCH).unwrap();
             let mut parquet = Vec::with_capacity(body.len() / 4);
             let mut writer = ArrowWriter::try_new(&mut parquet, schema.clone(), Some(properties.clone())).unwrap();
@@ -65,10 +65,10 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("prepare_only", |b| {
-        let page = VisitsPage::new(String::from_utf8(body.clone()).unwrap());
+        let page = VisitsPage::parse(std::str::from_utf8(&body).unwrap()).unwrap();
         b.iter(|| {
             let rows: Vec<_> =
-                page.visits().into_iter().map(|v| prepare_visit(v, 1, day, &metadata, &anonymiser).unwrap()).collect();
+                page.visits().map(|v| prepare_visit(v, 1, day, &metadata, &anonymiser).unwrap()).collect();
             black_box(rows.len())
         })
     });

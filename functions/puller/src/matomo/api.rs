@@ -5,7 +5,6 @@
 //! token is never in a URL, a log line or an error message, and Matomo treats it as a secure
 //! request (tokens restricted to POST are refused in a URL).
 
-use super::lazy::array_items;
 use super::visit::SiteMetadata;
 use crate::Budget;
 use crate::fetch::{Failure, FetchError, RetryPolicy, check_status, fetch_with_retries};
@@ -47,20 +46,28 @@ fn parse_answer(
     }
 }
 
-/// A page of visits as Matomo sent it; the visits are slices of its text.
+/// A page of visits as Matomo sent it: each visit's raw JSON, split out of the answer in the one
+/// scan that also checks it is a JSON list.
 #[derive(Debug, Clone)]
 pub struct VisitsPage {
-    text: String,
+    visits: Vec<Box<RawValue>>,
 }
 
 impl VisitsPage {
-    pub fn new(text: String) -> Self {
-        Self { text }
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        Ok(Self { visits: serde_json::from_str(text)? })
     }
 
-    /// The visits, each as its raw JSON (the answer was checked to be a JSON list).
-    pub fn visits(&self) -> Vec<&RawValue> {
-        array_items(&self.text).unwrap_or_default()
+    pub fn visits(&self) -> impl Iterator<Item = &RawValue> {
+        self.visits.iter().map(|visit| &**visit)
+    }
+
+    pub fn len(&self) -> usize {
+        self.visits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.visits.is_empty()
     }
 }
 
@@ -74,10 +81,8 @@ fn parse_visits(
     let text = std::str::from_utf8(body)
         .map_err(|_| Failure::Retryable { detail: "the answer is not UTF-8".into(), retry_after: None })?;
     if text.trim_start().starts_with('[') {
-        return match array_items(text) {
-            Ok(_) => Ok(VisitsPage::new(text.to_string())),
-            Err(e) => Err(Failure::Retryable { detail: format!("the answer is not JSON: {e}"), retry_after: None }),
-        };
+        return VisitsPage::parse(text)
+            .map_err(|e| Failure::Retryable { detail: format!("the answer is not JSON: {e}"), retry_after: None });
     }
     let value = parse_answer(status, headers, body)?;
     Err(Failure::Permanent { detail: format!("expected a list of visits, got {}", kind(&value)) })

@@ -165,11 +165,6 @@ fn write_key(key: &str, out: &mut String) {
     }
 }
 
-/// The items of a JSON array (a Matomo page of visits) as raw values, or why it is not one.
-pub fn array_items(text: &str) -> Result<Vec<&RawValue>, serde_json::Error> {
-    serde_json::from_str(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,10 +109,9 @@ impl<P: EventPublisher> MatomoJob<'_, P> {
                 Err(e) => break Err(e.into()),
             };
             run.pages += 1;
-            let visits = page.visits();
-            let fetched = visits.len() as u64;
-            let mut rows = Vec::with_capacity(visits.len());
-            for visit in visits {
+            let fetched = page.len() as u64;
+            let mut rows = Vec::with_capacity(page.len());
+            for visit in page.visits() {
                 match prepare_visit(visit, site_id, position.day, &metadata, self.anonymiser) {
                     Ok(row) => rows.push(row),
                     Err(e) => {
