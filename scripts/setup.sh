@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# DuckDB's prebuilt library for the aggregator (its own checksum stamp).
+bash scripts/fetch-duckdb.sh
+
 venv=.venv
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)

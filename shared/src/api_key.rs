@@ -14,6 +14,25 @@ pub enum ApiKeysError {
     NotAHash(usize),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum LoadApiKeysError {
+    #[error("reading the API key hashes failed: {0}")]
+    Secrets(#[from] crate::ports::PortError),
+    #[error("parameter {param}: {source}")]
+    Keys { param: String, source: ApiKeysError },
+}
+
+/// The API keys whose hashes the SSM parameter `param` holds (read once at cold start).
+pub async fn load_api_keys(
+    param: &str,
+    source: &impl crate::ports::SecretSource,
+) -> Result<ApiKeys, LoadApiKeysError> {
+    let param = param.to_string();
+    let values = source.get_secrets(std::slice::from_ref(&param)).await?;
+    let text = values.get(&param).map(String::as_str).unwrap_or_default();
+    ApiKeys::parse(text).map_err(|source| LoadApiKeysError::Keys { param, source })
+}
+
 #[derive(Clone)]
 pub struct ApiKeys {
     hashes: Vec<[u8; 32]>,

@@ -1,8 +1,8 @@
 //! The API's configuration, parsed once at cold start, and the API keys it loads.
 
-use tributary_shared::api_key::{ApiKeys, ApiKeysError};
+use tributary_shared::api_key::{ApiKeys, LoadApiKeysError};
 use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::ports::{PortError, SecretSource};
+use tributary_shared::ports::SecretSource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -26,17 +26,7 @@ impl ApiConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("reading the API key hashes failed: {0}")]
-    Secrets(#[from] PortError),
-    #[error("parameter {param}: {source}")]
-    Keys { param: String, source: ApiKeysError },
-}
-
-pub async fn load_api_keys(config: &ApiConfig, source: &impl SecretSource) -> Result<ApiKeys, StartupError> {
-    let param = &config.api_key_hashes_param;
-    let values = source.get_secrets(std::slice::from_ref(param)).await?;
-    let text = values.get(param).map(String::as_str).unwrap_or_default();
-    ApiKeys::parse(text).map_err(|source| StartupError::Keys { param: param.clone(), source })
+/// The API keys of `/api/v1`, from the parameter the configuration names.
+pub async fn load_api_keys(config: &ApiConfig, source: &impl SecretSource) -> Result<ApiKeys, LoadApiKeysError> {
+    tributary_shared::api_key::load_api_keys(&config.api_key_hashes_param, source).await
 }

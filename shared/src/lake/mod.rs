@@ -27,6 +27,13 @@ use url::Url;
 /// so opening a table reads one checkpoint plus fewer than this many JSON entries.
 pub const CHECKPOINT_INTERVAL: u32 = 20;
 
+/// Days since 1970-01-01, Arrow's `Date32`.
+pub fn date32(day: jiff::civil::Date) -> i32 {
+    // The span between two civil dates in days always fits: jiff dates span ±9999 years.
+    let epoch = jiff::civil::Date::constant(1970, 1, 1);
+    (day - epoch).get_days()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
     #[error("Delta table {table}: {source}")]
@@ -105,6 +112,11 @@ impl LakeLocation {
         self.root.join(&format!("{table}/")).map_err(|_| LakeError::Location(format!("{}{table}", self.root)))
     }
 
+    /// The lake's directory when it is on local disk.
+    pub fn local_root(&self) -> Option<std::path::PathBuf> {
+        (self.root.scheme() == "file").then(|| self.root.to_file_path().ok()).flatten()
+    }
+
     pub fn storage_options(&self) -> &HashMap<String, String> {
         &self.storage_options
     }
@@ -113,6 +125,12 @@ impl LakeLocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_count_days_from_the_epoch() {
+        assert_eq!(date32(jiff::civil::date(1970, 1, 1)), 0);
+        assert_eq!(date32(jiff::civil::date(2025, 1, 1)), 20089);
+    }
 
     #[test]
     fn tables_live_under_the_bucket_prefix() {

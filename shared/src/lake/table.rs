@@ -13,6 +13,23 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, Path, TableProperty};
 use std::collections::HashMap;
 
+/// Reader features that change nothing for a reader of the snapshot's Parquet files.
+const HONOURED_READER_FEATURES: &[&str] = &["timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"];
+
+/// The table at its location, not loaded yet; `create_local_dir` for writers (delta-rs refuses a
+/// local location that does not exist yet; S3 has no directories).
+fn unloaded_table(location: &LakeLocation, spec: &TableSpec, create_local_dir: bool) -> Result<DeltaTable, LakeError> {
+    let delta = |source| LakeError::Delta { table: spec.name.to_string(), source };
+    let url = location.table_url(spec.name)?;
+    if create_local_dir
+        && url.scheme() == "file"
+        && let Ok(dir) = url.to_file_path()
+    {
+        std::fs::create_dir_all(&dir).map_err(|e| LakeError::Location(format!("{}: {e}", dir.display())))?;
+    }
+    DeltaTableBuilder::from_url(url).map_err(delta)?.with_storage_options(location.storage_options().clone()).build().map_err(delta)
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOutcome {
@@ -51,18 +68,7 @@ impl LakeTable {
     /// interval) when the location holds none yet.
     pub async fn open_or_create(location: &LakeLocation, spec: &'static TableSpec) -> Result<Self, LakeError> {
         let delta = |source| LakeError::Delta { table: spec.name.to_string(), source };
-        let url = location.table_url(spec.name)?;
-        if url.scheme() == "file"
-            && let Ok(dir) = url.to_file_path()
-        {
-            // delta-rs refuses a local location that does not exist yet; S3 has no directories.
-            std::fs::create_dir_all(&dir).map_err(|e| LakeError::Location(format!("{}: {e}", dir.display())))?;
-        }
-        let mut table = DeltaTableBuilder::from_url(url)
-            .map_err(delta)?
-            .with_storage_options(location.storage_options().clone())
-            .build()
-            .map_err(delta)?;
+        let mut table = unloaded_table(location, spec, true)?;
         match table.load().await {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
@@ -92,6 +98,79 @@ impl LakeTable {
         let lake_table = Self { table, name: spec.name };
         lake_table.ensure_columns(spec)?;
         Ok(lake_table)
+    }
+
+    /// Loads the table for reading; `None` when nothing was ever written there. A table whose
+    /// format this code cannot read correctly is refused (see [`LakeTable::ensure_readable`]).
+    pub async fn open_existing(location: &LakeLocation, spec: &'static TableSpec) -> Result<Option<Self>, LakeError> {
+        let url = location.table_url(spec.name)?;
+        if url.scheme() == "file" && url.to_file_path().is_ok_and(|dir| !dir.exists()) {
+            // delta-rs answers a missing local directory with an error, not "not a table".
+            return Ok(None);
+        }
+        let mut table = unloaded_table(location, spec, false)?;
+        match table.load().await {
+            Ok(()) => {}
+            Err(DeltaTableError::NotATable(_)) => return Ok(None),
+            Err(other) => return Err(LakeError::Delta { table: spec.name.to_string(), source: other }),
+        }
+        let lake_table = Self { table, name: spec.name };
+        lake_table.ensure_readable()?;
+        lake_table.ensure_columns(spec)?;
+        Ok(Some(lake_table))
+    }
+
+    /// Our readers hand the snapshot's Parquet files to DuckDB as they are, so a table that needs
+    /// more from a reader than that (deletion vectors hide rows inside files, column mapping
+    /// renames physical columns, an unknown feature may do anything) is refused rather than read
+    /// wrongly.
+    pub fn ensure_readable(&self) -> Result<(), LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.delta(e))?;
+        let refuse = |reason: String| Err(LakeError::Unsupported { table: self.name.to_string(), reason });
+        // The kernel's protocol accessors are crate-private; its serde form is the Delta protocol's.
+        let protocol = serde_json::to_value(snapshot.protocol())
+            .map_err(|e| LakeError::Unsupported { table: self.name.to_string(), reason: e.to_string() })?;
+        let min_reader = protocol.get("minReaderVersion").and_then(serde_json::Value::as_i64).unwrap_or(1);
+        let features: Vec<&str> = protocol
+            .get("readerFeatures")
+            .and_then(serde_json::Value::as_array)
+            .map(|list| list.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        let unsupported: Vec<&str> =
+            features.iter().copied().filter(|f| !HONOURED_READER_FEATURES.contains(f)).collect();
+        if !unsupported.is_empty() {
+            return refuse(format!("the table needs reader features this reader does not honour: {}", unsupported.join(", ")));
+        }
+        let mapping = snapshot.metadata().configuration().get("delta.columnMapping.mode").map(String::as_str);
+        if min_reader == 2 || mapping.is_some_and(|mode| mode != "none") {
+            return refuse("the table uses column mapping, which this reader does not honour".into());
+        }
+        if min_reader > 3 {
+            return refuse(format!("the table needs reader version {min_reader}"));
+        }
+        Ok(())
+    }
+
+    /// Rows in the snapshot, from the log's file statistics (no data file is read). `None` when a
+    /// file was written without statistics.
+    pub fn row_count(&self) -> Result<Option<u64>, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.delta(e))?;
+        Ok(snapshot.log_data().iter().map(|file| file.num_records().map(|n| n as u64)).sum())
+    }
+
+    /// When the loaded version was committed (the log entry's modification time).
+    pub fn last_commit_time(&self) -> Result<Option<jiff::Timestamp>, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.delta(e))?;
+        let version = snapshot.version();
+        Ok(snapshot
+            .version_timestamp(version)
+            .and_then(|millis| jiff::Timestamp::from_millisecond(millis).ok()))
+    }
+
+    /// A data file's path on local disk, when the table lives on local disk.
+    pub fn local_path(&self, file: &LakeFile) -> Option<std::path::PathBuf> {
+        let root = self.table.table_url().to_file_path().ok()?;
+        Some(root.join(&file.path))
     }
 
     /// Refuses a table that lacks a declared column (written by an older, incompatible release or

@@ -2,22 +2,14 @@
 
 use super::visit::VisitRow;
 use jiff::Timestamp;
-use jiff::civil::Date;
 use std::sync::Arc;
 use tributary_shared::deltalake::arrow::array::{
     ArrayRef, Date32Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use tributary_shared::deltalake::arrow::datatypes::SchemaRef;
 use tributary_shared::deltalake::arrow::record_batch::RecordBatch;
-use tributary_shared::lake::LakeError;
+use tributary_shared::lake::{LakeError, date32};
 use tributary_shared::lake::schema::MATOMO_VISITS;
-
-/// Days since 1970-01-01, Arrow's `Date32`.
-pub fn date32(day: Date) -> i32 {
-    // The span between two civil dates in days always fits: jiff dates span ±9999 years.
-    let epoch = Date::constant(1970, 1, 1);
-    (day - epoch).get_days()
-}
 
 fn micros(at: Option<Timestamp>) -> Option<i64> {
     at.map(|t| t.as_microsecond())
@@ -68,15 +60,4 @@ pub fn visits_batch(schema: &SchemaRef, rows: &[VisitRow], pulled_at: Timestamp)
     ];
     RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| LakeError::Batch { table: MATOMO_VISITS.name.to_string(), reason: e.to_string() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_count_days_from_the_epoch() {
-        assert_eq!(date32(Date::constant(1970, 1, 1)), 0);
-        assert_eq!(date32(Date::constant(2025, 1, 1)), 20089);
-    }
 }

@@ -1,0 +1,38 @@
+use aggregator::config::JobsConfig;
+use aggregator::jobs::aws::S3SnsReportSink;
+use aggregator::jobs::{JobRequest, MonthlySettings, run_job};
+use aggregator::reader::LakeReader;
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
+use tokio::sync::Mutex;
+use tributary_shared::aws;
+use tributary_shared::config::ProcessEnv;
+use tributary_shared::telemetry;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = JobsConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let sdk = aws::load_sdk_config().await;
+    let reader = LakeReader::open(&config.query).inspect_err(|e| tracing::error!(error = %e, "DuckDB set-up failed"))?;
+    let reader = &Mutex::new(reader);
+    let sink = &S3SnsReportSink {
+        s3: aws::s3_client(&sdk),
+        sns: aws::sns_client(&sdk),
+        bucket: config.reports_bucket.clone(),
+        topic_arn: config.reports_topic_arn.clone(),
+        link_validity: config.link_validity,
+    };
+    let settings = &MonthlySettings { zone: &config.report_time_zone, rules: config.query.alert_rules };
+    run(service_fn(move |event: LambdaEvent<JobRequest>| async move {
+        let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let mut reader = reader.lock().await;
+        run_job(event.payload, &mut reader, sink, settings, today)
+            .await
+            .map(|output| serde_json::json!({ "month": output.month, "report": output.report_key, "alerts": output.alerts_key, "alert_count": output.alerts }))
+            .map_err(|e| {
+                tracing::error!(error = %e, "monthly job failed");
+                Diagnostic { error_type: e.kind().into(), error_message: e.to_string() }
+            })
+    }))
+    .await
+}

@@ -1,0 +1,132 @@
+//! One DuckDB connection per Lambda instance, set up once and locked down: bounded memory and
+//! threads, no extension install or autoload (nothing may be downloaded at run time), files
+//! readable only under the lake's directories, then the configuration is frozen so no later
+//! statement can loosen it.
+
+use crate::AggregatorError;
+use crate::snapshot::LocalSnapshot;
+use crate::sql;
+use duckdb::{Config, Connection};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineLimits {
+    pub threads: u32,
+    pub memory_limit_mb: u32,
+}
+
+impl EngineLimits {
+    /// For a Lambda function of `memory_mb`: Lambda gives one vCPU per 1 769 MB (at least one);
+    /// DuckDB may use 60 % of the memory, leaving the rest to the runtime, delta-rs and the
+    /// answer being built.
+    pub fn for_lambda_memory(memory_mb: u32) -> Self {
+        Self { threads: (memory_mb / 1769).clamp(1, 6), memory_limit_mb: (memory_mb * 3 / 5).max(64) }
+    }
+}
+
+pub struct Engine {
+    connection: Connection,
+    /// The snapshot the `lead_versions` view currently reads.
+    shown: Option<LocalSnapshot>,
+}
+
+impl Engine {
+    /// `readable_dirs`: where the lake's Parquet files are (the download cache, or the lake itself
+    /// when it is on local disk); `spill_dir`: DuckDB's temporary files when memory runs short.
+    pub fn open(limits: EngineLimits, readable_dirs: &[PathBuf], spill_dir: &Path) -> Result<Self, AggregatorError> {
+        let config = Config::default()
+            .threads(i64::from(limits.threads))?
+            .max_memory(&format!("{}MB", limits.memory_limit_mb))?
+            .enable_autoload_extension(false)?;
+        let connection = Connection::open_in_memory_with_flags(config)?;
+        let dirs: Vec<String> = readable_dirs
+            .iter()
+            .map(|dir| {
+                let text = dir.to_string_lossy();
+                sql::quote_literal(&if text.ends_with('/') { text.into_owned() } else { format!("{text}/") })
+            })
+            .collect();
+        connection.execute_batch(&format!(
+            "SET autoinstall_known_extensions = false; \
+             SET temp_directory = {spill}; \
+             SET allowed_directories = [{dirs}]; \
+             SET enable_external_access = false; \
+             SET lock_configuration = true; \
+             {macros}",
+            spill = sql::quote_literal(&spill_dir.to_string_lossy()),
+            dirs = dirs.join(", "),
+            macros = sql::MACROS,
+        ))?;
+        Ok(Self { connection, shown: None })
+    }
+
+    /// Points the `lead_versions` and `latest_leads` views at `snapshot` (nothing to do when they
+    /// already show it).
+    pub fn show_leads(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
+        if self.shown.as_ref() == Some(snapshot) {
+            return Ok(());
+        }
+        self.connection.execute_batch(&sql::lead_versions_view(&snapshot.files))?;
+        self.connection.execute_batch(sql::LATEST_LEADS_VIEW)?;
+        self.shown = Some(snapshot.clone());
+        Ok(())
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Whether `name` is a time zone DuckDB knows.
+    pub fn time_zone_exists(&self, name: &str) -> Result<bool, AggregatorError> {
+        let count: i64 = self.connection.query_row(sql::TIME_ZONE_EXISTS, [name], |row| row.get(0))?;
+        Ok(count > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tributary-engine-{label}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn lambda_sizes_map_to_threads_and_memory() {
+        assert_eq!(EngineLimits::for_lambda_memory(1024), EngineLimits { threads: 1, memory_limit_mb: 614 });
+        assert_eq!(EngineLimits::for_lambda_memory(3538), EngineLimits { threads: 2, memory_limit_mb: 2122 });
+    }
+
+    #[test]
+    fn the_connection_is_locked_down() {
+        let allowed = temp_dir("allowed");
+        let outside = temp_dir("outside");
+        let engine = Engine::open(EngineLimits { threads: 1, memory_limit_mb: 128 }, &[allowed.clone()], &allowed).unwrap();
+        let connection = engine.connection();
+        for (dir, name) in [(&allowed, "inside"), (&outside, "outside")] {
+            let path = dir.join(format!("{name}.parquet"));
+            // Written by a separate, unrestricted connection.
+            Connection::open_in_memory()
+                .unwrap()
+                .execute_batch(&format!("COPY (SELECT 42 AS answer) TO {} (FORMAT parquet)", sql::quote_literal(&path.to_string_lossy())))
+                .unwrap();
+        }
+        let read = |dir: &Path, name: &str| {
+            let path = sql::quote_literal(&dir.join(format!("{name}.parquet")).to_string_lossy());
+            connection.query_row(&format!("SELECT answer FROM read_parquet({path})"), [], |row| row.get::<_, i32>(0))
+        };
+        assert_eq!(read(&allowed, "inside").unwrap(), 42);
+        let refused = read(&outside, "outside").unwrap_err().to_string();
+        assert!(refused.contains("Permission Error"), "{refused}");
+        // The limits cannot be raised again, and no extension can be installed.
+        assert!(connection.execute_batch("SET enable_external_access = true").is_err());
+        assert!(connection.execute_batch("SET memory_limit = '10GB'").is_err());
+        assert!(connection.execute_batch("INSTALL httpfs").is_err());
+        let threads: i64 = connection.query_row("SELECT current_setting('threads')", [], |row| row.get(0)).unwrap();
+        assert_eq!(threads, 1);
+        assert!(engine.time_zone_exists("Europe/Paris").unwrap());
+        assert!(!engine.time_zone_exists("Europe/Lutece").unwrap());
+    }
+}

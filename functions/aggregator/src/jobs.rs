@@ -1,0 +1,167 @@
+//! The scheduled job: on the 1st of the month, last month's report and the current alerts as
+//! xlsx files in the reports bucket, and a notification with their download links on the
+//! `reports` topic (its e-mail subscribers receive it).
+//!
+//! A rerun (Lambda retry) writes the same keys again and notifies again: the files are the same,
+//! the second e-mail is harmless.
+
+use crate::AggregatorError;
+use crate::alerts::{AlertRules, alerts};
+use crate::reader::LakeReader;
+use crate::report::{Month, monthly_report};
+use crate::xlsx::{XLSX_CONTENT_TYPE, alerts_workbook, report_workbook};
+use jiff::civil::Date;
+use serde::Deserialize;
+use tributary_shared::ports::PortError;
+
+/// The schedule's input: `{"job": "monthly-report"}`, optionally with `"month": "YYYY-MM"` to
+/// produce a given month again (default: the month before today's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub job: String,
+    #[serde(default)]
+    pub month: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("unknown job {0:?} (known: monthly-report)")]
+    UnknownJob(String),
+    #[error("month {0:?} is not YYYY-MM")]
+    BadMonth(String),
+    #[error(transparent)]
+    Failed(#[from] AggregatorError),
+}
+
+impl JobError {
+    /// The Lambda error type (what CloudWatch and the async-invoke destination show).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobError::UnknownJob(_) | JobError::BadMonth(_) => "BadJobRequest",
+            JobError::Failed(_) => "ReportFailed",
+        }
+    }
+}
+
+/// Where the files go and who is told.
+pub trait ReportSink: Send + Sync {
+    /// Stores the file; returns a link to download it.
+    fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> impl Future<Output = Result<String, PortError>> + Send;
+    fn notify(&self, subject: &str, message: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthlyOutput {
+    pub month: String,
+    pub report_key: String,
+    pub alerts_key: String,
+    pub alerts: usize,
+}
+
+pub struct MonthlySettings<'a> {
+    pub zone: &'a str,
+    pub rules: AlertRules,
+}
+
+pub async fn run_job(
+    request: JobRequest,
+    reader: &mut LakeReader,
+    sink: &impl ReportSink,
+    settings: &MonthlySettings<'_>,
+    today: Date,
+) -> Result<MonthlyOutput, JobError> {
+    if request.job != "monthly-report" {
+        return Err(JobError::UnknownJob(request.job));
+    }
+    let month = match &request.month {
+        None => Month::containing(today).previous(),
+        Some(text) => Month::parse(text).ok_or_else(|| JobError::BadMonth(text.clone()))?,
+    };
+    Ok(monthly(reader, sink, settings, month, today).await?)
+}
+
+async fn monthly(
+    reader: &mut LakeReader,
+    sink: &impl ReportSink,
+    settings: &MonthlySettings<'_>,
+    month: Month,
+    today: Date,
+) -> Result<MonthlyOutput, AggregatorError> {
+    let engine = reader.latest().await?;
+    let report = monthly_report(engine, month, settings.zone)?;
+    let found = alerts(engine, settings.rules, today)?;
+    let report_bytes = report_workbook(&report, month.first_day)?;
+    let alerts_bytes = alerts_workbook(&found)?;
+
+    let report_key = format!("reports/{month}/monthly-report-{month}.xlsx");
+    let alerts_key = format!("alerts/{today}/alerts-{today}.xlsx");
+    let report_link = sink.put(&report_key, report_bytes, XLSX_CONTENT_TYPE).await?;
+    let alerts_link = sink.put(&alerts_key, alerts_bytes, XLSX_CONTENT_TYPE).await?;
+    let contacted = report.funnel.first().map(|step| step.leads).unwrap_or(0);
+    let message = format!(
+        "Tributary monthly report for {month}\n\n\
+         Leads first contacted in {month}: {contacted}\n\
+         Stuck-lead alerts as of {today}: {alerts}\n\n\
+         Report: {report_link}\n\
+         Alerts: {alerts_link}\n\n\
+         (Links expire; the files stay in the reports bucket under {report_key} and {alerts_key}.)\n",
+        alerts = found.len(),
+    );
+    sink.notify(&format!("Tributary report {month}"), &message).await?;
+    tracing::info!(%month, alerts = found.len(), %report_key, %alerts_key, "monthly report written");
+    Ok(MonthlyOutput { month: month.to_string(), report_key, alerts_key, alerts: found.len() })
+}
+
+/// S3 for the files (presigned GET links), SNS for the notification.
+pub mod aws {
+    use super::ReportSink;
+    use aws_sdk_s3::presigning::PresigningConfig;
+    use aws_sdk_s3::primitives::ByteStream;
+    use tributary_shared::ports::PortError;
+
+    pub struct S3SnsReportSink {
+        pub s3: aws_sdk_s3::Client,
+        pub sns: aws_sdk_sns::Client,
+        pub bucket: String,
+        pub topic_arn: String,
+        pub link_validity: std::time::Duration,
+    }
+
+    impl ReportSink for S3SnsReportSink {
+        async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<String, PortError> {
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .map_err(|e| PortError::new("report put", aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+            let presigning =
+                PresigningConfig::expires_in(self.link_validity).map_err(|e| PortError::new("report link", e.to_string()))?;
+            let link = self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .presigned(presigning)
+                .await
+                .map_err(|e| PortError::new("report link", aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+            Ok(link.uri().to_string())
+        }
+
+        async fn notify(&self, subject: &str, message: &str) -> Result<(), PortError> {
+            self.sns
+                .publish()
+                .topic_arn(&self.topic_arn)
+                .subject(subject)
+                .message(message)
+                .send()
+                .await
+                .map_err(|e| PortError::new("report notify", aws_sdk_sns::error::DisplayErrorContext(e).to_string()))?;
+            Ok(())
+        }
+    }
+}

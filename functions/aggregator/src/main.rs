@@ -1,0 +1,31 @@
+use aggregator::config::HttpConfig;
+use aggregator::http::{Deps, handle};
+use aggregator::reader::LakeReader;
+use jiff::Timestamp;
+use lambda_http::{Error, run, service_fn};
+use std::convert::Infallible;
+use tributary_shared::api_key::load_api_keys;
+use tributary_shared::aws::{self, DynamoDbIngestion, SsmSecrets};
+use tributary_shared::config::ProcessEnv;
+use tributary_shared::telemetry;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = HttpConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let sdk = aws::load_sdk_config().await;
+    let keys = load_api_keys(&config.api_key_hashes_param, &SsmSecrets::new(aws::ssm_client(&sdk)))
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "loading API keys failed"))?;
+    let reader = LakeReader::open(&config.query).inspect_err(|e| tracing::error!(error = %e, "DuckDB set-up failed"))?;
+    let deps = Deps {
+        keys,
+        reader: tokio::sync::Mutex::new(reader),
+        sync: DynamoDbIngestion::new(aws::dynamodb_client(&sdk), &config.ingestion_table),
+        lake: config.query.lake.clone(),
+        rules: config.query.alert_rules,
+    };
+    let deps = &deps;
+    run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request, Timestamp::now()).await) }))
+        .await
+}

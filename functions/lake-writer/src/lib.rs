@@ -1,0 +1,96 @@
+//! The lake writer: SQS batches of canonical events (raw delivery from the `events` topic) into
+//! the Delta tables `events` (every event) and `leads` (one row per `lead.upserted` version).
+//!
+//! A batch is appended with one commit per table touched. A record that cannot be read (not a
+//! canonical event, or a `lead.upserted` whose payload is not a valid lead) is reported as a
+//! batch item failure: SQS redelivers it alone and, after the queue's `maxReceiveCount`, moves it
+//! to the dead-letter queue, while the rest of the batch is committed. If a commit fails the
+//! whole batch fails and is redelivered, so an event may be appended twice (the `events` commit
+//! made it, the `leads` one did not): readers deduplicate by event id, and for leads the latest
+//! `_occurred_at` per lead id wins.
+
+pub mod rows;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use jiff::Timestamp;
+use rows::{Accepted, accept};
+use tokio::sync::Mutex;
+use tributary_shared::lake::schema::{EVENTS, LEADS};
+use tributary_shared::lake::{LakeError, LakeLocation, LakeTable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+}
+
+impl From<WriterError> for lambda_runtime::Diagnostic {
+    fn from(error: WriterError) -> Self {
+        // The whole batch fails and SQS redelivers it.
+        lambda_runtime::Diagnostic { error_type: "LakeCommitFailed".into(), error_message: error.to_string() }
+    }
+}
+
+/// The two tables, opened once per Lambda instance.
+pub struct Tables {
+    pub events: Mutex<LakeTable>,
+    pub leads: Mutex<LakeTable>,
+}
+
+impl Tables {
+    pub async fn open(location: &LakeLocation) -> Result<Self, LakeError> {
+        Ok(Self {
+            events: Mutex::new(LakeTable::open_or_create(location, &EVENTS).await?),
+            leads: Mutex::new(LakeTable::open_or_create(location, &LEADS).await?),
+        })
+    }
+}
+
+/// What one batch did (logged, and returned to tests).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub events: usize,
+    pub leads: usize,
+    pub rejected: usize,
+}
+
+pub async fn handle(tables: &Tables, batch: SqsEvent, now: Timestamp) -> Result<SqsBatchResponse, WriterError> {
+    let (response, summary) = write_batch(tables, batch, now).await?;
+    tracing::info!(events = summary.events, leads = summary.leads, rejected = summary.rejected, "batch appended");
+    Ok(response)
+}
+
+pub async fn write_batch(
+    tables: &Tables,
+    batch: SqsEvent,
+    now: Timestamp,
+) -> Result<(SqsBatchResponse, BatchSummary), WriterError> {
+    let mut accepted = Accepted::default();
+    let mut failures = Vec::new();
+    for record in batch.records {
+        let message_id = record.message_id.unwrap_or_default();
+        match accept(&mut accepted, record.body.as_deref().unwrap_or_default()) {
+            Ok(()) => {}
+            Err(reason) => {
+                tracing::warn!(message_id, %reason, "record refused; SQS will redeliver it, then dead-letter it");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                failures.push(failure);
+            }
+        }
+    }
+    let summary = BatchSummary { events: accepted.events.len(), leads: accepted.leads.len(), rejected: failures.len() };
+    if !accepted.events.is_empty() {
+        let mut events = tables.events.lock().await;
+        let batch = rows::events_batch(&events.arrow_schema()?, &accepted.events)?;
+        events.append(vec![batch], None).await?;
+    }
+    if !accepted.leads.is_empty() {
+        let mut leads = tables.leads.lock().await;
+        let batch = rows::leads_batch(&leads.arrow_schema()?, &accepted.leads, now)?;
+        leads.append(vec![batch], None).await?;
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    Ok((response, summary))
+}

@@ -1,0 +1,16 @@
+use jiff::Timestamp;
+use lake_writer::{Tables, handle};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use tributary_shared::config::ProcessEnv;
+use tributary_shared::lake::LakeLocation;
+use tributary_shared::telemetry;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let location = LakeLocation::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let tables = Tables::open(&location).await.inspect_err(|e| tracing::error!(error = %e, "opening the lake failed"))?;
+    let tables = &tables;
+    run(service_fn(move |event: LambdaEvent<_>| async move { handle(tables, event.payload, Timestamp::now()).await }))
+        .await
+}
