@@ -291,6 +291,42 @@ def main() -> None:
             "detail": {"job": job, **extra},
         })
 
+    # The aggregator's routes (same API key).
+    for name, path, query in (
+        ("aggregator-count-by-week.json", "/api/v1/transformation/count_date_by_week", "tz=Europe/Paris&from=2026-01-01"),
+        ("aggregator-count-by-month.json", "/api/v1/transformation/count_date_by_month", ""),
+        ("aggregator-monthly-report.json", "/api/v1/reports/monthly", "month=2026-11"),
+        ("aggregator-monthly-report-xlsx.json", "/api/v1/reports/monthly", "month=2026-11&format=xlsx"),
+        ("aggregator-alerts.json", "/api/v1/alerts", ""),
+        ("aggregator-ingestion-status.json", "/api/v1/ingestion/status", ""),
+        ("aggregator-count-bad-date.json", "/api/v1/transformation/count_date_by_week", "from=01/02/2026"),
+    ):
+        write(name, api_request("GET", path, bearer, None, name.removesuffix(".json"), query))
+    # The aggregator's monthly schedule (an EventBridge envelope; the bare input is accepted too).
+    write("aggregator-jobs-monthly.json", {
+        "version": "0", "id": "d1f8c6a2-7b3e-4c51-9a0d-32e4f6a8b0c1d", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": iso(NOW), "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tributary-AggregatorJobsMonthly"],
+        "detail": {"job": "monthly-report"},
+    })
+
+    # An SQS batch for the lake writer (raw delivery: each body is a canonical event); the third
+    # record is not an event and comes back in batchItemFailures.
+    lake_bodies = [
+        json.dumps(canonical("ingestion:lead-0001:3f9a2c1b", "ingestion", "lead.upserted", "lead:lead-0001", NOW - 3600, leads[0])),
+        json.dumps(canonical(stripe_event["id"], "stripe", "stripe.invoice.paid", "email:ada.lovelace@example.com",
+                             NOW - 7200, {"id": "in_demo", "amount_paid": 4200})),
+        "{not a canonical event",
+    ]
+    write("lake-writer-sqs-batch.json", {"Records": [
+        {"messageId": f"7c2d9e10-0000-4a8b-9c1d-00000000000{i}", "receiptHandle": f"AQEB-demo-{i}", "body": body,
+         "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str((NOW - 60) * 1000),
+                        "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": str((NOW - 59) * 1000)},
+         "messageAttributes": {}, "md5OfBody": hashlib.md5(body.encode()).hexdigest(), "eventSource": "aws:sqs",
+         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tributary-LakeWriterQueue", "awsRegion": "us-east-1"}
+        for i, body in enumerate(lake_bodies)
+    ]})
+
 
 if __name__ == "__main__":
     main()

@@ -24,8 +24,23 @@ pub struct JobRequest {
     pub month: Option<String>,
 }
 
+impl JobRequest {
+    /// The schedule's bare input, or an EventBridge event whose `detail` is that input.
+    pub fn from_event(event: serde_json::Value) -> Result<Self, JobError> {
+        let request = match event {
+            serde_json::Value::Object(mut envelope) if envelope.contains_key("detail-type") => {
+                envelope.remove("detail").unwrap_or_default()
+            }
+            bare => bare,
+        };
+        serde_json::from_value(request).map_err(|e| JobError::BadRequest(e.to_string()))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    #[error("bad job request: {0}")]
+    BadRequest(String),
     #[error("unknown job {0:?} (known: monthly-report)")]
     UnknownJob(String),
     #[error("month {0:?} is not YYYY-MM")]
@@ -38,7 +53,7 @@ impl JobError {
     /// The Lambda error type (what CloudWatch and the async-invoke destination show).
     pub fn kind(&self) -> &'static str {
         match self {
-            JobError::UnknownJob(_) | JobError::BadMonth(_) => "BadJobRequest",
+            JobError::BadRequest(_) | JobError::UnknownJob(_) | JobError::BadMonth(_) => "BadJobRequest",
             JobError::Failed(_) => "ReportFailed",
         }
     }

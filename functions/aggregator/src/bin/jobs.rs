@@ -23,11 +23,14 @@ async fn main() -> Result<(), Error> {
         link_validity: config.link_validity,
     };
     let settings = &MonthlySettings { zone: &config.report_time_zone, rules: config.query.alert_rules };
-    run(service_fn(move |event: LambdaEvent<JobRequest>| async move {
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
         let mut reader = reader.lock().await;
-        run_job(event.payload, &mut reader, sink, settings, today)
-            .await
+        let outcome = match JobRequest::from_event(event.payload) {
+            Ok(request) => run_job(request, &mut reader, sink, settings, today).await,
+            Err(error) => Err(error),
+        };
+        outcome
             .map(|output| serde_json::json!({ "month": output.month, "report": output.report_key, "alerts": output.alerts_key, "alert_count": output.alerts }))
             .map_err(|e| {
                 tracing::error!(error = %e, "monthly job failed");
