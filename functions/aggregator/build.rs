@@ -7,7 +7,9 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {
         if !std::path::Path::new(&dir).join("libduckdb.so").exists() {
-            println!("cargo:warning=no libduckdb.so in DUCKDB_LIB_DIR={dir}: run `make setup` (scripts/fetch-duckdb.sh)");
+            println!(
+                "cargo:warning=no libduckdb.so in DUCKDB_LIB_DIR={dir}: run `make setup` (scripts/fetch-duckdb.sh)"
+            );
         }
         if host == target {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");

@@ -23,10 +23,7 @@ pub enum LoadApiKeysError {
 }
 
 /// The API keys whose hashes the SSM parameter `param` holds (read once at cold start).
-pub async fn load_api_keys(
-    param: &str,
-    source: &impl crate::ports::SecretSource,
-) -> Result<ApiKeys, LoadApiKeysError> {
+pub async fn load_api_keys(param: &str, source: &impl crate::ports::SecretSource) -> Result<ApiKeys, LoadApiKeysError> {
     let param = param.to_string();
     let values = source.get_secrets(std::slice::from_ref(&param)).await?;
     let text = values.get(&param).map(String::as_str).unwrap_or_default();

@@ -103,14 +103,18 @@ mod tests {
     fn the_connection_is_locked_down() {
         let allowed = temp_dir("allowed");
         let outside = temp_dir("outside");
-        let engine = Engine::open(EngineLimits { threads: 1, memory_limit_mb: 128 }, &[allowed.clone()], &allowed).unwrap();
+        let engine =
+            Engine::open(EngineLimits { threads: 1, memory_limit_mb: 128 }, &[allowed.clone()], &allowed).unwrap();
         let connection = engine.connection();
         for (dir, name) in [(&allowed, "inside"), (&outside, "outside")] {
             let path = dir.join(format!("{name}.parquet"));
             // Written by a separate, unrestricted connection.
             Connection::open_in_memory()
                 .unwrap()
-                .execute_batch(&format!("COPY (SELECT 42 AS answer) TO {} (FORMAT parquet)", sql::quote_literal(&path.to_string_lossy())))
+                .execute_batch(&format!(
+                    "COPY (SELECT 42 AS answer) TO {} (FORMAT parquet)",
+                    sql::quote_literal(&path.to_string_lossy())
+                ))
                 .unwrap();
         }
         let read = |dir: &Path, name: &str| {

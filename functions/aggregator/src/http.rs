@@ -99,7 +99,11 @@ fn date_parameter(request: &Request, name: &str) -> Result<Option<Date>, Respons
 async fn zone_parameter(reader: &mut LakeReader, request: &Request) -> Result<String, Response<Body>> {
     let Some(zone) = parameter(request, "tz") else { return Ok("UTC".into()) };
     let known = reader.engine().time_zone_exists(zone).map_err(|e| failure(&e))?;
-    if known { Ok(zone.to_string()) } else { Err(bad_request("tz must be an IANA time zone name such as Europe/Paris", "tz")) }
+    if known {
+        Ok(zone.to_string())
+    } else {
+        Err(bad_request("tz must be an IANA time zone name such as Europe/Paris", "tz"))
+    }
 }
 
 pub async fn handle<S: SyncStore>(deps: &Deps<S>, request: Request, now: Timestamp) -> Response<Body> {

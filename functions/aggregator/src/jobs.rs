@@ -62,7 +62,12 @@ impl JobError {
 /// Where the files go and who is told.
 pub trait ReportSink: Send + Sync {
     /// Stores the file; returns a link to download it.
-    fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> impl Future<Output = Result<String, PortError>> + Send;
+    fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
     fn notify(&self, subject: &str, message: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
@@ -154,16 +159,12 @@ pub mod aws {
                 .send()
                 .await
                 .map_err(|e| PortError::new("report put", aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
-            let presigning =
-                PresigningConfig::expires_in(self.link_validity).map_err(|e| PortError::new("report link", e.to_string()))?;
-            let link = self
-                .s3
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .presigned(presigning)
-                .await
-                .map_err(|e| PortError::new("report link", aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+            let presigning = PresigningConfig::expires_in(self.link_validity)
+                .map_err(|e| PortError::new("report link", e.to_string()))?;
+            let link =
+                self.s3.get_object().bucket(&self.bucket).key(key).presigned(presigning).await.map_err(|e| {
+                    PortError::new("report link", aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+                })?;
             Ok(link.uri().to_string())
         }
 

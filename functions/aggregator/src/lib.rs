@@ -16,9 +16,9 @@ pub mod jobs;
 pub mod reader;
 pub mod report;
 pub mod snapshot;
-pub mod status;
 pub mod sql;
 pub mod stats;
+pub mod status;
 pub mod xlsx;
 
 use tributary_shared::lake::LakeError;

@@ -17,7 +17,8 @@ async fn main() -> Result<(), Error> {
     let keys = load_api_keys(&config.api_key_hashes_param, &SsmSecrets::new(aws::ssm_client(&sdk)))
         .await
         .inspect_err(|e| tracing::error!(error = %e, "loading API keys failed"))?;
-    let reader = LakeReader::open(&config.query).inspect_err(|e| tracing::error!(error = %e, "DuckDB set-up failed"))?;
+    let reader =
+        LakeReader::open(&config.query).inspect_err(|e| tracing::error!(error = %e, "DuckDB set-up failed"))?;
     let deps = Deps {
         keys,
         reader: tokio::sync::Mutex::new(reader),

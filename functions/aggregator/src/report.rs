@@ -96,10 +96,15 @@ fn rate(part: i64, whole: i64) -> Option<f64> {
 }
 
 pub fn monthly_report(engine: &Engine, month: Month, zone: &str) -> Result<MonthlyReport, AggregatorError> {
-    let query =
-        CountQuery { bucket: Bucket::Month, zone: zone.to_string(), from: Some(month.first_day), to: Some(month.last_day()) };
+    let query = CountQuery {
+        bucket: Bucket::Month,
+        zone: zone.to_string(),
+        from: Some(month.first_day),
+        to: Some(month.last_day()),
+    };
     let month_counts = count_dates(engine, &query)?.into_iter().next().map(|row| row.counts).unwrap_or_default();
-    let dates = sql::DATE_COLUMNS.iter().zip(month_counts).map(|(column, count)| ColumnCount { column, count }).collect();
+    let dates =
+        sql::DATE_COLUMNS.iter().zip(month_counts).map(|(column, count)| ColumnCount { column, count }).collect();
 
     let params = duckdb::params![month.first_day.to_string(), month.last_day().to_string(), zone];
     let connection = engine.connection();

@@ -44,7 +44,14 @@ pub const LAKE_TABLES: [&TableSpec; 3] = [&EVENTS, &LEADS, &MATOMO_VISITS];
 
 pub async fn table_status(location: &LakeLocation, spec: &'static TableSpec) -> Result<TableStatus, AggregatorError> {
     let Some(table) = LakeTable::open_existing(location, spec).await? else {
-        return Ok(TableStatus { table: spec.name, exists: false, version: None, rows: None, files: None, last_commit_at: None });
+        return Ok(TableStatus {
+            table: spec.name,
+            exists: false,
+            version: None,
+            rows: None,
+            files: None,
+            last_commit_at: None,
+        });
     };
     Ok(TableStatus {
         table: spec.name,
@@ -56,7 +63,10 @@ pub async fn table_status(location: &LakeLocation, spec: &'static TableSpec) -> 
     })
 }
 
-pub async fn ingestion_status(store: &impl SyncStore, location: &LakeLocation) -> Result<IngestionStatus, AggregatorError> {
+pub async fn ingestion_status(
+    store: &impl SyncStore,
+    location: &LakeLocation,
+) -> Result<IngestionStatus, AggregatorError> {
     let mut jobs = Vec::new();
     for job in JOBS {
         jobs.push(JobRuns { job, runs: store.recent_runs(job, RUNS_PER_JOB).await? });

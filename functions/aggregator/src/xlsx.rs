@@ -44,7 +44,13 @@ fn sheet<'a>(
     Ok(worksheet)
 }
 
-fn write_date(worksheet: &mut Worksheet, row: u32, col: u16, day: Option<Date>, formats: &Formats) -> Result<(), XlsxError> {
+fn write_date(
+    worksheet: &mut Worksheet,
+    row: u32,
+    col: u16,
+    day: Option<Date>,
+    formats: &Formats,
+) -> Result<(), XlsxError> {
     if let Some(day) = day {
         let cell = ExcelDateTime::from_ymd(day.year() as u16, day.month() as u8, day.day() as u8)?;
         worksheet.write_datetime_with_format(row, col, &cell, &formats.date)?;
@@ -95,7 +101,8 @@ pub fn report_workbook(report: &MonthlyReport, first_day: Date) -> Result<Vec<u8
         write_optional_number(funnel, row, 3, step.rate_from_contact, &formats.percent)?;
     }
 
-    let delays = sheet(&mut workbook, "Delays", &["from", "to", "leads", "median_days"], report.delays.len(), &formats)?;
+    let delays =
+        sheet(&mut workbook, "Delays", &["from", "to", "leads", "median_days"], report.delays.len(), &formats)?;
     for (i, delay) in report.delays.iter().enumerate() {
         let row = i as u32 + 1;
         delays.write_string(row, 0, delay.from)?;

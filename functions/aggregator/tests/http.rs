@@ -96,7 +96,10 @@ async fn every_sample_route_answers_as_documented() {
     assert_eq!(report.status(), 200);
     let report = body(&report);
     assert_eq!(report["month"], "2026-11");
-    assert_eq!(report["funnel"][0], json!({"step": "contact", "leads": 1, "rate_from_previous": null, "rate_from_contact": 1.0}));
+    assert_eq!(
+        report["funnel"][0],
+        json!({"step": "contact", "leads": 1, "rate_from_previous": null, "rate_from_contact": 1.0})
+    );
     assert_eq!(report["by_statut"], json!([{"statut": "appel_propose", "leads": 1}]));
 
     let xlsx = handle(&deps, request(&sample("aggregator-monthly-report-xlsx.json")), now()).await;
@@ -118,8 +121,11 @@ async fn every_sample_route_answers_as_documented() {
     assert_eq!(status["jobs"][1]["job"], "notion");
     assert_eq!(status["jobs"][1]["runs"][0]["records"], 12);
     let tables = status["tables"].as_array().unwrap();
-    assert_eq!(tables[0], json!({"table": "events", "exists": true, "version": 1, "rows": 2, "files": 1,
-                                 "last_commit_at": tables[0]["last_commit_at"]}));
+    assert_eq!(
+        tables[0],
+        json!({"table": "events", "exists": true, "version": 1, "rows": 2, "files": 1,
+                                 "last_commit_at": tables[0]["last_commit_at"]})
+    );
     assert_eq!(tables[1]["rows"], 1);
     assert_eq!(tables[2], json!({"table": "matomo_visits", "exists": false}));
 }
@@ -182,7 +188,11 @@ async fn the_monthly_job_writes_both_workbooks_and_notifies_their_links() {
     assert!(files.iter().all(|(_, bytes)| bytes.starts_with(b"PK")));
     let notes = sink.notes.lock().unwrap();
     assert_eq!(notes[0].0, "Tributary report 2026-11");
-    assert!(notes[0].1.contains("https://reports.example/reports/2026-11/monthly-report-2026-11.xlsx?signed"), "{}", notes[0].1);
+    assert!(
+        notes[0].1.contains("https://reports.example/reports/2026-11/monthly-report-2026-11.xlsx?signed"),
+        "{}",
+        notes[0].1
+    );
     assert!(notes[0].1.contains("Leads first contacted in 2026-11: 1"), "{}", notes[0].1);
 
     for (event, error) in [

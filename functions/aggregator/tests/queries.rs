@@ -27,7 +27,12 @@ fn reader_for(location: &tributary_shared::lake::LakeLocation, dir: &std::path::
     .unwrap()
 }
 
-fn counts(reader_engine: &aggregator::engine::Engine, bucket: Bucket, zone: &str, range: Option<(Date, Date)>) -> Vec<(String, [i64; 5])> {
+fn counts(
+    reader_engine: &aggregator::engine::Engine,
+    bucket: Bucket,
+    zone: &str,
+    range: Option<(Date, Date)>,
+) -> Vec<(String, [i64; 5])> {
     let query = CountQuery { bucket, zone: zone.into(), from: range.map(|r| r.0), to: range.map(|r| r.1) };
     count_dates(reader_engine, &query).unwrap().into_iter().map(|row| (row.bucket, row.counts)).collect()
 }
@@ -42,8 +47,16 @@ async fn counts_equal_the_reference_with_duplicates_versions_zones_and_ranges() 
     let engine = reader.latest().await.unwrap();
     for zone in ["UTC", "Europe/Paris", "America/New_York"] {
         let tz = TimeZone::get(zone).unwrap();
-        assert_eq!(counts(engine, Bucket::Week, zone, None), reference_counts(&latest, &tz, iso_week, None), "weeks {zone}");
-        assert_eq!(counts(engine, Bucket::Month, zone, None), reference_counts(&latest, &tz, month_of, None), "months {zone}");
+        assert_eq!(
+            counts(engine, Bucket::Week, zone, None),
+            reference_counts(&latest, &tz, iso_week, None),
+            "weeks {zone}"
+        );
+        assert_eq!(
+            counts(engine, Bucket::Month, zone, None),
+            reference_counts(&latest, &tz, month_of, None),
+            "months {zone}"
+        );
     }
     let range = (date(2020, 12, 28), date(2021, 1, 10));
     assert_eq!(
@@ -95,7 +108,8 @@ async fn iso_week_edges_time_zones_and_an_empty_table() {
     ];
     write(&location, &versions, 10).await;
     let engine = reader.latest().await.unwrap();
-    let weeks = |zone| -> Vec<String> { counts(engine, Bucket::Week, zone, None).into_iter().map(|(w, _)| w).collect() };
+    let weeks =
+        |zone| -> Vec<String> { counts(engine, Bucket::Week, zone, None).into_iter().map(|(w, _)| w).collect() };
     assert_eq!(weeks("UTC"), ["2020-W53", "2025-W01", "2026-W53"]);
     assert_eq!(weeks("Europe/Paris"), ["2020-W53", "2025-W02", "2026-W53"]);
     let months: Vec<String> = counts(engine, Bucket::Month, "UTC", None).into_iter().map(|(m, _)| m).collect();
@@ -125,7 +139,12 @@ async fn the_monthly_report_matches_the_reference_and_its_workbook() {
     let reached = |get: fn(&Lead) -> &Option<String>| cohort.iter().filter(|l| get(l).is_some()).count() as i64;
     assert_eq!(
         funnel,
-        [cohort.len() as i64, reached(|l| &l.date_appel_propose), reached(|l| &l.date_appel_booke), reached(|l| &l.date_reponse_prospect)]
+        [
+            cohort.len() as i64,
+            reached(|l| &l.date_appel_propose),
+            reached(|l| &l.date_appel_booke),
+            reached(|l| &l.date_reponse_prospect)
+        ]
     );
     let rate = report.funnel[1].rate_from_previous.unwrap();
     assert!((rate - funnel[1] as f64 / funnel[0] as f64).abs() < 1e-12);
@@ -179,10 +198,22 @@ async fn each_alert_rule_names_the_lead_the_rule_and_the_dates() {
         lead("no-answer", [Some("2025-02-01"), None, None, None, None], Some("contacte")),
         lead("answered", [Some("2025-02-01"), Some("2025-02-03"), None, None, None], Some("reponse_recue")),
         lead("recent", [Some("2025-02-25"), None, None, None, None], Some("contacte")),
-        lead("unbooked", [Some("2025-02-01"), Some("2025-02-02"), None, Some("2025-02-10"), None], Some("appel_propose")),
-        lead("no-follow-up", [Some("2025-02-01"), Some("2025-02-02"), Some("2025-02-20"), Some("2025-02-15"), None], Some("appel_booke")),
+        lead(
+            "unbooked",
+            [Some("2025-02-01"), Some("2025-02-02"), None, Some("2025-02-10"), None],
+            Some("appel_propose"),
+        ),
+        lead(
+            "no-follow-up",
+            [Some("2025-02-01"), Some("2025-02-02"), Some("2025-02-20"), Some("2025-02-15"), None],
+            Some("appel_booke"),
+        ),
         lead("missing", [Some("2025-02-20"), Some("2025-02-21"), None, None, None], Some("appel_booke")),
-        lead("inverted", [Some("2025-02-10"), Some("2025-02-11"), Some("2025-02-05"), Some("2025-02-06"), None], Some("perdu")),
+        lead(
+            "inverted",
+            [Some("2025-02-10"), Some("2025-02-11"), Some("2025-02-05"), Some("2025-02-06"), None],
+            Some("perdu"),
+        ),
         lead("won", [Some("2025-01-01"), None, None, None, None], Some("gagne")),
     ];
     let versions: Vec<Version> = leads.into_iter().enumerate().map(|(i, l)| version(l, &format!("e{i}"), at)).collect();
@@ -203,7 +234,11 @@ async fn each_alert_rule_names_the_lead_the_rule_and_the_dates() {
     );
     let inverted = &found[1];
     assert_eq!(inverted.dates.date_appel_booke, Some(date(2025, 2, 5)));
-    assert!(inverted.detail.contains("date_appel_booke 2025-02-05 before date_prise_contact 2025-02-10"), "{}", inverted.detail);
+    assert!(
+        inverted.detail.contains("date_appel_booke 2025-02-05 before date_prise_contact 2025-02-10"),
+        "{}",
+        inverted.detail
+    );
     assert_eq!(found[3].detail, "contacted on 2025-02-01, no answer after 28 days (threshold 7)");
     assert_eq!(found[2].detail, "statut appel_booke but no date_appel_booke");
 
@@ -218,5 +253,26 @@ async fn each_alert_rule_names_the_lead_the_rule_and_the_dates() {
         assert_eq!(row[3].to_string(), alert.rule);
         assert_eq!(row[4].to_string(), alert.detail);
         assert!(matches!(row[5], Data::DateTime(_)), "date_prise_contact is a typed date: {:?}", row[5]);
+    }
+}
+
+/// A table that needs deletion vectors or column mapping from its readers is refused, never read
+/// as plain Parquet files (which would show deleted rows or wrong columns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_needing_reader_features_we_do_not_honour_are_refused() {
+    for feature in ["deletionVectors", "columnMapping"] {
+        let (location, dir) = temp_lake();
+        write(&location, &generate(3, 5), 10).await;
+        let log = location.table_url("leads").unwrap().to_file_path().unwrap().join("_delta_log");
+        let protocol = serde_json::json!({"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+            "readerFeatures": [feature], "writerFeatures": [feature]}});
+        let next = std::fs::read_dir(&log)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+            .count();
+        std::fs::write(log.join(format!("{next:020}.json")), format!("{protocol}\n")).unwrap();
+        let mut reader = reader_for(&location, &dir);
+        let error = reader.latest().await.err().expect("refused").to_string();
+        assert!(error.contains(feature), "{feature}: {error}");
     }
 }

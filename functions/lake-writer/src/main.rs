@@ -8,8 +8,10 @@ use tributary_shared::telemetry;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let location = LakeLocation::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let tables = Tables::open(&location).await.inspect_err(|e| tracing::error!(error = %e, "opening the lake failed"))?;
+    let location =
+        LakeLocation::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let tables =
+        Tables::open(&location).await.inspect_err(|e| tracing::error!(error = %e, "opening the lake failed"))?;
     let tables = &tables;
     run(service_fn(move |event: LambdaEvent<_>| async move { handle(tables, event.payload, Timestamp::now()).await }))
         .await

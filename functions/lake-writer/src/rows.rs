@@ -31,8 +31,7 @@ pub struct Accepted {
 /// Reads one SQS body; on success adds its rows to `accepted`, otherwise says why not (nothing of
 /// the record is added).
 pub fn accept(accepted: &mut Accepted, body: &str) -> Result<(), String> {
-    let event: CanonicalEvent =
-        serde_json::from_str(body).map_err(|e| format!("not a canonical event: {e}"))?;
+    let event: CanonicalEvent = serde_json::from_str(body).map_err(|e| format!("not a canonical event: {e}"))?;
     if event.event_type == LEAD_UPSERTED {
         let lead: Lead = serde_json::from_str(event.payload.get())
             .map_err(|e| format!("event {}: payload is not a lead: {e}", event.id))?;

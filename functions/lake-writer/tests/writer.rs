@@ -41,7 +41,11 @@ fn sqs(bodies: &[String]) -> SqsEvent {
     event
 }
 
-async fn column(location: &LakeLocation, spec: &'static tributary_shared::lake::schema::TableSpec, name: &str) -> Vec<String> {
+async fn column(
+    location: &LakeLocation,
+    spec: &'static tributary_shared::lake::schema::TableSpec,
+    name: &str,
+) -> Vec<String> {
     let table = LakeTable::open_existing(location, spec).await.unwrap().unwrap();
     let mut values = Vec::new();
     for (_, batches) in table.read_all().await.unwrap() {
@@ -96,8 +100,9 @@ async fn eight_concurrent_writers_lose_no_commit() {
         writers.push(tokio::spawn(async move {
             let tables = Tables::open(&location).await.unwrap();
             for round in 0..3 {
-                let bodies: Vec<String> =
-                    (0..=writer).map(|i| lead_body(&format!("w{writer}-r{round}-{i}"), &format!("e{writer}-{round}-{i}"))).collect();
+                let bodies: Vec<String> = (0..=writer)
+                    .map(|i| lead_body(&format!("w{writer}-r{round}-{i}"), &format!("e{writer}-{round}-{i}")))
+                    .collect();
                 write_batch(&tables, sqs(&bodies), Timestamp::now()).await.unwrap();
             }
         }));

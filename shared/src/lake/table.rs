@@ -27,7 +27,11 @@ fn unloaded_table(location: &LakeLocation, spec: &TableSpec, create_local_dir: b
     {
         std::fs::create_dir_all(&dir).map_err(|e| LakeError::Location(format!("{}: {e}", dir.display())))?;
     }
-    DeltaTableBuilder::from_url(url).map_err(delta)?.with_storage_options(location.storage_options().clone()).build().map_err(delta)
+    DeltaTableBuilder::from_url(url)
+        .map_err(delta)?
+        .with_storage_options(location.storage_options().clone())
+        .build()
+        .map_err(delta)
 }
 
 /// What an append did.
@@ -139,7 +143,10 @@ impl LakeTable {
         let unsupported: Vec<&str> =
             features.iter().copied().filter(|f| !HONOURED_READER_FEATURES.contains(f)).collect();
         if !unsupported.is_empty() {
-            return refuse(format!("the table needs reader features this reader does not honour: {}", unsupported.join(", ")));
+            return refuse(format!(
+                "the table needs reader features this reader does not honour: {}",
+                unsupported.join(", ")
+            ));
         }
         let mapping = snapshot.metadata().configuration().get("delta.columnMapping.mode").map(String::as_str);
         if min_reader == 2 || mapping.is_some_and(|mode| mode != "none") {
@@ -162,9 +169,7 @@ impl LakeTable {
     pub fn last_commit_time(&self) -> Result<Option<jiff::Timestamp>, LakeError> {
         let snapshot = self.table.snapshot().map_err(|e| self.delta(e))?;
         let version = snapshot.version();
-        Ok(snapshot
-            .version_timestamp(version)
-            .and_then(|millis| jiff::Timestamp::from_millisecond(millis).ok()))
+        Ok(snapshot.version_timestamp(version).and_then(|millis| jiff::Timestamp::from_millisecond(millis).ok()))
     }
 
     /// A data file's path on local disk, when the table lives on local disk.

@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = JobsConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let sdk = aws::load_sdk_config().await;
-    let reader = LakeReader::open(&config.query).inspect_err(|e| tracing::error!(error = %e, "DuckDB set-up failed"))?;
+    let reader =
+        LakeReader::open(&config.query).inspect_err(|e| tracing::error!(error = %e, "DuckDB set-up failed"))?;
     let reader = &Mutex::new(reader);
     let sink = &S3SnsReportSink {
         s3: aws::s3_client(&sdk),

@@ -8,8 +8,8 @@ use tributary_shared::deltalake::arrow::array::{
 };
 use tributary_shared::deltalake::arrow::datatypes::SchemaRef;
 use tributary_shared::deltalake::arrow::record_batch::RecordBatch;
-use tributary_shared::lake::{LakeError, date32};
 use tributary_shared::lake::schema::MATOMO_VISITS;
+use tributary_shared::lake::{LakeError, date32};
 
 fn micros(at: Option<Timestamp>) -> Option<i64> {
     at.map(|t| t.as_microsecond())
