@@ -39,7 +39,8 @@ bench-puller-memory: ## Peak memory of whole Matomo pulls: 10 and 100 days of 10
 	$(CARGO) bench -p puller --bench pull_memory -- --days 100
 
 build-arm64: setup ## Release bootstraps for Lambda arm64 (cargo-lambda + zig, no Docker)
-	for function in webhook processor integrator api puller; do cargo-lambda lambda build --release --arm64 -p $$function || exit 1; done
+	for function in webhook processor integrator api puller lake-writer; do cargo-lambda lambda build --release --arm64 -p $$function || exit 1; done
+	DUCKDB_LIB_DIR=$(CURDIR)/.duckdb/aarch64/lib cargo-lambda lambda build --release --arm64 -p aggregator
 
 sam-build: setup ## sam build (rust-cargolambda, beta feature) without Docker
 	sam build --beta-features
