@@ -67,7 +67,7 @@ impl Engine {
             return Ok(());
         }
         self.connection.execute_batch(&sql::lead_versions_view(&snapshot.files))?;
-        self.connection.execute_batch(sql::LATEST_LEADS_VIEW)?;
+        self.connection.execute_batch(&sql::latest_leads_view())?;
         self.shown = Some(snapshot.clone());
         Ok(())
     }

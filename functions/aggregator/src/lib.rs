@@ -35,6 +35,4 @@ pub enum AggregatorError {
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
     #[error("{0}")]
     Store(#[from] tributary_shared::ports::PortError),
-    #[error("{what}: {reason}")]
-    Publish { what: &'static str, reason: String },
 }

@@ -46,69 +46,69 @@ impl SnapshotCache {
             }
             .into());
         }
-        match &mut self.table {
+        let table = match &mut self.table {
             Some(table) => {
                 table.refresh().await?;
                 table.ensure_readable()?;
+                table
             }
-            None => match LakeTable::open_existing(&self.location, self.spec).await? {
-                Some(table) => self.table = Some(table),
+            slot @ None => match LakeTable::open_existing(&self.location, self.spec).await? {
+                Some(table) => slot.insert(table),
                 None => return Ok(LocalSnapshot { version: None, files: Vec::new() }),
             },
-        }
-        let Some(table) = &self.table else { return Ok(LocalSnapshot { version: None, files: Vec::new() }) };
+        };
         let lake_files = table.files()?;
         let mut local = Vec::with_capacity(lake_files.len());
         for chunk in lake_files.chunks(PARALLEL_DOWNLOADS) {
             let mut copies = Vec::with_capacity(chunk.len());
             for file in chunk {
-                copies.push(self.local_copy(table, file));
+                copies.push(local_copy(&self.dir, table, file));
             }
             local.extend(futures::future::try_join_all(copies).await?);
         }
-        if !lake_files.is_empty() && table.local_path(&lake_files[0]).is_none() {
-            self.remove_stale(&local)?;
+        if self.location.local_root().is_none() {
+            remove_stale(&self.dir, &local)?;
         }
         Ok(LocalSnapshot { version: table.version(), files: local })
     }
+}
 
-    /// The file itself for a table on local disk; otherwise its cached copy, downloaded first if
-    /// missing (written under a temporary name and renamed, so a cut download is never used).
-    async fn local_copy(&self, table: &LakeTable, file: &LakeFile) -> Result<PathBuf, AggregatorError> {
-        if let Some(path) = table.local_path(file) {
-            return Ok(path);
-        }
-        let target = self.dir.join(&file.path);
-        let cache_error = |path: &Path, source| AggregatorError::Cache { path: path.display().to_string(), source };
-        if std::fs::metadata(&target).is_ok_and(|meta| meta.len() as i64 == file.size) {
-            return Ok(target);
-        }
-        let bytes = table.read_file_bytes(file).await?;
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| cache_error(parent, e))?;
-        }
-        let partial = target.with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&partial, &bytes).map_err(|e| cache_error(&partial, e))?;
-        std::fs::rename(&partial, &target).map_err(|e| cache_error(&target, e))?;
-        Ok(target)
+/// The file itself for a table on local disk; otherwise its cached copy in `dir`, downloaded first
+/// if missing (written under a temporary name and renamed, so a cut download is never used).
+async fn local_copy(dir: &Path, table: &LakeTable, file: &LakeFile) -> Result<PathBuf, AggregatorError> {
+    if let Some(path) = table.local_path(file) {
+        return Ok(path);
     }
+    let target = dir.join(&file.path);
+    let cache_error = |path: &Path, source| AggregatorError::Cache { path: path.display().to_string(), source };
+    if std::fs::metadata(&target).is_ok_and(|meta| meta.len() as i64 == file.size) {
+        return Ok(target);
+    }
+    let bytes = table.read_file_bytes(file).await?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| cache_error(parent, e))?;
+    }
+    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, &bytes).map_err(|e| cache_error(&partial, e))?;
+    std::fs::rename(&partial, &target).map_err(|e| cache_error(&target, e))?;
+    Ok(target)
+}
 
-    /// Deletes cached files that are no longer in the snapshot (Lambda's /tmp is bounded).
-    fn remove_stale(&self, keep: &[PathBuf]) -> Result<(), AggregatorError> {
-        let keep: HashSet<&Path> = keep.iter().map(PathBuf::as_path).collect();
-        let mut pending = vec![self.dir.clone()];
-        while let Some(dir) = pending.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if !keep.contains(path.as_path()) {
-                    std::fs::remove_file(&path)
-                        .map_err(|e| AggregatorError::Cache { path: path.display().to_string(), source: e })?;
-                }
+/// Deletes cached files in `dir` that are no longer in the snapshot (Lambda's /tmp is bounded).
+fn remove_stale(dir: &Path, keep: &[PathBuf]) -> Result<(), AggregatorError> {
+    let keep: HashSet<&Path> = keep.iter().map(PathBuf::as_path).collect();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if !keep.contains(path.as_path()) {
+                std::fs::remove_file(&path)
+                    .map_err(|e| AggregatorError::Cache { path: path.display().to_string(), source: e })?;
             }
         }
-        Ok(())
     }
+    Ok(())
 }

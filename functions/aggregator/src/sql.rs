@@ -49,12 +49,18 @@ fn duckdb_type(column_type: ColumnType) -> &'static str {
     }
 }
 
-/// `latest_leads`: the latest version of each lead (greatest `_occurred_at`, then `_event_id`
-/// so that ties resolve the same way on every run). Redelivered copies of one event are
-/// identical rows, so they collapse here too.
-pub const LATEST_LEADS_VIEW: &str = "CREATE OR REPLACE TEMP VIEW latest_leads AS \
-    SELECT * FROM lead_versions \
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _occurred_at DESC, _event_id DESC) = 1;";
+/// What makes a lead version the latest: the greatest `_occurred_at`, then `_event_id`, so that
+/// ties resolve the same way on every run. Redelivered copies of one event are identical rows, so
+/// they collapse too. Both [`latest_leads_view`] and [`count_dates`] order by it.
+const LATEST_VERSION_KEY: &str = "(_occurred_at, _event_id)";
+
+/// `latest_leads`: the latest version of each lead, whole rows (report and alerts).
+pub fn latest_leads_view() -> String {
+    format!(
+        "CREATE OR REPLACE TEMP VIEW latest_leads AS SELECT * FROM lead_versions \
+         QUALIFY row_number() OVER (PARTITION BY id ORDER BY {LATEST_VERSION_KEY} DESC) = 1;"
+    )
+}
 
 /// A statistics bucket: its JSON key and how a day maps to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +98,7 @@ pub fn count_dates(bucket: Bucket) -> String {
     let quoted: Vec<String> = DATE_COLUMNS.iter().map(|c| quote_literal(c)).collect();
     format!(
         "WITH latest AS ( \
-            SELECT arg_max(struct_pack({dates}), (_occurred_at, _event_id)) AS lead FROM lead_versions GROUP BY id \
+            SELECT arg_max(struct_pack({dates}), {LATEST_VERSION_KEY}) AS lead FROM lead_versions GROUP BY id \
          ), dates AS ( \
             UNPIVOT (SELECT lead.* FROM latest) ON {dates} INTO NAME field VALUE text_value \
          ), days AS ( \
