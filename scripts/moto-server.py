@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""moto's server for Tributary's tests and local stack, with DynamoDB requests run one at a time.
+"""moto's server for Tributary's tests and local stack, with the requests AWS runs atomically serialised.
 
 moto's TransactWriteItems snapshots each table it touches (a deep copy) and restores the snapshot
 when a condition fails, so a write made by a concurrent request in between is lost, and the copy
 itself can fail ("dictionary changed size during iteration", answered as an HTML 500). Real
 DynamoDB isolates transactions from other writes. Serialising the DynamoDB requests, and only
-those, gives moto that isolation; every other service keeps moto's threaded server.
+those, gives moto that isolation.
+
+moto's S3 answers a conditional put (`If-None-Match: *`, how delta-rs commits a log entry) by
+checking that the key is absent and then writing it, without a lock: two writers racing for the
+same table version can both succeed, and one commit silently replaces the other. Real S3 lets
+exactly one win. Conditional S3 writes are serialised for the same reason. Every other request
+keeps moto's threaded server.
 
 Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
 """
@@ -19,19 +25,31 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import run_simple
 
 
-class SerialisedDynamoDb:
-    """WSGI middleware: one DynamoDB request at a time (its JSON protocol names the target)."""
+class SerialisedAtomicRequests:
+    """WSGI middleware: one DynamoDB request at a time (its JSON protocol names the target), and
+    one conditional S3 write at a time."""
 
     def __init__(self, app):
         self.app = app
-        self.lock = threading.Lock()
+        self.dynamodb = threading.Lock()
+        self.conditional_puts = threading.Lock()
+
+    def lock_for(self, environ):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self.dynamodb
+        if environ.get("REQUEST_METHOD") == "PUT" and (
+            "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
+        ):
+            return self.conditional_puts
+        return None
 
     def __call__(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            with self.lock:
-                # The body is produced inside the lock: moto computes it eagerly, but be sure.
-                return list(self.app(environ, start_response))
-        return self.app(environ, start_response)
+        lock = self.lock_for(environ)
+        if lock is None:
+            return self.app(environ, start_response)
+        with lock:
+            # The body is produced inside the lock: moto computes it eagerly, but be sure.
+            return list(self.app(environ, start_response))
 
 
 def main() -> None:
@@ -41,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, SerialisedDynamoDb(app), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(args.host, args.port, SerialisedAtomicRequests(app), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

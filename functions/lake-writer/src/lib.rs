@@ -9,6 +9,7 @@
 //! made it, the `leads` one did not): readers deduplicate by event id, and for leads the latest
 //! `_occurred_at` per lead id wins.
 
+pub mod maintenance;
 pub mod rows;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};

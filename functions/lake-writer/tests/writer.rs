@@ -1,62 +1,12 @@
 //! The lake writer on a local-disk lake: rows per table, refused records, concurrent writers.
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+mod support;
+
 use jiff::Timestamp;
 use lake_writer::{BatchSummary, Tables, write_batch};
-use tributary_shared::deltalake::arrow::array::{Array, AsArray};
+use support::{column, lead_body, sqs, temp_lake};
+use tributary_shared::lake::LakeTable;
 use tributary_shared::lake::schema::{EVENTS, LEADS};
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::lead::Lead;
-
-fn temp_lake() -> LakeLocation {
-    let dir = std::env::temp_dir().join(format!("tributary-lake-writer-{}", uuid::Uuid::new_v4()));
-    LakeLocation::local_dir(&dir).unwrap()
-}
-
-fn lead_body(id: &str, event_id: &str) -> String {
-    let lead = Lead {
-        id: id.into(),
-        nom: format!("Lead {id}"),
-        email: Some(format!("{id}@example.com")),
-        date_prise_contact: Some("2025-01-06".into()),
-        statut: Some("contacte".into()),
-        ..Lead::default()
-    };
-    let at: Timestamp = "2025-01-06T10:00:00Z".parse().unwrap();
-    lead.event_message(event_id.into(), "ingestion", at, at).unwrap().body
-}
-
-fn sqs(bodies: &[String]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("m{i}"));
-            message.body = Some(body.clone());
-            message
-        })
-        .collect();
-    event
-}
-
-async fn column(
-    location: &LakeLocation,
-    spec: &'static tributary_shared::lake::schema::TableSpec,
-    name: &str,
-) -> Vec<String> {
-    let table = LakeTable::open_existing(location, spec).await.unwrap().unwrap();
-    let mut values = Vec::new();
-    for (_, batches) in table.read_all().await.unwrap() {
-        for batch in batches {
-            let column = batch.column_by_name(name).unwrap().as_string::<i32>();
-            values.extend((0..column.len()).map(|i| column.value(i).to_string()));
-        }
-    }
-    values.sort();
-    values
-}
 
 #[tokio::test]
 async fn every_event_goes_to_events_and_leads_to_leads_and_bad_records_are_reported_alone() {

@@ -13,9 +13,11 @@
 //! writes each log entry with a conditional put (`If-None-Match: *`): a writer that loses the race
 //! retries on the next version, and nothing is overwritten.
 
+mod maintenance;
 pub mod schema;
 mod table;
 
+pub use maintenance::{CompactionPolicy, CompactionSummary, VacuumSummary};
 pub use table::{AppPosition, AppendOutcome, LakeFile, LakeTable};
 
 use crate::config::{ConfigError, Env};

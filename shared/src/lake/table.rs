@@ -194,8 +194,22 @@ impl LakeTable {
         }
     }
 
-    fn delta(&self, source: DeltaTableError) -> LakeError {
+    pub(super) fn delta(&self, source: DeltaTableError) -> LakeError {
         LakeError::Delta { table: self.name.to_string(), source }
+    }
+
+    pub(super) fn batch_error(&self, reason: String) -> LakeError {
+        LakeError::Batch { table: self.name.to_string(), reason }
+    }
+
+    /// Adopts the snapshot a commit of ours produced (no need to read the log again).
+    pub(super) fn set_state(&mut self, snapshot: deltalake::table::state::DeltaTableState) {
+        self.table.state = Some(snapshot);
+    }
+
+    /// Adopts the table an operation returned.
+    pub(super) fn replace_table(&mut self, table: DeltaTable) {
+        self.table = table;
     }
 
     pub fn name(&self) -> &'static str {
@@ -229,7 +243,12 @@ impl LakeTable {
 
     /// The bytes of one data file, through the table's object store (S3, moto or local disk).
     pub async fn read_file_bytes(&self, file: &LakeFile) -> Result<bytes::Bytes, LakeError> {
-        let path = Path::parse(&file.path).unwrap_or_else(|_| Path::from(file.path.as_str()));
+        self.read_path_bytes(&file.path).await
+    }
+
+    /// The bytes of a data file named by its path relative to the table root, percent-decoded.
+    pub(super) async fn read_path_bytes(&self, path: &str) -> Result<bytes::Bytes, LakeError> {
+        let path = Path::parse(path).unwrap_or_else(|_| Path::from(path));
         let store = self.table.object_store();
         let read = async { store.get(&path).await?.bytes().await };
         read.await.map_err(|e| self.delta(DeltaTableError::ObjectStore { source: e }))
@@ -245,9 +264,7 @@ impl LakeTable {
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .and_then(|builder| builder.build())
                 .map_err(|e| self.delta(DeltaTableError::Parquet { source: e }))?;
-            let batches = reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| LakeError::Batch { table: self.name.to_string(), reason: e.to_string() })?;
+            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| self.batch_error(e.to_string()))?;
             out.push((file, batches));
         }
         Ok(out)
@@ -310,7 +327,7 @@ impl LakeTable {
         match committed {
             Ok(finalized) => {
                 let version = finalized.version();
-                self.table.state = Some(finalized.snapshot());
+                self.set_state(finalized.snapshot());
                 Ok(AppendOutcome::Committed { version })
             }
             Err(error) => {

@@ -1,0 +1,146 @@
+//! The scheduled lake maintenance: compaction of small files, then vacuum, on every table.
+//!
+//! One run handles the tables one after the other; a table that fails does not stop the others,
+//! and the run then fails naming it (EventBridge's retry runs everything again, which is safe:
+//! compaction of an already compacted table commits nothing, vacuum deletes only what is due).
+
+use jiff::Timestamp;
+use tributary_shared::config::{ConfigError, Env};
+use tributary_shared::lake::schema::{EVENTS, LEADS, MATOMO_VISITS, TableSpec};
+use tributary_shared::lake::{CompactionPolicy, CompactionSummary, LakeError, LakeLocation, LakeTable, VacuumSummary};
+
+/// Every table of the lake.
+pub const MAINTAINED_TABLES: [&TableSpec; 3] = [&EVENTS, &LEADS, &MATOMO_VISITS];
+
+const MIB: i64 = 1024 * 1024;
+
+/// The maintenance function's configuration.
+#[derive(Debug, Clone)]
+pub struct MaintenanceConfig {
+    pub lake: LakeLocation,
+    pub policy: CompactionPolicy,
+}
+
+impl MaintenanceConfig {
+    /// `LAKE_BUCKET`, `LAKE_PREFIX`, and optionally `COMPACT_SMALL_FILE_MB` (default 32) and
+    /// `COMPACT_TARGET_FILE_MB` (default 128).
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let defaults = CompactionPolicy::default();
+        let small: i64 = env.parsed_or("COMPACT_SMALL_FILE_MB", defaults.small_file_bytes / MIB)?;
+        let target: i64 = env.parsed_or("COMPACT_TARGET_FILE_MB", defaults.target_file_bytes / MIB)?;
+        if small < 1 {
+            return Err(ConfigError::invalid("COMPACT_SMALL_FILE_MB", "must be at least 1"));
+        }
+        if target < small {
+            return Err(ConfigError::invalid("COMPACT_TARGET_FILE_MB", "must be at least COMPACT_SMALL_FILE_MB"));
+        }
+        Ok(Self {
+            lake: LakeLocation::from_env(env)?,
+            policy: CompactionPolicy { small_file_bytes: small * MIB, target_file_bytes: target * MIB },
+        })
+    }
+}
+
+/// What maintenance did to one table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableMaintenance {
+    pub table: &'static str,
+    /// `false` when nothing was ever written to the table.
+    pub exists: bool,
+    pub compaction_version: Option<u64>,
+    pub files_compacted: usize,
+    pub files_written: usize,
+    pub files_vacuumed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("lake maintenance failed for {}", failures.iter().map(|(table, e)| format!("{table} ({e})")).collect::<Vec<_>>().join(", "))]
+pub struct MaintenanceError {
+    pub failures: Vec<(&'static str, LakeError)>,
+    /// The tables that were maintained before and after the failures.
+    pub done: Vec<TableMaintenance>,
+}
+
+impl From<MaintenanceError> for lambda_runtime::Diagnostic {
+    fn from(error: MaintenanceError) -> Self {
+        lambda_runtime::Diagnostic { error_type: "LakeMaintenanceFailed".into(), error_message: error.to_string() }
+    }
+}
+
+async fn maintain_table(
+    location: &LakeLocation,
+    spec: &'static TableSpec,
+    policy: CompactionPolicy,
+    now: Timestamp,
+) -> Result<TableMaintenance, LakeError> {
+    let Some(mut table) = LakeTable::open_existing(location, spec).await? else {
+        return Ok(TableMaintenance {
+            table: spec.name,
+            exists: false,
+            compaction_version: None,
+            files_compacted: 0,
+            files_written: 0,
+            files_vacuumed: 0,
+        });
+    };
+    let CompactionSummary { version, files_removed, files_added, bytes_removed, bytes_added } =
+        table.compact(policy).await?;
+    tracing::info!(table = spec.name, ?version, files_removed, files_added, bytes_removed, bytes_added, "compacted");
+    let VacuumSummary { files_deleted } = table.vacuum(now).await?;
+    tracing::info!(table = spec.name, files_deleted, "vacuumed");
+    Ok(TableMaintenance {
+        table: spec.name,
+        exists: true,
+        compaction_version: version,
+        files_compacted: files_removed,
+        files_written: files_added,
+        files_vacuumed: files_deleted,
+    })
+}
+
+/// Compacts then vacuums every table of the lake.
+pub async fn maintain(
+    location: &LakeLocation,
+    policy: CompactionPolicy,
+    now: Timestamp,
+) -> Result<Vec<TableMaintenance>, MaintenanceError> {
+    let mut done = Vec::new();
+    let mut failures = Vec::new();
+    for spec in MAINTAINED_TABLES {
+        match maintain_table(location, spec, policy, now).await {
+            Ok(report) => done.push(report),
+            Err(error) => {
+                tracing::error!(table = spec.name, error = %error, "maintenance failed");
+                failures.push((spec.name, error));
+            }
+        }
+    }
+    if failures.is_empty() { Ok(done) } else { Err(MaintenanceError { failures, done }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn sizes_default_and_are_checked() {
+        let config = MaintenanceConfig::from_env(&env(&[("LAKE_BUCKET", "lake")])).unwrap();
+        assert_eq!(config.policy, CompactionPolicy::default());
+        let custom = env(&[("LAKE_BUCKET", "lake"), ("COMPACT_SMALL_FILE_MB", "8"), ("COMPACT_TARGET_FILE_MB", "64")]);
+        let policy = MaintenanceConfig::from_env(&custom).unwrap().policy;
+        assert_eq!((policy.small_file_bytes, policy.target_file_bytes), (8 * MIB, 64 * MIB));
+        let inverted =
+            env(&[("LAKE_BUCKET", "lake"), ("COMPACT_SMALL_FILE_MB", "64"), ("COMPACT_TARGET_FILE_MB", "8")]);
+        assert_eq!(
+            MaintenanceConfig::from_env(&inverted).unwrap_err().to_string(),
+            "environment variable COMPACT_TARGET_FILE_MB is invalid: must be at least COMPACT_SMALL_FILE_MB"
+        );
+        let zero = env(&[("LAKE_BUCKET", "lake"), ("COMPACT_SMALL_FILE_MB", "0")]);
+        assert!(MaintenanceConfig::from_env(&zero).is_err());
+    }
+}

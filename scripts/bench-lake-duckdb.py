@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""Times the aggregator's DuckDB statements on a local `leads` Delta table, outside Rust.
+
+    .venv/bin/python scripts/bench-lake-duckdb.py TABLE_DIR                  # current count_dates, week and month
+    .venv/bin/python scripts/bench-lake-duckdb.py TABLE_DIR --case all       # every variant below
+    .venv/bin/python scripts/bench-lake-duckdb.py TABLE_DIR --case current,max_struct --bucket week
+    .venv/bin/python scripts/bench-lake-duckdb.py TABLE_DIR --list           # the cases and their SQL
+    .venv/bin/python scripts/bench-lake-duckdb.py TABLE_DIR --sql-file FILE --params 'UTC,,'
+
+TABLE_DIR is a Delta table (e.g. /var/tmp/tributary-bench/leads-10000000/leads, as written by
+scripts/generate-bench-leads.py). Its current files come from the Delta log (python deltalake's
+`DeltaTable(TABLE_DIR).file_uris()`).
+
+Each case runs in a fresh child process (only `duckdb` imported there) opened the way
+functions/aggregator/src/engine.rs opens the Lambda's connection: `threads` and `max_memory` from
+`EngineLimits::for_lambda_memory(--lambda-mb, default 3538)` (2 threads, 2122 MB), extension
+autoloading off, then `SET autoinstall_known_extensions = false; SET temp_directory =
+'<cache>/duckdb-spill'; SET allowed_directories = ['<cache>/', '<lake root>/']; SET
+enable_external_access = false; SET lock_configuration = true;` and the MACROS statement of
+functions/aggregator/src/sql.rs, then the `lead_versions` view over the files (`lead_versions_view`)
+and the query, bound like `stats::count_dates` binds it: ($1 zone, $2 first day, $3 last day) =
+('UTC', NULL, NULL) unless --params says otherwise. The count SQL is copied from sql.rs's
+`count_dates` (the script warns when sql.rs's text no longer matches its copy).
+
+Timings are wall clock per execution (execute + fetch): the first run is reported as "cold" (a new
+connection, the OS page cache probably warm), then --runs more (default 5) give "best" and
+"median". "cpu s" is the process's CPU time (user + system) of a warm run (median), less sensitive
+to other processes than wall time, and "c/w" that CPU time over the run's wall time (2.0 = both
+cores busy all along; less means waiting, or another process holding a core). "rss" is the child's peak
+resident set (getrusage ru_maxrss) and "+rss" its growth over the set-up (Python, DuckDB, view).
+The 1-minute load average before and after each case is printed next to it. Every count variant's
+result is compared with the current query's result for the same bucket ("same" / "DIFFERENT").
+
+--sql-file FILE: the statements to run instead of the built-in ones, after the engine set-up above
+(use --no-engine-setup to skip the SET statements and MACROS, e.g. when the file has its own).
+Statements are separated by a line holding only `-- statement`; every statement but the last is
+run once (e.g. the MACROS statement and the `lead_versions` view), the last one is the timed query.
+`{files}` in the file is replaced by the quoted list of the table's current files (`'a', 'b'`), so a
+view can be written `read_parquet([{files}], union_by_name = true)`. --params gives the timed query's
+parameters, comma-separated, an empty item being NULL (default `UTC,,`).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SQL_RS = ROOT / "functions/aggregator/src/sql.rs"
+
+# --- Copied from functions/aggregator/src/sql.rs (Rust line continuations applied) -------------
+
+DATE_COLUMNS = ["date_prise_contact", "date_reponse_prospect", "date_appel_booke", "date_appel_propose", "date_relance"]
+DATES = ", ".join(DATE_COLUMNS)
+QUOTED = ", ".join(f"'{c}'" for c in DATE_COLUMNS)
+FORMATS = {"week": "%G-W%V", "month": "%Y-%m"}
+LATEST_VERSION_KEY = "(_occurred_at, _event_id)"
+
+MACROS = (
+    "CREATE OR REPLACE TEMP MACRO lead_day(text_value, zone) AS "
+    "CASE WHEN length(text_value) = 10 THEN TRY_CAST(text_value AS DATE) "
+    "ELSE CAST(timezone(zone, TRY_CAST(text_value AS TIMESTAMPTZ)) AS DATE) END;"
+)
+
+# `count_dates`: the `latest` CTE, then what turns the latest dates into counts.
+CURRENT_LATEST = f"SELECT arg_max(struct_pack({DATES}), {LATEST_VERSION_KEY}) AS lead FROM lead_versions GROUP BY id"
+UNPIVOT_STRUCT = f"UNPIVOT (SELECT lead.* FROM latest) ON {DATES} INTO NAME field VALUE text_value"
+DAYS = "SELECT field, lead_day(text_value, $1) AS day, count(*) AS n FROM dates GROUP BY ALL"
+BUCKETS = (
+    "SELECT field, strftime(day, '{format}') AS bucket, n FROM days "
+    "WHERE day IS NOT NULL AND ($2::DATE IS NULL OR day >= $2::DATE) AND ($3::DATE IS NULL OR day <= $3::DATE)"
+)
+PIVOT = f"PIVOT buckets ON field IN ({QUOTED}) USING sum(n) GROUP BY bucket ORDER BY bucket"
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def lead_versions_view(files, columns="*", union_by_name=True) -> str:
+    listed = ", ".join(quote_literal(f) for f in files)
+    options = ", union_by_name = true" if union_by_name else ""
+    return f"CREATE OR REPLACE TEMP VIEW lead_versions AS SELECT {columns} FROM read_parquet([{listed}]{options});"
+
+
+def count_sql(bucket, latest=CURRENT_LATEST, dates=UNPIVOT_STRUCT, days=DAYS) -> str:
+    """`count_dates(bucket)` with, for variants, another `latest`, `dates` or `days` CTE."""
+    buckets = BUCKETS.format(format=FORMATS[bucket])
+    return (
+        f"WITH latest AS ( {latest} ), dates AS ( {dates} ), days AS ( {days} ), "
+        f"buckets AS ( {buckets} ) {PIVOT}"
+    )
+
+
+def rust_count_dates(bucket: str) -> str | None:
+    """`count_dates` as sql.rs builds it, read from the Rust source (None when it cannot be)."""
+    try:
+        source = SQL_RS.read_text()
+    except OSError:
+        return None
+    body = re.search(r"pub fn count_dates\(bucket: Bucket\) -> String \{.*?format!\(\s*\"(.*?)\",\s*format =", source, re.S)
+    key = re.search(r'const LATEST_VERSION_KEY: &str = "(.*?)";', source)
+    if not body or not key:
+        return None
+    text = re.sub(r"\\\n\s*", "", body.group(1))  # Rust string continuation
+    return (
+        text.replace("{dates}", DATES)
+        .replace("{LATEST_VERSION_KEY}", key.group(1))
+        .replace("{format}", FORMATS[bucket])
+        .replace("{quoted}", QUOTED)
+    )
+
+
+def rust_macros() -> str | None:
+    try:
+        source = SQL_RS.read_text()
+    except OSError:
+        return None
+    found = re.search(r'pub const MACROS: &str = "(.*?)";\n', source, re.S)
+    return re.sub(r"\\\n\s*", "", found.group(1)) if found else None
+
+
+# --- Variants ------------------------------------------------------------------------------------
+
+# Each case: the SQL (bucket -> text, or one text), optional view options, threads override, and
+# whether its result must equal the current query's ("check") or is only measured.
+ALL_DATES_STRUCT = f"struct_pack({DATES})"
+UNPIVOT_COLUMNS = f"UNPIVOT latest ON {DATES} INTO NAME field VALUE text_value"
+# Group the texts first: lead_day then runs once per distinct (column, text), not once per date.
+DAYS_DISTINCT_TEXT = (
+    "SELECT field, lead_day(text_value, $1) AS day, sum(n) AS n FROM "
+    "(SELECT field, text_value, count(*) AS n FROM dates GROUP BY ALL) GROUP BY ALL"
+)
+NEEDED_COLUMNS = f"id, {DATES}, _event_id, _occurred_at"
+# The latest version's dates, exactly (greatest (_occurred_at, _event_id)), from primitive-keyed
+# aggregates: a lead whose greatest `_occurred_at` is held by one row takes that row's dates
+# (arg_max_null: a NULL date of that row stays NULL); the few leads whose two greatest instants
+# are equal (a tie, or a redelivered copy of the latest event) are redone from their rows at that
+# instant, the greatest `_event_id` winning.
+TIECHECK_LATEST = (
+    "WITH per_id AS MATERIALIZED ( SELECT id, max(_occurred_at, 2) AS top, "
+    + ", ".join(f"arg_max_null({c}, _occurred_at) AS {c}" for c in DATE_COLUMNS)
+    + f" FROM lead_versions GROUP BY id ) "
+    f"SELECT {DATES} FROM per_id WHERE NOT coalesce(top[1] = top[2], false) "
+    f"UNION ALL SELECT lead.* FROM ( SELECT arg_max(struct_pack({', '.join('v.' + c for c in DATE_COLUMNS)}), v._event_id) AS lead "
+    "FROM lead_versions AS v JOIN (SELECT id, top[1] AS at FROM per_id WHERE top[1] = top[2]) AS tied "
+    "ON v.id = tied.id AND v._occurred_at = tied.at GROUP BY v.id )"
+)
+
+CASES = {
+    "current": dict(
+        sql=lambda b: count_sql(b),
+        doc="count_dates as in sql.rs: arg_max(struct_pack(dates), (_occurred_at, _event_id)) GROUP BY id",
+    ),
+    "current_1thread": dict(sql=lambda b: count_sql(b), threads=1, doc="the current query with threads = 1"),
+    "current_narrow_view": dict(
+        sql=lambda b: count_sql(b),
+        view=dict(columns=NEEDED_COLUMNS),
+        doc="the current query over a view that selects only the 8 needed columns",
+    ),
+    "current_no_union_by_name": dict(
+        sql=lambda b: count_sql(b),
+        view=dict(union_by_name=False),
+        doc="the current query, read_parquet without union_by_name",
+    ),
+    "ts_only": dict(
+        sql=lambda b: count_sql(b, latest=f"SELECT arg_max({ALL_DATES_STRUCT}, _occurred_at) AS lead FROM lead_versions GROUP BY id"),
+        check=False,
+        doc="arg_max keyed by _occurred_at alone: ties between two events of one instant not deterministic",
+    ),
+    "max_struct": dict(
+        sql=lambda b: count_sql(
+            b,
+            latest=f"SELECT max(struct_pack(_occurred_at, _event_id, {DATES})) AS lead FROM lead_versions GROUP BY id",
+            dates=f"UNPIVOT (SELECT lead.{DATE_COLUMNS[0]}, {', '.join('lead.' + c for c in DATE_COLUMNS[1:])} FROM latest) "
+            f"ON {DATES} INTO NAME field VALUE text_value",
+        ),
+        doc="max() of one struct (_occurred_at, _event_id, dates...): the greatest key, whole row",
+    ),
+    "qualify_row_number": dict(
+        sql=lambda b: count_sql(
+            b,
+            latest=f"SELECT {DATES} FROM lead_versions QUALIFY row_number() OVER "
+            "(PARTITION BY id ORDER BY _occurred_at DESC, _event_id DESC) = 1",
+            dates=UNPIVOT_COLUMNS,
+        ),
+        doc="window: row_number() over (partition by id order by _occurred_at desc, _event_id desc) = 1",
+    ),
+    "distinct_on": dict(
+        sql=lambda b: count_sql(
+            b,
+            latest=f"SELECT DISTINCT ON (id) {DATES} FROM lead_versions ORDER BY id, _occurred_at DESC, _event_id DESC",
+            dates=UNPIVOT_COLUMNS,
+        ),
+        doc="DISTINCT ON (id) ... ORDER BY id, _occurred_at DESC, _event_id DESC",
+    ),
+    "two_phase_join": dict(
+        sql=lambda b: count_sql(
+            b,
+            latest=f"SELECT arg_max({ALL_DATES_STRUCT}, v._event_id) AS lead FROM lead_versions AS v "
+            "JOIN (SELECT id, max(_occurred_at) AS ts FROM lead_versions GROUP BY id) AS m "
+            "ON v.id = m.id AND v._occurred_at = m.ts GROUP BY v.id",
+        ),
+        doc="max(_occurred_at) per id, join back, then arg_max by _event_id among the rows at that instant",
+    ),
+    "current_distinct_text": dict(
+        sql=lambda b: count_sql(b, days=DAYS_DISTINCT_TEXT),
+        doc="the current latest, but lead_day once per distinct (column, text)",
+    ),
+    "tiecheck": dict(
+        sql=lambda b: count_sql(b, latest=TIECHECK_LATEST, dates=UNPIVOT_COLUMNS),
+        doc="one pass of cheap aggregates (max(_occurred_at, 2), arg_max_null(date, _occurred_at) x5); "
+        "leads whose two latest versions share the instant are redone exactly from a second scan",
+    ),
+    "tiecheck_distinct_text": dict(
+        sql=lambda b: count_sql(b, latest=TIECHECK_LATEST, dates=UNPIVOT_COLUMNS, days=DAYS_DISTINCT_TEXT),
+        doc="tiecheck, and lead_day once per distinct (column, text)",
+    ),
+    "materialized_latest": dict(
+        prepare=[f"CREATE OR REPLACE TEMP TABLE latest_dates AS {TIECHECK_LATEST};"],
+        sql=lambda b: count_sql(b, latest="FROM latest_dates", dates=UNPIVOT_COLUMNS, days=DAYS_DISTINCT_TEXT),
+        doc="the tiecheck latest dates kept in a temp table once per snapshot ('prep s'), "
+        "each count then only unpivots and counts",
+    ),
+    # Floors: no counting, only the parts.
+    "floor_latest_only": dict(
+        sql=f"SELECT count(lead) FROM ({CURRENT_LATEST})",
+        check=False,
+        doc="only the current latest-version aggregation (no unpivot, lead_day or pivot)",
+    ),
+    "floor_group_by_id": dict(
+        sql="SELECT count(*) FROM (SELECT id FROM lead_versions GROUP BY id)",
+        check=False,
+        doc="GROUP BY id alone",
+    ),
+    "floor_count_distinct": dict(
+        sql="SELECT count(DISTINCT id) FROM lead_versions", check=False, doc="count(DISTINCT id)"
+    ),
+    "floor_scan": dict(
+        sql="SELECT count(*), " + ", ".join(f"max({c})" for c in ["id", *DATE_COLUMNS, "_event_id", "_occurred_at"])
+        + " FROM lead_versions",
+        check=False,
+        doc="read the 8 needed columns once (cheap max() of each)",
+    ),
+}
+
+
+# --- Child: one case in a fresh process --------------------------------------------------------
+
+
+def run_child(spec: dict) -> dict:
+    import duckdb  # only here: the parent's deltalake/pyarrow stay out of the child's RSS
+
+    started = time.perf_counter()
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "threads": spec["threads"],
+            "max_memory": f"{spec['memory_limit_mb']}MB",
+            "autoload_known_extensions": False,
+        },
+    )
+    if spec["engine_setup"]:
+        dirs = ", ".join(quote_literal(d if d.endswith("/") else d + "/") for d in spec["readable_dirs"])
+        con.execute(
+            f"SET autoinstall_known_extensions = false; SET temp_directory = {quote_literal(spec['spill_dir'])}; "
+            f"SET allowed_directories = [{dirs}]; SET enable_external_access = false; "
+            f"SET lock_configuration = true; {MACROS}"
+        )
+    for statement in spec["setup"]:
+        con.execute(statement)
+    setup_s = time.perf_counter() - started
+    prepare_s = None
+    if spec.get("prepare"):
+        t0 = time.perf_counter()
+        for statement in spec["prepare"]:
+            con.execute(statement)
+        prepare_s = time.perf_counter() - t0
+    rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times, cpus = [], []
+    rows = None
+    for _ in range(1 + spec["runs"]):
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        rows = con.execute(spec["query"], spec["params"]).fetchall()
+        elapsed = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        times.append(elapsed)
+        cpus.append(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
+    return {
+        "setup_s": setup_s,
+        "prepare_s": prepare_s,
+        "times": times,
+        "cpus": cpus,
+        "rss_setup_kb": rss_setup,
+        "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "rows": [[str(v) if not isinstance(v, (int, float, type(None))) else v for v in row] for row in rows],
+    }
+
+
+# --- Parent ------------------------------------------------------------------------------------
+
+
+def lambda_limits(memory_mb: int) -> tuple[int, int]:
+    """engine.rs `EngineLimits::for_lambda_memory`."""
+    return min(max(memory_mb // 1769, 1), 6), max(memory_mb * 3 // 5, 64)
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def run_case(base: dict, setup: list[str], query: str, params, threads: int | None, prepare=None) -> dict:
+    spec = dict(base, setup=setup, query=query, params=params, prepare=prepare or [])
+    if threads is not None:
+        spec["threads"] = threads
+    before = load()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child"], input=json.dumps(spec), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"child failed:\n{done.stderr}")
+    result = json.loads(done.stdout)
+    result["load"] = (before, load())
+    result["threads"] = spec["threads"]
+    return result
+
+
+def summary(name: str, result: dict, verdict: str) -> str:
+    warm = result["times"][1:] or result["times"]
+    cpu = statistics.median(result["cpus"][1:] or result["cpus"])
+    median = statistics.median(warm)
+    return (
+        f"{name:<34} {result['threads']:>2}  {result['times'][0]:7.3f} {min(warm):7.3f} {median:7.3f}"
+        f"  {cpu:6.3f} {cpu / median:4.2f}  {result['rss_peak_kb'] / 1024:7.0f} {(result['rss_peak_kb'] - result['rss_setup_kb']) / 1024:7.0f}"
+        f"  {result['load'][0]:4.2f}/{result['load'][1]:4.2f}  {len(result['rows']):>4}  {verdict}"
+        + (f" (prep s {result['prepare_s']:.3f})" if result.get("prepare_s") is not None else "")
+    )
+
+
+HEADER = (
+    f"{'case':<34} {'th':>2}  {'cold s':>7} {'best s':>7} {'med s':>7}  {'cpu s':>6} {'c/w':>4}  {'rss MB':>7} {'+rss MB':>7}"
+    f"  {'load b/a':>9}  {'rows':>4}  result"
+)
+
+
+def parse_params(text: str):
+    return [item if item != "" else None for item in text.split(",")]
+
+
+def main() -> int:
+    if len(sys.argv) == 2 and sys.argv[1] == "--child":
+        print(json.dumps(run_child(json.loads(sys.stdin.read()))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("table", type=pathlib.Path, help="the Delta table directory (…/leads)")
+    parser.add_argument("--case", default="current", help=f"comma-separated, or 'all': {', '.join(CASES)}")
+    parser.add_argument("--bucket", default="week,month", help="week, month or both (default)")
+    parser.add_argument("--runs", type=int, default=5, help="warm runs after the cold one (default 5)")
+    parser.add_argument("--lambda-mb", type=int, default=3538, help="Lambda memory the limits derive from")
+    parser.add_argument("--threads", type=int, help="override the threads derived from --lambda-mb")
+    parser.add_argument("--cache-dir", type=pathlib.Path, default=pathlib.Path("/var/tmp/tributary-bench/cache"))
+    parser.add_argument("--sql-file", type=pathlib.Path, help="statements to run instead (see above)")
+    parser.add_argument("--params", default="UTC,,", help="the timed query's parameters (default 'UTC,,')")
+    parser.add_argument("--no-engine-setup", action="store_true", help="with --sql-file: skip the SETs and MACROS")
+    parser.add_argument("--list", action="store_true", help="print the cases' SQL and exit")
+    parser.add_argument("--print-result", action="store_true", help="print each case's rows")
+    parser.add_argument("--json", type=pathlib.Path, help="also write every result here")
+    args = parser.parse_args()
+
+    buckets = [b.strip() for b in args.bucket.split(",") if b.strip()]
+    names = list(CASES) if args.case == "all" else [c.strip() for c in args.case.split(",") if c.strip()]
+    for name in names:
+        if name not in CASES:
+            parser.error(f"unknown case {name}")
+
+    for bucket in FORMATS:
+        rust = rust_count_dates(bucket)
+        if rust is None:
+            print(f"warning: could not read count_dates from {SQL_RS}", file=sys.stderr)
+        elif rust != count_sql(bucket):
+            print(f"warning: sql.rs count_dates({bucket}) differs from this script's copy:\n{rust}", file=sys.stderr)
+    if rust_macros() not in (None, MACROS):
+        print(f"warning: sql.rs MACROS differs from this script's copy:\n{rust_macros()}", file=sys.stderr)
+
+    from deltalake import DeltaTable
+
+    table = args.table.resolve()
+    files = [uri.removeprefix("file://") for uri in DeltaTable(str(table)).file_uris()]
+    data_bytes = sum(os.path.getsize(f) for f in files)
+
+    if args.list:
+        print(lead_versions_view(["<file>", "..."]))
+        for name, case in CASES.items():
+            print(f"\n-- {name}: {case['doc']}")
+            for statement in case.get("prepare", []):
+                print(f"-- once per snapshot:\n{statement}")
+            sql = case["sql"]
+            print(sql if isinstance(sql, str) else "\n".join(f"-- {b}\n{sql(b)}" for b in FORMATS))
+        return 0
+
+    threads, memory_mb = lambda_limits(args.lambda_mb)
+    spill = args.cache_dir / "duckdb-spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    base = dict(
+        threads=args.threads or threads,
+        memory_limit_mb=memory_mb,
+        spill_dir=str(spill),
+        readable_dirs=[str(args.cache_dir), str(table.parent)],
+        runs=args.runs,
+        engine_setup=not args.no_engine_setup,
+    )
+    print(f"table {table}: {len(files)} files, {data_bytes / 2**20:.1f} MiB")
+    print(
+        f"engine: threads={base['threads']} max_memory={memory_mb}MB (Lambda {args.lambda_mb} MB) "
+        f"temp_directory={spill}; load {os.getloadavg()}"
+    )
+    print(HEADER)
+    results = {}
+    if args.sql_file:
+        statements = [s.strip() for s in re.split(r"(?m)^-- statement\s*$", args.sql_file.read_text())]
+        statements = [s.replace("{files}", ", ".join(quote_literal(f) for f in files)) for s in statements if s]
+        result = run_case(base, statements[:-1], statements[-1], parse_params(args.params), None)
+        results[str(args.sql_file)] = result
+        print(summary(args.sql_file.name, result, ""))
+        if args.print_result:
+            for row in result["rows"]:
+                print("   ", row)
+    else:
+        reference = {}
+        for bucket in buckets:
+            for name in names:
+                case = CASES[name]
+                sql = case["sql"]
+                bucketed = not isinstance(sql, str)
+                if not bucketed and bucket != buckets[0]:
+                    continue
+                view = lead_versions_view(files, **case.get("view", {}))
+                params = parse_params(args.params) if bucketed else []
+                result = run_case(
+                    base, [view], sql(bucket) if bucketed else sql, params, case.get("threads"), case.get("prepare")
+                )
+                label = f"{name}:{bucket}" if bucketed else name
+                results[label] = result
+                verdict = ""
+                if bucketed:
+                    if bucket not in reference:
+                        if name != "current":
+                            ref = run_case(dict(base, runs=0), [lead_versions_view(files)], count_sql(bucket), parse_params(args.params), None)
+                            reference[bucket] = ref["rows"]
+                        else:
+                            reference[bucket] = result["rows"]
+                    same = result["rows"] == reference[bucket]
+                    verdict = ("same" if same else "DIFFERENT") + ("" if case.get("check", True) else " (not required)")
+                print(summary(label, result, verdict), flush=True)
+                if args.print_result:
+                    for row in result["rows"]:
+                        print("   ", row)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
