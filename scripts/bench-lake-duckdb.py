@@ -126,6 +126,45 @@ def rust_macros() -> str | None:
     return re.sub(r"\\\n\s*", "", found.group(1)) if found else None
 
 
+TWO_PHASE_JOIN_LATEST = (
+    f"SELECT arg_max(struct_pack({', '.join('v.' + c for c in DATE_COLUMNS)}), v._event_id) AS lead FROM lead_versions AS v "
+    "JOIN (SELECT id, max(_occurred_at) AS at FROM lead_versions GROUP BY id) AS m "
+    "ON v.id = m.id AND v._occurred_at = m.at GROUP BY v.id"
+)
+# Two phases: the greatest `_occurred_at` of each lead (a primitive aggregate), then the lead's rows
+# at that instant (a join back), of which the greatest `_event_id` wins; arg_max_null keeps a NULL
+# date of the winning row (rows with one `_event_id` are identical copies).
+TWO_PHASE_LATEST = (
+    "SELECT " + ", ".join(f"arg_max_null(v.{c}, v._event_id) AS {c}" for c in DATE_COLUMNS)
+    + " FROM lead_versions AS v JOIN (SELECT id, max(_occurred_at) AS at FROM lead_versions GROUP BY id) AS m "
+    "ON v.id = m.id AND v._occurred_at = m.at GROUP BY v.id"
+)
+# The same, aggregating only the leads with two rows at their greatest instant.
+TWO_PHASE_TIE_LATEST = (
+    "WITH m AS (SELECT id, max(_occurred_at, 2) AS top FROM lead_versions GROUP BY id), "
+    f"at_max AS MATERIALIZED (SELECT v.id, v._event_id, {', '.join('v.' + c for c in DATE_COLUMNS)}, "
+    "coalesce(m.top[1] = m.top[2], false) AS tied FROM lead_versions AS v JOIN m ON v.id = m.id AND v._occurred_at = m.top[1]) "
+    f"SELECT {DATES} FROM at_max WHERE NOT tied UNION ALL SELECT "
+    + ", ".join(f"arg_max_null({c}, _event_id)" for c in DATE_COLUMNS)
+    + " FROM at_max WHERE tied GROUP BY id"
+)
+
+# Per snapshot: how many latest versions hold each (column, text), the text parsed once: a
+# calendar day stays a DATE, a date-time becomes an instant (TRY_CAST to TIMESTAMPTZ uses the
+# session time zone for a text without offset, exactly as lead_day does). Unparseable texts drop.
+SUMMARY_TABLE = (
+    "CREATE OR REPLACE TEMP TABLE date_summary AS "
+    f"WITH latest AS ( {TWO_PHASE_JOIN_LATEST} ), dates AS ( {UNPIVOT_STRUCT} ), "
+    "texts AS ( SELECT field, text_value, count(*) AS n FROM dates GROUP BY ALL ) "
+    "SELECT field, CASE WHEN length(text_value) = 10 THEN TRY_CAST(text_value AS DATE) END AS day, "
+    "CASE WHEN length(text_value) <> 10 THEN TRY_CAST(text_value AS TIMESTAMPTZ) END AS instant, sum(n) AS n "
+    "FROM texts GROUP BY ALL HAVING day IS NOT NULL OR instant IS NOT NULL;"
+)
+SUMMARY_DAYS = (
+    "SELECT field, coalesce(day, CAST(timezone($1, instant) AS DATE)) AS day, sum(n) AS n "
+    "FROM date_summary GROUP BY ALL"
+)
+
 # --- Variants ------------------------------------------------------------------------------------
 
 # Each case: the SQL (bucket -> text, or one text), optional view options, threads override, and
@@ -201,13 +240,8 @@ CASES = {
         doc="DISTINCT ON (id) ... ORDER BY id, _occurred_at DESC, _event_id DESC",
     ),
     "two_phase_join": dict(
-        sql=lambda b: count_sql(
-            b,
-            latest=f"SELECT arg_max({ALL_DATES_STRUCT}, v._event_id) AS lead FROM lead_versions AS v "
-            "JOIN (SELECT id, max(_occurred_at) AS ts FROM lead_versions GROUP BY id) AS m "
-            "ON v.id = m.id AND v._occurred_at = m.ts GROUP BY v.id",
-        ),
-        doc="max(_occurred_at) per id, join back, then arg_max by _event_id among the rows at that instant",
+        sql=lambda b: count_sql(b, latest=TWO_PHASE_JOIN_LATEST),
+        doc="max(_occurred_at) per id, join back on (id, instant), then arg_max(struct_pack(dates), _event_id) per id",
     ),
     "current_distinct_text": dict(
         sql=lambda b: count_sql(b, days=DAYS_DISTINCT_TEXT),
@@ -223,10 +257,34 @@ CASES = {
         doc="tiecheck, and lead_day once per distinct (column, text)",
     ),
     "materialized_latest": dict(
-        prepare=[f"CREATE OR REPLACE TEMP TABLE latest_dates AS {TIECHECK_LATEST};"],
+        prepare=[f"CREATE OR REPLACE TEMP TABLE latest_dates AS SELECT lead.* FROM ({TWO_PHASE_JOIN_LATEST});"],
         sql=lambda b: count_sql(b, latest="FROM latest_dates", dates=UNPIVOT_COLUMNS, days=DAYS_DISTINCT_TEXT),
-        doc="the tiecheck latest dates kept in a temp table once per snapshot ('prep s'), "
+        doc="the latest dates (two_phase_join) kept in a temp table once per snapshot ('prep s'), "
         "each count then only unpivots and counts",
+    ),
+    "summary_cache": dict(
+        prepare=[SUMMARY_TABLE],
+        sql=lambda b: count_sql(b, latest="SELECT 1", dates="SELECT 1", days=SUMMARY_DAYS),
+        doc="once per snapshot: the latest dates counted per (column, text), texts parsed (a day, or an "
+        "instant for date-times); each count then only maps instants to days in the zone and pivots",
+    ),
+    "two_phase_argmax_null": dict(
+        sql=lambda b: count_sql(b, latest=TWO_PHASE_LATEST, dates=UNPIVOT_COLUMNS),
+        doc="max(_occurred_at) per id, join back on (id, instant), then arg_max_null(date, _event_id) x5 per id",
+    ),
+    "two_phase_join_distinct_text": dict(
+        sql=lambda b: count_sql(b, latest=TWO_PHASE_JOIN_LATEST, days=DAYS_DISTINCT_TEXT),
+        doc="two_phase_join, and lead_day once per distinct (column, text)",
+    ),
+    "two_phase_join_1thread": dict(
+        sql=lambda b: count_sql(b, latest=TWO_PHASE_JOIN_LATEST, days=DAYS_DISTINCT_TEXT),
+        threads=1,
+        doc="two_phase_join_distinct_text with threads = 1",
+    ),
+    "two_phase_tie": dict(
+        sql=lambda b: count_sql(b, latest=TWO_PHASE_TIE_LATEST, dates=UNPIVOT_COLUMNS, days=DAYS_DISTINCT_TEXT),
+        doc="max(_occurred_at, 2) per id, join back on (id, instant): a lead with one row there takes it, "
+        "the others arg_max by _event_id; lead_day once per distinct (column, text)",
     ),
     # Floors: no counting, only the parts.
     "floor_latest_only": dict(
@@ -325,19 +383,23 @@ def run_case(base: dict, setup: list[str], query: str, params, threads: int | No
         [sys.executable, __file__, "--child"], input=json.dumps(spec), capture_output=True, text=True
     )
     if done.returncode != 0:
-        raise SystemExit(f"child failed:\n{done.stderr}")
-    result = json.loads(done.stdout)
+        errors = [line for line in done.stderr.splitlines() if "Error" in line or "Exception" in line]
+        result = {"error": (errors[-1] if errors else done.stderr.strip()[-300:])}
+    else:
+        result = json.loads(done.stdout)
     result["load"] = (before, load())
     result["threads"] = spec["threads"]
     return result
 
 
 def summary(name: str, result: dict, verdict: str) -> str:
+    if "error" in result:
+        return f"{name:<44} {result['threads']:>2}  FAILED ({result['load'][0]:4.2f}/{result['load'][1]:4.2f}): {result['error']}"
     warm = result["times"][1:] or result["times"]
     cpu = statistics.median(result["cpus"][1:] or result["cpus"])
     median = statistics.median(warm)
     return (
-        f"{name:<34} {result['threads']:>2}  {result['times'][0]:7.3f} {min(warm):7.3f} {median:7.3f}"
+        f"{name:<44} {result['threads']:>2}  {result['times'][0]:7.3f} {min(warm):7.3f} {median:7.3f}"
         f"  {cpu:6.3f} {cpu / median:4.2f}  {result['rss_peak_kb'] / 1024:7.0f} {(result['rss_peak_kb'] - result['rss_setup_kb']) / 1024:7.0f}"
         f"  {result['load'][0]:4.2f}/{result['load'][1]:4.2f}  {len(result['rows']):>4}  {verdict}"
         + (f" (prep s {result['prepare_s']:.3f})" if result.get("prepare_s") is not None else "")
@@ -345,7 +407,7 @@ def summary(name: str, result: dict, verdict: str) -> str:
 
 
 HEADER = (
-    f"{'case':<34} {'th':>2}  {'cold s':>7} {'best s':>7} {'med s':>7}  {'cpu s':>6} {'c/w':>4}  {'rss MB':>7} {'+rss MB':>7}"
+    f"{'case':<44} {'th':>2}  {'cold s':>7} {'best s':>7} {'med s':>7}  {'cpu s':>6} {'c/w':>4}  {'rss MB':>7} {'+rss MB':>7}"
     f"  {'load b/a':>9}  {'rows':>4}  result"
 )
 
@@ -430,7 +492,7 @@ def main() -> int:
         results[str(args.sql_file)] = result
         print(summary(args.sql_file.name, result, ""))
         if args.print_result:
-            for row in result["rows"]:
+            for row in result.get("rows", []):
                 print("   ", row)
     else:
         reference = {}
@@ -449,9 +511,9 @@ def main() -> int:
                 label = f"{name}:{bucket}" if bucketed else name
                 results[label] = result
                 verdict = ""
-                if bucketed:
+                if bucketed and "error" not in result:
                     if bucket not in reference:
-                        if name != "current":
+                        if name != "current" or "error" in result:
                             ref = run_case(dict(base, runs=0), [lead_versions_view(files)], count_sql(bucket), parse_params(args.params), None)
                             reference[bucket] = ref["rows"]
                         else:
@@ -459,8 +521,8 @@ def main() -> int:
                     same = result["rows"] == reference[bucket]
                     verdict = ("same" if same else "DIFFERENT") + ("" if case.get("check", True) else " (not required)")
                 print(summary(label, result, verdict), flush=True)
-                if args.print_result:
-                    for row in result["rows"]:
+                if args.print_result and "rows" in result:
+                    for row in result.get("rows", []):
                         print("   ", row)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -310,6 +310,14 @@ def main() -> None:
         "detail": {"job": "monthly-report"},
     })
 
+    # The daily lake maintenance (the schedule passes no input: every run maintains every table).
+    write("lake-maintenance-scheduled.json", {
+        "version": "0", "id": "d1f8c6a2-7b3e-4c51-9a0d-42e4f6a8b0c1d", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": iso(NOW), "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tributary-LakeMaintenanceDaily"],
+        "detail": {},
+    })
+
     # An SQS batch for the lake writer (raw delivery: each body is a canonical event); the third
     # record is not an event and comes back in batchItemFailures.
     lake_bodies = [

@@ -7,6 +7,7 @@ use crate::AggregatorError;
 use crate::snapshot::LocalSnapshot;
 use crate::sql;
 use duckdb::{Config, Connection};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +27,7 @@ impl EngineLimits {
 
 pub struct Engine {
     connection: Connection,
-    /// The snapshot the `lead_versions` view currently reads.
+    /// The snapshot the `lead_versions` view and the `latest_dates` table currently show.
     shown: Option<LocalSnapshot>,
 }
 
@@ -60,16 +61,40 @@ impl Engine {
         Ok(Self { connection, shown: None })
     }
 
-    /// Points the `lead_versions` and `latest_leads` views at `snapshot` (nothing to do when they
-    /// already show it).
+    /// Points the `lead_versions` and `latest_leads` views at `snapshot` and brings the
+    /// `latest_dates` table up to it (nothing to do when they already show it). A snapshot that
+    /// only added files to the shown one (appends) is merged from those files alone; one that removed files
+    /// (a compaction, or a first look) rebuilds the table.
     pub fn show_leads(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
         if self.shown.as_ref() == Some(snapshot) {
             return Ok(());
         }
+        let added = self.shown.as_ref().and_then(|shown| added_files(shown, snapshot));
+        // Whatever happens below, the views must not be thought to show an older snapshot.
+        self.shown = None;
         self.connection.execute_batch(&sql::lead_versions_view(&snapshot.files))?;
         self.connection.execute_batch(&sql::latest_leads_view())?;
+        match added {
+            Some(files) if files.is_empty() => {}
+            Some(files) => self.in_transaction(&sql::merge_latest_dates(&files))?,
+            None => self.connection.execute_batch(&sql::build_latest_dates())?,
+        }
         self.shown = Some(snapshot.clone());
         Ok(())
+    }
+
+    /// Runs `statements` all or nothing: a merge that failed half-way must not leave a table that
+    /// lacks leads and would be taken for up to date.
+    fn in_transaction(&self, statements: &str) -> Result<(), AggregatorError> {
+        self.connection.execute_batch("BEGIN TRANSACTION;")?;
+        match self.connection.execute_batch(statements) {
+            Ok(()) => Ok(self.connection.execute_batch("COMMIT;")?),
+            Err(error) => {
+                // The rollback's own failure would hide the cause; the caller rebuilds anyway.
+                let _ = self.connection.execute_batch("ROLLBACK;");
+                Err(error.into())
+            }
+        }
     }
 
     pub fn connection(&self) -> &Connection {
@@ -81,6 +106,17 @@ impl Engine {
         let count: i64 = self.connection.query_row(sql::TIME_ZONE_EXISTS, [name], |row| row.get(0))?;
         Ok(count > 0)
     }
+}
+
+/// The files `next` adds to `shown`, or `None` when `next` also removed some (then only a rebuild
+/// gives the right answer).
+fn added_files(shown: &LocalSnapshot, next: &LocalSnapshot) -> Option<Vec<PathBuf>> {
+    let before: HashSet<&PathBuf> = shown.files.iter().collect();
+    let after: HashSet<&PathBuf> = next.files.iter().collect();
+    if !before.is_subset(&after) {
+        return None;
+    }
+    Some(next.files.iter().filter(|file| !before.contains(file)).cloned().collect())
 }
 
 #[cfg(test)]

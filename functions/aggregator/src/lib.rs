@@ -3,7 +3,8 @@
 //! - [`snapshot`]: the current Delta snapshot of a table as local Parquet files (downloaded once
 //!   into a cache; Delta data files never change, so a warm Lambda only fetches new ones).
 //! - [`engine`]: one locked-down DuckDB connection (bounded memory and threads, no extension
-//!   loading, file access limited to the lake's files) and the `latest_leads` view.
+//!   loading, file access limited to the lake's files), the `latest_leads` view and the
+//!   `latest_dates` table kept up to date from snapshot to snapshot.
 //! - [`sql`]: every statement, as text with `$n` parameters; request values are only ever bound.
 //! - [`stats`], [`report`], [`alerts`]: the three questions, as typed results.
 //! - [`xlsx`]: the same results as workbooks. [`http`]: the routes. [`jobs`]: the monthly job.

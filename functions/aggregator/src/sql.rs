@@ -51,7 +51,8 @@ fn duckdb_type(column_type: ColumnType) -> &'static str {
 
 /// What makes a lead version the latest: the greatest `_occurred_at`, then `_event_id`, so that
 /// ties resolve the same way on every run. Redelivered copies of one event are identical rows, so
-/// they collapse too. Both [`latest_leads_view`] and [`count_dates`] order by it.
+/// they collapse too. Both [`latest_leads_view`] and `latest_dates` ([`build_latest_dates`],
+/// [`merge_latest_dates`]) order by it.
 const LATEST_VERSION_KEY: &str = "(_occurred_at, _event_id)";
 
 /// `latest_leads`: the latest version of each lead, whole rows (report and alerts).
@@ -87,20 +88,55 @@ impl Bucket {
     }
 }
 
-/// Counts of each lead date per bucket, over the latest version of each lead.
+/// The columns of `latest_dates`: the lead, its latest version's key, the five dates.
+fn latest_dates_select(source: &str) -> String {
+    let dates = DATE_COLUMNS.join(", ");
+    format!(
+        "SELECT id, lead.* FROM ( \
+            SELECT id, arg_max(struct_pack(_occurred_at, _event_id, {dates}), {LATEST_VERSION_KEY}) AS lead \
+            FROM {source} GROUP BY id \
+         )"
+    )
+}
+
+/// `latest_dates`: a table (not a view) holding, per lead, the five dates of its latest version.
+/// Computing it is most of the work of a count (grouping millions of versions by lead), so the
+/// engine keeps it between requests and only merges the files a new snapshot adds
+/// ([`merge_latest_dates`]). `arg_max` over the five dates reads far less than whole rows.
+pub fn build_latest_dates() -> String {
+    format!("CREATE OR REPLACE TEMP TABLE latest_dates AS {};", latest_dates_select("lead_versions"))
+}
+
+/// Brings `latest_dates` up to date with `files`, the data files a snapshot added to the one the
+/// table was built from: their latest version of each lead replaces the kept one when it is newer
+/// (by [`LATEST_VERSION_KEY`]); leads seen for the first time are added.
+pub fn merge_latest_dates(files: &[PathBuf]) -> String {
+    let list: Vec<String> = files.iter().map(|path| quote_literal(&path.to_string_lossy())).collect();
+    let source = format!("read_parquet([{}], union_by_name = true)", list.join(", "));
+    format!(
+        "CREATE OR REPLACE TEMP TABLE latest_dates_added AS {added}; \
+         DELETE FROM latest_dates USING latest_dates_added AS added \
+            WHERE latest_dates.id = added.id \
+            AND (added._occurred_at > latest_dates._occurred_at \
+                 OR (added._occurred_at = latest_dates._occurred_at AND added._event_id > latest_dates._event_id)); \
+         INSERT INTO latest_dates SELECT * FROM latest_dates_added AS added \
+            WHERE NOT EXISTS (SELECT 1 FROM latest_dates WHERE latest_dates.id = added.id); \
+         DROP TABLE latest_dates_added;",
+        added = latest_dates_select(&source),
+    )
+}
+
+/// Counts of each lead date per bucket, over the latest version of each lead (`latest_dates`).
 /// Parameters: `$1` time zone, `$2` first day or NULL, `$3` last day or NULL (inclusive).
 /// Unpivot the five dates into (column, day) rows, count per day first (a few hundred distinct
 /// days instead of millions of rows to format), bucket the days, then pivot back to one column
-/// per date. The latest version is taken with `arg_max` on the five dates only, which reads far
-/// less than the full `latest_leads` row.
+/// per date.
 pub fn count_dates(bucket: Bucket) -> String {
     let dates = DATE_COLUMNS.join(", ");
     let quoted: Vec<String> = DATE_COLUMNS.iter().map(|c| quote_literal(c)).collect();
     format!(
-        "WITH latest AS ( \
-            SELECT arg_max(struct_pack({dates}), {LATEST_VERSION_KEY}) AS lead FROM lead_versions GROUP BY id \
-         ), dates AS ( \
-            UNPIVOT (SELECT lead.* FROM latest) ON {dates} INTO NAME field VALUE text_value \
+        "WITH dates AS ( \
+            UNPIVOT (SELECT {dates} FROM latest_dates) ON {dates} INTO NAME field VALUE text_value \
          ), days AS ( \
             SELECT field, lead_day(text_value, $1) AS day, count(*) AS n FROM dates GROUP BY ALL \
          ), buckets AS ( \

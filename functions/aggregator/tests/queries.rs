@@ -15,6 +15,8 @@ use calamine::{Data, Reader, Xlsx};
 use jiff::civil::{Date, date};
 use jiff::tz::TimeZone;
 use support::*;
+use tributary_shared::lake::schema::LEADS;
+use tributary_shared::lake::{CompactionPolicy, LakeTable};
 use tributary_shared::lead::Lead;
 
 fn reader_for(location: &tributary_shared::lake::LakeLocation, dir: &std::path::Path) -> LakeReader {
@@ -67,6 +69,42 @@ async fn counts_equal_the_reference_with_duplicates_versions_zones_and_ranges() 
     let weeks: Vec<String> = counts(engine, Bucket::Week, "UTC", None).into_iter().map(|(w, _)| w).collect();
     assert!(weeks.contains(&"2020-W53".to_string()) && weeks.contains(&"2026-W01".to_string()), "{weeks:?}");
     assert!(!weeks.contains(&"2021-W53".to_string()));
+}
+
+/// One warm reader across snapshots: each append is merged into the kept latest dates (versions
+/// arrive shuffled, so an appended file often holds an older version than the one kept), and the
+/// compaction that removes every file makes it rebuild; the counts always equal the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_right_as_appends_are_merged_and_after_a_compaction() {
+    let (location, dir) = temp_lake();
+    let versions = generate(11, 300);
+    let mut reader = reader_for(&location, &dir);
+    let paris = TimeZone::get("Europe/Paris").unwrap();
+    let check = |engine: &aggregator::engine::Engine, written: &[support::Version], moment: &str| {
+        let latest = latest(written);
+        assert_eq!(
+            counts(engine, Bucket::Week, "Europe/Paris", None),
+            reference_counts(&latest, &paris, iso_week, None),
+            "weeks after {moment}"
+        );
+        assert_eq!(
+            counts(engine, Bucket::Month, "UTC", None),
+            reference_counts(&latest, &TimeZone::UTC, month_of, None),
+            "months after {moment}"
+        );
+    };
+    let quarter = versions.len() / 4;
+    let mut start = 0;
+    for end in [quarter, 2 * quarter, 3 * quarter, versions.len()] {
+        write(&location, &versions[start..end], 41).await;
+        check(reader.latest().await.unwrap(), &versions[..end], &format!("{end} versions"));
+        start = end;
+    }
+    let mut table = LakeTable::open_existing(&location, &LEADS).await.unwrap().unwrap();
+    let files_before = table.files().unwrap().len();
+    let compaction = table.compact(CompactionPolicy::default()).await.unwrap();
+    assert_eq!((compaction.files_removed, compaction.files_added), (files_before, 1));
+    check(reader.latest().await.unwrap(), &versions, "the compaction");
 }
 
 fn lead(id: &str, dates: [Option<&str>; 5], statut: Option<&str>) -> Lead {
