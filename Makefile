@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 CARGO ?= cargo
 
-.PHONY: help setup test test-rust lint local local-inspect local-check bench bench-puller-memory build-arm64 sam-build events
+.PHONY: help setup test test-rust lint local local-inspect local-check bench bench-puller-memory bench-lake-open bench-lake-counts build-arm64 sam-build events
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ bench: ## Criterion benchmarks: webhook in-process path, processor apply, puller
 bench-puller-memory: ## Peak memory of whole Matomo pulls: 10 and 100 days of 10 000 visits (release build)
 	$(CARGO) bench -p puller --bench pull_memory -- --days 10
 	$(CARGO) bench -p puller --bench pull_memory -- --days 100
+
+bench-lake-open: ## Cost of opening a lake table after 10 and 1 000 commits, local disk and moto S3 (release build)
+	$(CARGO) bench -p lake-writer --bench table_open
+
+bench-lake-counts: ## Counts over 1M and 10M lead versions: aggregator vs Python DuckDB (needs requirements-tools.txt)
+	bash scripts/bench-lake-counts.sh
 
 build-arm64: setup ## Release bootstraps for Lambda arm64 (cargo-lambda + zig, no Docker)
 	for function in webhook processor integrator api puller lake-writer; do cargo-lambda lambda build --release --arm64 -p $$function || exit 1; done
