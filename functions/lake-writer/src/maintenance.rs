@@ -48,6 +48,8 @@ pub struct TableMaintenance {
     /// `false` when nothing was ever written to the table.
     pub exists: bool,
     pub compaction_version: Option<u64>,
+    /// The run's time ran out before every small file was merged; the next run continues.
+    pub compaction_unfinished: bool,
     pub files_compacted: usize,
     pub files_written: usize,
     pub files_vacuumed: usize,
@@ -72,42 +74,70 @@ async fn maintain_table(
     spec: &'static TableSpec,
     policy: CompactionPolicy,
     now: Timestamp,
+    compaction_deadline: Timestamp,
 ) -> Result<TableMaintenance, LakeError> {
     let Some(mut table) = LakeTable::open_existing(location, spec).await? else {
         return Ok(TableMaintenance {
             table: spec.name,
             exists: false,
             compaction_version: None,
+            compaction_unfinished: false,
             files_compacted: 0,
             files_written: 0,
             files_vacuumed: 0,
         });
     };
-    let CompactionSummary { version, files_removed, files_added, bytes_removed, bytes_added } =
-        table.compact(policy).await?;
-    tracing::info!(table = spec.name, ?version, files_removed, files_added, bytes_removed, bytes_added, "compacted");
-    let VacuumSummary { files_deleted } = table.vacuum(now).await?;
+    let compaction = table.compact(policy, compaction_deadline).await;
+    // Vacuum even when compaction failed: it is safe on its own, and a table that keeps failing
+    // to compact must still lose its expired files.
+    let vacuum = table.vacuum(now).await;
+    let compaction = match (compaction, vacuum.as_ref()) {
+        (Ok(summary), _) => summary,
+        (Err(error), vacuumed) => {
+            if let Ok(VacuumSummary { files_deleted }) = vacuumed {
+                tracing::info!(table = spec.name, files_deleted, "vacuumed after a failed compaction");
+            }
+            return Err(error);
+        }
+    };
+    let CompactionSummary { version, files_removed, files_added, bytes_removed, bytes_added, stopped_at_deadline } =
+        compaction;
+    tracing::info!(
+        table = spec.name,
+        ?version,
+        files_removed,
+        files_added,
+        bytes_removed,
+        bytes_added,
+        stopped_at_deadline,
+        "compacted"
+    );
+    let VacuumSummary { files_deleted } = vacuum?;
     tracing::info!(table = spec.name, files_deleted, "vacuumed");
     Ok(TableMaintenance {
         table: spec.name,
         exists: true,
         compaction_version: version,
+        compaction_unfinished: stopped_at_deadline,
         files_compacted: files_removed,
         files_written: files_added,
         files_vacuumed: files_deleted,
     })
 }
 
-/// Compacts then vacuums every table of the lake.
+/// Compacts then vacuums every table of the lake. No compaction group is started after
+/// `compaction_deadline` (the invocation's deadline less the time vacuums need); what is left
+/// waits for the next run.
 pub async fn maintain(
     location: &LakeLocation,
     policy: CompactionPolicy,
     now: Timestamp,
+    compaction_deadline: Timestamp,
 ) -> Result<Vec<TableMaintenance>, MaintenanceError> {
     let mut done = Vec::new();
     let mut failures = Vec::new();
     for spec in MAINTAINED_TABLES {
-        match maintain_table(location, spec, policy, now).await {
+        match maintain_table(location, spec, policy, now, compaction_deadline).await {
             Ok(report) => done.push(report),
             Err(error) => {
                 tracing::error!(table = spec.name, error = %error, "maintenance failed");

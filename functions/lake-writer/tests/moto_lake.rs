@@ -107,7 +107,7 @@ async fn maintenance_compacts_while_writers_append_and_vacuums_after_the_retenti
     // The daily run starts while three writers keep appending.
     let maintenance = {
         let config = lake.maintenance.clone();
-        tokio::spawn(async move { maintain(&config.lake, config.policy, Timestamp::now()).await })
+        tokio::spawn(async move { maintain(&config.lake, config.policy, Timestamp::now(), Timestamp::MAX).await })
     };
     let appended = concurrent_writes(&lake.location, 3, 3, "during").await;
     let reports = maintenance.await.unwrap().unwrap();
@@ -128,7 +128,7 @@ async fn maintenance_compacts_while_writers_append_and_vacuums_after_the_retenti
 
     // Eight days later the replaced files go; the live ones and every row stay.
     let later = Timestamp::now() + SignedDuration::from_hours(24 * 8);
-    let reports = maintain(&lake.maintenance.lake, lake.maintenance.policy, later).await.unwrap();
+    let reports = maintain(&lake.maintenance.lake, lake.maintenance.policy, later, Timestamp::MAX).await.unwrap();
     for spec in [&EVENTS, &LEADS] {
         let report = reports.iter().find(|r| r.table == spec.name).unwrap();
         let compacted = report.files_compacted;

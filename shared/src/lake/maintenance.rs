@@ -45,11 +45,17 @@ impl Default for CompactionPolicy {
     }
 }
 
+/// Rows per batch when reading a file back.
+const READ_BATCH_ROWS: usize = 65_536;
+
 /// What a compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompactionSummary {
-    /// The `OPTIMIZE` version, or `None` when no partition had two small files.
+    /// The last `OPTIMIZE` version (one per group of files), or `None` when no partition had two
+    /// small files.
     pub version: Option<u64>,
+    /// The deadline came before every group was rewritten; the next run continues.
+    pub stopped_at_deadline: bool,
     pub files_removed: usize,
     pub files_added: usize,
     pub bytes_removed: i64,
@@ -145,9 +151,14 @@ impl Clock for FixedClock {
 
 impl LakeTable {
     /// Rewrites the latest snapshot's small files, partition by partition, into files of up to
-    /// `policy.target_file_bytes`, and commits the swap as one `OPTIMIZE` entry. The rows, the
-    /// writers' positions and every other file are untouched.
-    pub async fn compact(&mut self, policy: CompactionPolicy) -> Result<CompactionSummary, LakeError> {
+    /// `policy.target_file_bytes`, each group's swap committed as one `OPTIMIZE` entry. No group is
+    /// started after `deadline`. The rows, the writers' positions and every other file are
+    /// untouched.
+    pub async fn compact(
+        &mut self,
+        policy: CompactionPolicy,
+        deadline: jiff::Timestamp,
+    ) -> Result<CompactionSummary, LakeError> {
         self.refresh().await?;
         let schema = self.arrow_schema()?;
         let snapshot = self.delta_table().snapshot().map_err(|e| self.delta(e))?;
@@ -162,18 +173,22 @@ impl LakeTable {
                 (partition.clone(), view.size(), Candidate { remove, partition })
             })
             .collect();
-        let groups = plan_groups(candidates, policy.target_file_bytes);
-        if groups.is_empty() {
-            return Ok(CompactionSummary::default());
-        }
         let mut summary = CompactionSummary::default();
-        let mut actions = Vec::new();
-        for group in groups {
+        // One commit per group: a backlog larger than one run can rewrite (the first run on a
+        // lake that grew for months) is worked off over several runs, each keeping what it did.
+        for group in plan_groups(candidates, policy.target_file_bytes) {
+            if jiff::Timestamp::now() >= deadline {
+                summary.stopped_at_deadline = true;
+                break;
+            }
+            let mut actions = Vec::new();
             let mut writer = RecordBatchWriter::for_table(self.delta_table()).map_err(|e| self.delta(e))?;
             for candidate in group {
                 let path = candidate.remove.path.as_str();
                 let bytes = self.read_path_bytes(path).await?;
+                // Large batches: the writer copies its buffer on every write.
                 let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .map(|builder| builder.with_batch_size(READ_BATCH_ROWS))
                     .and_then(|builder| builder.build())
                     .map_err(|e| self.delta(deltalake::DeltaTableError::Parquet { source: e }))?;
                 for batch in reader {
@@ -193,16 +208,16 @@ impl LakeTable {
                 summary.bytes_added += add.size;
                 actions.push(Action::Add(add));
             }
+            let operation = DeltaOperation::Optimize { predicate: None, target_size: policy.target_file_bytes };
+            let snapshot = self.delta_table().snapshot().map_err(|e| self.delta(e))?;
+            let committed = CommitBuilder::from(CommitProperties::default())
+                .with_actions(actions)
+                .build(Some(snapshot), self.delta_table().log_store(), operation)
+                .await
+                .map_err(|e| self.delta(e))?;
+            summary.version = Some(committed.version());
+            self.set_state(committed.snapshot());
         }
-        let operation = DeltaOperation::Optimize { predicate: None, target_size: policy.target_file_bytes };
-        let snapshot = self.delta_table().snapshot().map_err(|e| self.delta(e))?;
-        let committed = CommitBuilder::from(CommitProperties::default())
-            .with_actions(actions)
-            .build(Some(snapshot), self.delta_table().log_store(), operation)
-            .await
-            .map_err(|e| self.delta(e))?;
-        summary.version = Some(committed.version());
-        self.set_state(committed.snapshot());
         Ok(summary)
     }
 
@@ -296,9 +311,9 @@ mod tests {
         assert_eq!(before.len(), 36);
         assert_eq!(table.files().unwrap().len(), 12);
 
-        let summary = table.compact(CompactionPolicy::default()).await.unwrap();
+        let summary = table.compact(CompactionPolicy::default(), jiff::Timestamp::MAX).await.unwrap();
         assert_eq!((summary.files_removed, summary.files_added), (12, 2));
-        assert_eq!(summary.version, Some(13));
+        assert_eq!(summary.version, Some(14), "one commit per day");
         // A fresh reader sees the same rows in one file per day, and the writer's position.
         let mut reopened = LakeTable::open_existing(&location, &EVENTS).await.unwrap().unwrap();
         assert_eq!(rows(&reopened).await, before);
@@ -310,7 +325,14 @@ mod tests {
         assert!(entry.contains("\"operation\":\"OPTIMIZE\""), "{entry}");
         assert!(!entry.contains("\"dataChange\":true"), "{entry}");
         // Nothing left to merge: a second run commits nothing.
-        assert_eq!(table.compact(CompactionPolicy::default()).await.unwrap(), CompactionSummary::default());
+        assert_eq!(
+            table.compact(CompactionPolicy::default(), jiff::Timestamp::MAX).await.unwrap(),
+            CompactionSummary::default()
+        );
+
+        // A run whose deadline has passed starts nothing.
+        let late = table.compact(CompactionPolicy::default(), jiff::Timestamp::UNIX_EPOCH).await.unwrap();
+        assert_eq!(late, CompactionSummary::default(), "nothing left to do anyway, and nothing started");
 
         // A file no commit references (a writer died before committing).
         std::fs::write(dir.join("events/orphan.parquet"), b"not referenced").unwrap();

@@ -3,6 +3,9 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use tributary_shared::config::ProcessEnv;
 use tributary_shared::telemetry;
 
+/// Time kept back from the invocation's 900 s for the group being rewritten and the vacuums.
+const COMPACTION_MARGIN_SECONDS: i64 = 300;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
@@ -10,8 +13,15 @@ async fn main() -> Result<(), Error> {
         MaintenanceConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let config = &config;
     // The schedule's input carries nothing: every run maintains every table.
-    run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        maintain(&config.lake, config.policy, jiff::Timestamp::now()).await
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        // Compaction stops starting new groups early enough for a group in progress and the
+        // three vacuums to finish before Lambda ends the invocation.
+        let deadline = i64::try_from(event.context.deadline)
+            .ok()
+            .and_then(|millis| jiff::Timestamp::from_millisecond(millis).ok())
+            .unwrap_or_else(jiff::Timestamp::now);
+        let compaction_deadline = deadline - jiff::SignedDuration::from_secs(COMPACTION_MARGIN_SECONDS);
+        maintain(&config.lake, config.policy, jiff::Timestamp::now(), compaction_deadline).await
     }))
     .await
 }
