@@ -90,18 +90,13 @@ async fn maintain_table(
     let compaction = table.compact(policy, compaction_deadline).await;
     // Vacuum even when compaction failed: it is safe on its own, and a table that keeps failing
     // to compact must still lose its expired files.
-    let vacuum = table.vacuum(now).await;
-    let compaction = match (compaction, vacuum.as_ref()) {
-        (Ok(summary), _) => summary,
-        (Err(error), vacuumed) => {
-            if let Ok(VacuumSummary { files_deleted }) = vacuumed {
-                tracing::info!(table = spec.name, files_deleted, "vacuumed after a failed compaction");
-            }
-            return Err(error);
-        }
-    };
+    let vacuum = table
+        .vacuum(now)
+        .await
+        .inspect(|v| tracing::info!(table = spec.name, files_deleted = v.files_deleted, "vacuumed"));
     let CompactionSummary { version, files_removed, files_added, bytes_removed, bytes_added, stopped_at_deadline } =
-        compaction;
+        compaction?;
+    let VacuumSummary { files_deleted } = vacuum?;
     tracing::info!(
         table = spec.name,
         ?version,
@@ -112,8 +107,6 @@ async fn maintain_table(
         stopped_at_deadline,
         "compacted"
     );
-    let VacuumSummary { files_deleted } = vacuum?;
-    tracing::info!(table = spec.name, files_deleted, "vacuumed");
     Ok(TableMaintenance {
         table: spec.name,
         exists: true,

@@ -21,7 +21,6 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove};
 use deltalake::operations::vacuum::{Clock, VacuumMode};
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use std::collections::BTreeMap;
@@ -44,9 +43,6 @@ impl Default for CompactionPolicy {
         Self { small_file_bytes: 32 * 1024 * 1024, target_file_bytes: 128 * 1024 * 1024 }
     }
 }
-
-/// Rows per batch when reading a file back.
-const READ_BATCH_ROWS: usize = 65_536;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -185,13 +181,7 @@ impl LakeTable {
             let mut writer = RecordBatchWriter::for_table(self.delta_table()).map_err(|e| self.delta(e))?;
             for candidate in group {
                 let path = candidate.remove.path.as_str();
-                let bytes = self.read_path_bytes(path).await?;
-                // Large batches: the writer copies its buffer on every write.
-                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                    .map(|builder| builder.with_batch_size(READ_BATCH_ROWS))
-                    .and_then(|builder| builder.build())
-                    .map_err(|e| self.delta(deltalake::DeltaTableError::Parquet { source: e }))?;
-                for batch in reader {
+                for batch in self.read_path_batches(path).await? {
                     let batch = batch.map_err(|e| self.batch_error(format!("{path}: {e}")))?;
                     let batch = conform_batch(&batch, &schema, &candidate.partition)
                         .map_err(|reason| self.batch_error(format!("{path}: {reason}")))?;

@@ -7,11 +7,14 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Transaction};
 use deltalake::logstore::object_store::ObjectStoreExt as _;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, Path, TableProperty};
 use std::collections::HashMap;
+
+/// Rows per batch when a data file is read back.
+const READ_BATCH_ROWS: usize = 65_536;
 
 /// Reader features that change nothing for a reader of the snapshot's Parquet files.
 const HONOURED_READER_FEATURES: &[&str] = &["timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"];
@@ -254,16 +257,24 @@ impl LakeTable {
         read.await.map_err(|e| self.delta(DeltaTableError::ObjectStore { source: e }))
     }
 
+    /// The record batches of a data file named by its path relative to the table root (the file's
+    /// own columns: partition values are in the log). Large batches, since appending them to a
+    /// writer copies the writer's buffer each time.
+    pub(super) async fn read_path_batches(&self, path: &str) -> Result<ParquetRecordBatchReader, LakeError> {
+        let bytes = self.read_path_bytes(path).await?;
+        ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map(|builder| builder.with_batch_size(READ_BATCH_ROWS))
+            .and_then(|builder| builder.build())
+            .map_err(|e| self.delta(DeltaTableError::Parquet { source: e }))
+    }
+
     /// Every row of the current snapshot, file by file (partition columns are in
     /// [`LakeFile::partition_values`], not in the batches). For tests and small tables; the
     /// aggregator hands the files to DuckDB instead.
     pub async fn read_all(&self) -> Result<Vec<(LakeFile, Vec<RecordBatch>)>, LakeError> {
         let mut out = Vec::new();
         for file in self.files()? {
-            let bytes = self.read_file_bytes(&file).await?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|builder| builder.build())
-                .map_err(|e| self.delta(DeltaTableError::Parquet { source: e }))?;
+            let reader = self.read_path_batches(&file.path).await?;
             let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| self.batch_error(e.to_string()))?;
             out.push((file, batches));
         }
