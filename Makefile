@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 CARGO ?= cargo
 
-.PHONY: help setup test test-rust lint local local-inspect local-check bench bench-puller-memory bench-lake-open bench-lake-counts build-arm64 sam-build events
+.PHONY: help setup test test-rust lint demo demo-check smoke bench bench-puller-memory bench-lake-open bench-lake-counts build-arm64 sam-build events demo-data
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -12,22 +12,22 @@ help: ## This list
 setup: ## Install moto, cfn-lint, aws-sam-cli, cargo-lambda and zig into .venv (idempotent)
 	bash scripts/setup.sh
 
-test: setup ## The whole test suite: unit, moto integration, template lint, local stack check
+test: setup ## The whole test suite: unit, moto integration, template lint, then the demo as a check
 	$(CARGO) test --workspace --locked
-	$(CARGO) run -q --locked -p tributary-tests --bin local-stack -- check
+	$(CARGO) run -q --locked -p tributary-tests --bin demo -- --check
 
 lint: setup ## cfn-lint and sam validate --lint on template.yaml
 	cfn-lint template.yaml
 	sam validate --lint --region us-east-1
 
-local: setup ## Start moto + the functions under cargo lambda watch; stays up until Ctrl-C
-	$(CARGO) run -q -p tributary-tests --bin local-stack -- up
+demo: setup ## The whole pipeline locally (moto, fake Matomo/Notion/CRM, every function); stays up until Ctrl-C
+	$(CARGO) run -q --locked -p tributary-tests --bin demo
 
-local-inspect: ## Show what the running local stack holds (archive, dedup markers, events)
-	$(CARGO) run -q -p tributary-tests --bin local-stack -- inspect
+demo-check: setup ## The demo unattended on free ports: its summary checked against tests/demo/expected.json
+	$(CARGO) run -q --locked -p tributary-tests --bin demo -- --check
 
-local-check: setup ## Start the local stack, send a delivery over HTTP, check its effects, stop
-	$(CARGO) run -q -p tributary-tests --bin local-stack -- check
+demo-data: ## Regenerate tests/demo/ (the demo's Matomo visits, Notion leads, lead batch, expected summary)
+	python3 scripts/generate-demo-data.py
 
 bench: ## Criterion benchmarks: webhook in-process path, processor apply, puller visits (release build)
 	$(CARGO) bench -p webhook --bench verify_normalise

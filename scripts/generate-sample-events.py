@@ -5,7 +5,13 @@ webhook receiver, and SNS deliveries of canonical events for the processor and t
 The deliveries are signed with the local demo secrets of events/local-secrets.json, at a fixed
 time (`requestContext.timeEpoch`), so tests replay them with the clock pinned to that time.
 Run again after changing a body or a secret: `python3 scripts/generate-sample-events.py`.
+
+It also writes events/answers.json: each sample, the function that takes it and the answer it gets
+on the local stack, in the order the smoke test (`make smoke`) sends them. That test needs the signed
+deliveries signed now: `--now --out DIR` writes the same samples, signed at the current time, to DIR.
 """
+
+import argparse
 
 import base64
 import datetime
@@ -13,6 +19,7 @@ import hashlib
 import hmac
 import json
 import pathlib
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -176,11 +183,66 @@ def event_delivery(event: dict, message_id: str) -> dict:
                         {"source": event["source"], "type": event["type"]}, message_id)
 
 
+OUT = EVENTS
+
+
 def write(name: str, event: dict) -> None:
-    (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+    (OUT / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+
+
+# What each sample gets on the local stack, in the order the smoke test sends them: the processor's
+# deliveries before the webhook's (so each is applied, not a duplicate of a webhook delivery), a
+# Stripe delivery before its retry. HTTP samples are checked by status code, the others by the
+# fields given (a subset of the answer).
+ANSWERS = [
+    ("processor-stripe-invoice-paid.json", "ProcessorFunction", {"applied": 1, "dead_lettered": 0}),
+    ("processor-lead-upserted.json", "ProcessorFunction", {"applied": 1}),
+    ("processor-personnage.json", "ProcessorFunction", {"applied": 1}),
+    ("processor-matomo-visit.json", "ProcessorFunction", {"applied": 1}),
+    ("processor-malformed.json", "ProcessorFunction", {"applied": 0, "dead_lettered": 1}),
+    ("integrator-customer-updated.json", "IntegratorFunction", {"pushed": 0, "failed": 0}),
+    ("webhook-health.json", "WebhookFunction", {"statusCode": 200}),
+    ("webhook-stripe-valid.json", "WebhookFunction", {"statusCode": 202}),
+    ("webhook-stripe-duplicate.json", "WebhookFunction", {"statusCode": 200}),
+    ("webhook-stripe-bad-signature.json", "WebhookFunction", {"statusCode": 401}),
+    ("webhook-stripe-expired.json", "WebhookFunction", {"statusCode": 401}),
+    ("webhook-stripe-malformed.json", "WebhookFunction", {"statusCode": 422}),
+    ("webhook-personnage.json", "WebhookFunction", {"statusCode": 202}),
+    ("webhook-standard-acme.json", "WebhookFunction", {"statusCode": 202}),
+    ("webhook-make.json", "WebhookFunction", {"statusCode": 202}),
+    ("api-find-customer-by-email.json", "ApiFunction", {"statusCode": 200}),
+    # The sample's customer id is not one this stack created.
+    ("api-get-customer.json", "ApiFunction", {"statusCode": 404}),
+    ("api-get-customer-audit.json", "ApiFunction", {"statusCode": 404}),
+    ("api-get-customer-unauthorized.json", "ApiFunction", {"statusCode": 401}),
+    ("api-ingest-leads.json", "ApiFunction", {"statusCode": 202}),
+    ("api-ingest-leads-invalid.json", "ApiFunction", {"statusCode": 422}),
+    ("puller-scheduled-matomo.json", "PullerFunction", {"job": "matomo", "more_to_do": False}),
+    ("puller-scheduled-notion.json", "PullerFunction", {"job": "notion", "more_to_do": False}),
+    ("lake-writer-sqs-batch.json", "LakeWriterFunction",
+     {"batchItemFailures": [{"itemIdentifier": "7c2d9e10-0000-4a8b-9c1d-000000000002"}]}),
+    ("lake-maintenance-scheduled.json", "LakeMaintenanceFunction", {}),
+    ("aggregator-count-by-week.json", "AggregatorFunction", {"statusCode": 200}),
+    ("aggregator-count-by-month.json", "AggregatorFunction", {"statusCode": 200}),
+    ("aggregator-monthly-report.json", "AggregatorFunction", {"statusCode": 200}),
+    ("aggregator-monthly-report-xlsx.json", "AggregatorFunction", {"statusCode": 200, "isBase64Encoded": True}),
+    ("aggregator-alerts.json", "AggregatorFunction", {"statusCode": 200}),
+    ("aggregator-ingestion-status.json", "AggregatorFunction", {"statusCode": 200}),
+    ("aggregator-count-bad-date.json", "AggregatorFunction", {"statusCode": 400}),
+    ("aggregator-jobs-monthly.json", "AggregatorJobsFunction", {}),
+]
 
 
 def main() -> None:
+    global NOW, OUT
+    parser = argparse.ArgumentParser(description="Writes the sample events of events/.")
+    parser.add_argument("--now", action="store_true", help="sign at the current time instead of the fixed instant")
+    parser.add_argument("--out", type=pathlib.Path, default=EVENTS, help="where to write them (default: events/)")
+    args = parser.parse_args()
+    if args.now:
+        NOW = int(time.time())
+    OUT = args.out
+    OUT.mkdir(parents=True, exist_ok=True)
     stripe_secret = SECRETS["/tributary/stripe-signing-secret"]
     stripe_headers = {"content-type": "application/json; charset=utf-8", "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
     body = stripe_invoice_paid("evt_1QxTributaryDemo0001")
@@ -334,6 +396,14 @@ def main() -> None:
          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tributary-LakeWriterQueue", "awsRegion": "us-east-1"}
         for i, body in enumerate(lake_bodies)
     ]})
+    written = sorted(p.name for p in OUT.glob("*.json") if p.name not in ("local-secrets.json", "answers.json"))
+    listed = sorted(name for name, _, _ in ANSWERS)
+    if written != listed:
+        raise SystemExit(f"answers.json must list every sample: missing {set(written) - set(listed)}, "
+                         f"unknown {set(listed) - set(written)}")
+    (EVENTS / "answers.json").write_text(json.dumps(
+        [{"sample": name, "function": function, "expect": expect} for name, function, expect in ANSWERS],
+        indent=1) + "\n")
 
 
 if __name__ == "__main__":

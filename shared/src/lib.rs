@@ -17,6 +17,7 @@ pub mod customer;
 pub mod event;
 pub mod lead;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod retry;
 pub mod sync;

@@ -3,7 +3,7 @@
 //! A problem says what the client did wrong in terms of its own request, never our internals:
 //! handlers log the details and answer with a short problem.
 
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,4 +71,9 @@ mod tests {
         assert_eq!(body["field"], "score");
         assert_eq!(body["status"], 422);
     }
+}
+
+/// The Lambda request id of an HTTP request, for the metrics line ("-" outside Lambda, in tests).
+pub fn request_id(request: &Request) -> String {
+    request.lambda_context_ref().map(|context| context.request_id.clone()).unwrap_or_else(|| "-".into())
 }

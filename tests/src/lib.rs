@@ -1,3 +1,5 @@
-//! Cross-function tests (in `tests/`) and the local stack (`src/bin/local-stack.rs`).
+//! Cross-function tests (in `tests/`) and the local demo of the whole pipeline (`src/bin/demo.rs`).
 
-pub mod local;
+pub mod demo;
+pub mod dispatch;
+pub mod functions;

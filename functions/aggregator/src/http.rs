@@ -17,7 +17,9 @@ use tokio::sync::Mutex;
 use tributary_shared::api_key::ApiKeys;
 use tributary_shared::lake::{LakeError, LakeLocation};
 use tributary_shared::ports::SyncStore;
-use tributary_shared::problem::{Problem, json_response};
+use std::time::Instant;
+use tributary_shared::metrics::Metrics;
+use tributary_shared::problem::{Problem, json_response, request_id};
 
 pub struct Deps<S> {
     pub keys: ApiKeys,
@@ -115,9 +117,19 @@ pub async fn handle<S: SyncStore>(deps: &Deps<S>, request: Request, now: Timesta
     if request.method() != Method::GET {
         return Problem::new(405, "Method Not Allowed").into_response();
     }
-    match answer(deps, route, &request, now).await {
+    let started = Instant::now();
+    let response = match answer(deps, route, &request, now).await {
         Ok(response) | Err(response) => response,
-    }
+    };
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    tracing::info!(path = request.uri().path(), status, duration_ms, "query");
+    Metrics::new("aggregator")
+        .count("queries", 1u32)
+        .count("query_errors", u64::from(status >= 500))
+        .milliseconds("query_duration", duration_ms)
+        .emit(&request_id(&request));
+    response
 }
 
 async fn answer<S: SyncStore>(

@@ -12,7 +12,9 @@ use tributary_shared::customer::{CustomerId, CustomerRecord, FieldState};
 use tributary_shared::event::Subject;
 use tributary_shared::lead::{ItemProblem, validate_batch};
 use tributary_shared::ports::{CustomerStore, EventPublisher, PortError};
-use tributary_shared::problem::{Problem, json_response};
+use std::time::Instant;
+use tributary_shared::metrics::Metrics;
+use tributary_shared::problem::{Problem, json_response, request_id};
 
 pub struct Deps<S, P> {
     pub keys: ApiKeys,
@@ -131,8 +133,16 @@ pub async fn handle<S: CustomerStore, P: EventPublisher>(
     now: Timestamp,
 ) -> Response<Body> {
     let path = request.uri().path().to_string();
+    let started = Instant::now();
     let response = respond(deps, &request, &path, now).await;
-    tracing::info!(method = %request.method(), path, status = response.status().as_u16(), "request");
+    let status = response.status().as_u16();
+    tracing::info!(method = %request.method(), path, status, "request");
+    Metrics::new("api")
+        .count("requests", 1u32)
+        .count("client_errors", u64::from((400..500).contains(&status)))
+        .count("server_errors", u64::from(status >= 500))
+        .milliseconds("duration", started.elapsed().as_secs_f64() * 1000.0)
+        .emit(&request_id(&request));
     response
 }
 

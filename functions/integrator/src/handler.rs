@@ -4,6 +4,7 @@ use crate::config::{CUSTOMER_ID_SOURCE, Integration, LoadedIntegrations, Method,
 use crate::guard::{GuardedResolver, check_url};
 use crate::push::{Backoff, PushRequest, push};
 use aws_lambda_events::event::sns::SnsEvent;
+use tributary_shared::metrics::Metrics;
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -43,6 +44,16 @@ pub struct Summary {
     /// Updates that no integration is interested in.
     pub not_triggered: u32,
     pub dead_lettered: u32,
+}
+
+impl Summary {
+    /// The invocation's metrics line (EMF).
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new("integrator")
+            .count("pushed", self.pushed)
+            .count("push_failures", self.failed)
+            .count("dead_lettered", self.dead_lettered)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 use integrator::config::{IntegratorConfig, LoadedIntegrations};
-use integrator::handler::{Deps, handle, http_client};
+use integrator::handler::{Deps, HandlerError, handle, http_client};
 use integrator::push::Backoff;
 use jiff::Timestamp;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -26,6 +26,10 @@ async fn main() -> Result<(), Error> {
         backoff: Backoff::default(),
     };
     let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<_>| async move { handle(deps, event.payload, Timestamp::now()).await }))
-        .await
+    run(service_fn(move |event: LambdaEvent<_>| async move {
+        let summary = handle(deps, event.payload, Timestamp::now()).await?;
+        summary.metrics().emit(&event.context.request_id);
+        Ok::<_, HandlerError>(summary)
+    }))
+    .await
 }

@@ -12,6 +12,7 @@
 pub mod maintenance;
 pub mod rows;
 
+use tributary_shared::metrics::Metrics;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use jiff::Timestamp;
 use rows::{Accepted, accept};
@@ -55,9 +56,27 @@ pub struct BatchSummary {
     pub rejected: usize,
 }
 
-pub async fn handle(tables: &Tables, batch: SqsEvent, now: Timestamp) -> Result<SqsBatchResponse, WriterError> {
+impl BatchSummary {
+    /// The invocation's metrics line (EMF): one commit per table that received rows.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new("lake-writer")
+            .count("lake_commits", u64::from(self.events > 0) + u64::from(self.leads > 0))
+            .count("events_written", self.events as u64)
+            .count("leads_written", self.leads as u64)
+            .count("rejected", self.rejected as u64)
+    }
+}
+
+/// One SQS batch; `request_id` (the Lambda invocation's) goes on the metrics line.
+pub async fn handle(
+    tables: &Tables,
+    batch: SqsEvent,
+    now: Timestamp,
+    request_id: &str,
+) -> Result<SqsBatchResponse, WriterError> {
     let (response, summary) = write_batch(tables, batch, now).await?;
     tracing::info!(events = summary.events, leads = summary.leads, rejected = summary.rejected, "batch appended");
+    summary.metrics().emit(request_id);
     Ok(response)
 }
 

@@ -13,6 +13,8 @@ async fn main() -> Result<(), Error> {
     let tables =
         Tables::open(&location).await.inspect_err(|e| tracing::error!(error = %e, "opening the lake failed"))?;
     let tables = &tables;
-    run(service_fn(move |event: LambdaEvent<_>| async move { handle(tables, event.payload, Timestamp::now()).await }))
-        .await
+    run(service_fn(move |event: LambdaEvent<_>| async move {
+        handle(tables, event.payload, Timestamp::now(), &event.context.request_id).await
+    }))
+    .await
 }

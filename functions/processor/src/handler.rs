@@ -1,5 +1,6 @@
 //! The Lambda handler: an SNS delivery of canonical events from the `events` topic.
 
+use tributary_shared::metrics::Metrics;
 use crate::process::{ProcessError, Processed, Processor};
 use aws_lambda_events::event::sns::SnsEvent;
 use jiff::Timestamp;
@@ -20,6 +21,17 @@ pub struct Summary {
     pub without_rule: u32,
     pub without_subject: u32,
     pub dead_lettered: u32,
+}
+
+impl Summary {
+    /// The invocation's metrics line (EMF).
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new("processor")
+            .count("events_processed", self.applied)
+            .count("duplicates", self.duplicates)
+            .count("without_rule", self.without_rule + self.without_subject)
+            .count("dead_lettered", self.dead_lettered)
+    }
 }
 
 /// Fails the invocation so that Lambda retries it (and, after the retries, sends it to the

@@ -1,7 +1,7 @@
 use jiff::Timestamp;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use processor::config::ProcessorConfig;
-use processor::handler::{Deps, handle};
+use processor::handler::{Deps, HandlerError, handle};
 use processor::process::Processor;
 use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters};
 use tributary_shared::config::ProcessEnv;
@@ -24,6 +24,10 @@ async fn main() -> Result<(), Error> {
         dead_letters: SqsDeadLetters::new(aws::sqs_client(&sdk), &config.dead_letter_queue_url),
     };
     let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<_>| async move { handle(deps, event.payload, Timestamp::now()).await }))
-        .await
+    run(service_fn(move |event: LambdaEvent<_>| async move {
+        let summary = handle(deps, event.payload, Timestamp::now()).await?;
+        summary.metrics().emit(&event.context.request_id);
+        Ok::<_, HandlerError>(summary)
+    }))
+    .await
 }

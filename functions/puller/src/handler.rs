@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use tributary_shared::config::ConfigError;
+use tributary_shared::metrics::Metrics;
 use tributary_shared::lake::schema::MATOMO_VISITS;
 use tributary_shared::lake::{LakeLocation, LakeTable};
 use tributary_shared::ports::{EventPublisher, SyncStore};
@@ -134,6 +135,18 @@ pub struct JobReport {
     pub runs: Vec<SyncRun>,
     /// Some scope stopped for the deadline; the next scheduled run continues.
     pub more_to_do: bool,
+}
+
+impl JobReport {
+    /// The invocation's metrics line (EMF), over every scope's run.
+    pub fn metrics(&self) -> Metrics {
+        let sum = |field: fn(&SyncRun) -> u64| self.runs.iter().map(field).sum::<u64>();
+        Metrics::new("puller")
+            .count("pages_pulled", sum(|run| run.pages))
+            .count("records_pulled", sum(|run| run.records))
+            .count("records_rejected", sum(|run| run.rejected))
+            .count("runs_with_more_to_do", u64::from(self.more_to_do))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@ use jiff::Timestamp;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use puller::Budget;
 use puller::config::PullerConfig;
-use puller::handler::{Deps, handle};
+use puller::handler::{Deps, HandlerError, handle};
 use serde_json::Value;
 use std::time::Duration;
 use tributary_shared::aws::{self, DynamoDbIngestion, SnsPublisher, SsmSecrets};
@@ -41,7 +41,9 @@ async fn main() -> Result<(), Error> {
             .ok()
             .and_then(|ms| Timestamp::from_millisecond(ms).ok())
             .unwrap_or(Timestamp::MAX);
-        handle(deps, &event.payload, Budget { deadline, margin }).await
+        let report = handle(deps, &event.payload, Budget { deadline, margin }).await?;
+        report.metrics().emit(&event.context.request_id);
+        Ok::<_, HandlerError>(report)
     }))
     .await
 }

@@ -13,11 +13,12 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use std::time::Instant;
 use tributary_shared::event::CanonicalEvent;
+use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::{
     ArchivedDelivery, BusMessage, ClaimOutcome, DedupClaim, DedupStore, EventPublisher, RawArchive,
     SNS_MAX_MESSAGE_BYTES,
 };
-use tributary_shared::problem::{Problem, json_response};
+use tributary_shared::problem::{Problem, json_response, request_id};
 
 /// The receiver and the ports it writes to.
 pub struct Deps<D, A, P> {
@@ -84,8 +85,23 @@ where
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "delivery"
     );
+    outcome.metrics(started.elapsed().as_secs_f64() * 1000.0).emit(&request_id(&request));
     response
 }
+
+impl Outcome {
+    /// Deliveries received, accepted as new events, duplicates and rejected (401/413/415/422).
+    fn metrics(&self, duration_ms: f64) -> Metrics {
+        let is = |outcomes: &[&str]| u64::from(outcomes.contains(&self.outcome));
+        Metrics::new("webhook")
+            .count("deliveries_received", u64::from(self.outcome != "health"))
+            .count("events_accepted", is(&["accepted"]))
+            .count("duplicates", is(&["duplicate"]))
+            .count("rejected", is(&["unauthorized", "invalid", "too_large", "unsupported_media_type", "unknown_source"]))
+            .milliseconds("duration", duration_ms)
+    }
+}
+
 
 fn route<'a>(path: &'a str) -> Option<Route<'a>> {
     let path = path.trim_end_matches('/');

@@ -69,7 +69,7 @@ pub(crate) fn pk_sk(
 }
 
 /// The error's whole chain on one line: the SDK's `Display` alone says only "service error".
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

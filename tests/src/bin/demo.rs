@@ -1,0 +1,65 @@
+//! The whole pipeline on this machine, no Docker, no AWS account (`make demo`, `make demo-check`).
+//!
+//! `demo`          start everything, play the demo, print the summary, stay up until Ctrl-C
+//! `demo --check`  the same on free ports, compare the summary with tests/demo/expected.json, then
+//!                 send every sample of events/ to its function (events/answers.json), stop
+//!
+//! `DEMO_RELEASE=1` runs the functions' release builds.
+
+use std::process::ExitCode;
+use tributary_tests::demo::{Demo, Ports};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let check = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--check") => true,
+        Some(other) => {
+            eprintln!("demo: unknown argument `{other}`: use no argument, or --check");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(check).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(check: bool) -> Result<(), String> {
+    let ports = if check { Ports::free()? } else { Ports::well_known()? };
+    let release = std::env::var_os("DEMO_RELEASE").is_some();
+    let mut demo = Demo::start(ports, release).await?;
+    let outcome = play(&demo, check).await;
+    if outcome.is_ok() && !check {
+        println!("\nThe stack stays up: Ctrl-C stops every process it started.");
+        let _ = tokio::signal::ctrl_c().await;
+        println!("\nstopping…");
+    }
+    let still_bound = demo.stop();
+    let verdict = outcome?;
+    if !still_bound.is_empty() {
+        return Err(format!("ports still bound after stopping: {still_bound:?}"));
+    }
+    if let Some(line) = verdict {
+        println!("{line}");
+    }
+    println!("stopped: every process ended, no port left bound");
+    Ok(())
+}
+
+/// Plays the demo and prints its summary; with `check`, returns the check's verdict line.
+async fn play(demo: &Demo, check: bool) -> Result<Option<String>, String> {
+    let run = demo.play().await?;
+    let summary = demo.summary(&run).await?;
+    println!("{summary}");
+    println!("{}", demo.next_steps());
+    if !check {
+        return Ok(None);
+    }
+    let verdict = demo.check(&run, &summary)?;
+    let smoke = demo.smoke().await?;
+    Ok(Some(format!("{verdict}\n{smoke}\n{}", demo.peak_memory())))
+}
