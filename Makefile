@@ -4,7 +4,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 CARGO ?= cargo
 
-.PHONY: help setup test test-rust lint demo demo-check smoke bench bench-puller-memory bench-lake-open bench-lake-counts build-arm64 sam-build events demo-data
+.PHONY: help setup test test-rust lint demo demo-check bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,9 +44,9 @@ bench-lake-open: ## Cost of opening a lake table after 10 and 1 000 commits, loc
 bench-lake-counts: ## Counts over 1M and 10M lead versions: aggregator vs Python DuckDB (needs requirements-tools.txt)
 	bash scripts/bench-lake-counts.sh
 
-build-arm64: setup ## Release bootstraps for Lambda arm64 (cargo-lambda + zig, no Docker)
-	for function in webhook processor integrator api puller lake-writer; do cargo-lambda lambda build --release --arm64 -p $$function || exit 1; done
-	DUCKDB_LIB_DIR=$(CURDIR)/.duckdb/aarch64/lib cargo-lambda lambda build --release --arm64 -p aggregator
+build-lambda: setup ## Release bootstraps as deployed: arm64, the aggregator x86_64 (cargo-lambda + zig, no Docker)
+	for function in webhook processor integrator api puller lake-writer; do (cd functions/$$function && cargo-lambda lambda build --release --arm64) || exit 1; done
+	cd functions/aggregator && cargo-lambda lambda build --release --x86-64
 
 sam-build: setup ## sam build (rust-cargolambda, beta feature) without Docker
 	sam build --beta-features

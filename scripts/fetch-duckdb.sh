@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Fetches DuckDB's official prebuilt shared library (C API) from its npm packages, so the aggregator
 # links it in seconds instead of compiling DuckDB's C++ for half an hour. Checked by SHA-256;
-# idempotent. Layout: .duckdb/<arch>/lib/libduckdb.so (the arm64 folder is the Lambda layer's
-# content: a layer's lib/ lands in /opt/lib, which is on the Lambda loader path).
+# idempotent. Layout: .duckdb/<arch>/lib/libduckdb.so. The x86_64 folder is also the Lambda layer's
+# content (a layer's lib/ lands in /opt/lib, on the Lambda loader path): the aggregator functions run
+# on x86_64 with the very library the tests use (README, "Deploy").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # arch  npm package@version  sha256 of the tarball
 packages=(
   "x86_64 @duckdb/node-bindings-linux-x64@1.5.6-r.1 1b9f82478539bb9a1d1df44bd103121a12ae52142c07158dc52b97d2ec1d69ff"
-  "aarch64 @duckdb/node-bindings-linux-arm64@1.5.5-r.5 3b85f3ea438f7dc3691d7b5e6e4222ffe9127fd17885f96ca72e0c99925c348e"
 )
 
 for entry in "${packages[@]}"; do

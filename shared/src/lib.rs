@@ -20,6 +20,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod retry;
+pub mod runtime;
 pub mod sync;
 pub mod telemetry;
 

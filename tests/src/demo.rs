@@ -184,9 +184,6 @@ impl Demo {
             // The template points the puller at api.notion.com; the demo's Notion is local.
             if env.contains_key("NOTION_URL") {
                 env.insert("NOTION_URL".into(), format!("{}/notion/", self.sources_url));
-                // cargo lambda watch gives an invocation a short deadline; the puller's default
-                // margin (60 s) would leave it no time at all.
-                env.insert("DEADLINE_MARGIN_SECONDS".into(), "5".into());
             }
             // The integrator refuses loopback targets unless told (SSRF guard); the CRM is local.
             if spec.logical_id == "IntegratorFunction" {
@@ -265,8 +262,8 @@ impl Demo {
         .to_string();
         for (label, body) in [("Stripe customer.created", &customer_created), ("Stripe invoice.paid", &invoice_paid)] {
             let signature = StripeVerifier::sign(&stripe_secret, now, body.as_bytes());
-            let answer = post(&http, &format!("{webhook}/webhooks/stripe"), body, &[("stripe-signature", &signature)])
-                .await?;
+            let answer =
+                post(&http, &format!("{webhook}/webhooks/stripe"), body, &[("stripe-signature", &signature)]).await?;
             run.deliveries.push((label.to_string(), answer));
         }
         // Stripe retries a delivery it thinks failed: same event, accepted once.
@@ -279,14 +276,19 @@ impl Demo {
         let acme = json!({"type": "subscription.activated", "timestamp": "2026-10-15T09:00:00Z",
             "data": {"email": star, "plan": "team", "seats": 5}})
         .to_string();
-        let acme_signature = StandardVerifier::sign(&secret("/tributary/acme-secret")?, "msg_demo_0001", now, acme.as_bytes())
-            .map_err(|_| "the demo acme secret is not a Standard Webhooks secret".to_string())?;
+        let acme_signature =
+            StandardVerifier::sign(&secret("/tributary/acme-secret")?, "msg_demo_0001", now, acme.as_bytes())
+                .map_err(|_| "the demo acme secret is not a Standard Webhooks secret".to_string())?;
         let timestamp = now.to_string();
         let answer = post(
             &http,
             &format!("{webhook}/webhooks/acme"),
             &acme,
-            &[("webhook-id", "msg_demo_0001"), ("webhook-timestamp", &timestamp), ("webhook-signature", &acme_signature)],
+            &[
+                ("webhook-id", "msg_demo_0001"),
+                ("webhook-timestamp", &timestamp),
+                ("webhook-signature", &acme_signature),
+            ],
         )
         .await?;
         run.deliveries.push(("Standard Webhooks (acme) subscription.activated".to_string(), answer));
@@ -294,25 +296,33 @@ impl Demo {
         let make = json!({"id": "exec-demo-0001", "type": "lead.enriched", "email": star,
             "company": "Martin & Fils", "employees": 12})
         .to_string();
-        let answer = post(&http, &format!("{webhook}/webhooks/make"), &make, &[("x-make-token", &secret("/tributary/make-token")?)])
-            .await?;
+        let answer = post(
+            &http,
+            &format!("{webhook}/webhooks/make"),
+            &make,
+            &[("x-make-token", &secret("/tributary/make-token")?)],
+        )
+        .await?;
         run.deliveries.push(("Make lead.enriched".to_string(), answer));
 
         let bearer = format!("Bearer {}", secret("/tributary/personnage-token")?);
-        let answer = post(&http, &format!("{webhook}/webhook/personnage"), r#"{"nom":"Naruto","score":85}"#, &[
-            ("authorization", &bearer),
-            ("idempotency-key", "demo-personnage-0001"),
-        ])
+        let answer = post(
+            &http,
+            &format!("{webhook}/webhook/personnage"),
+            r#"{"nom":"Naruto","score":85}"#,
+            &[("authorization", &bearer), ("idempotency-key", "demo-personnage-0001")],
+        )
         .await?;
         run.deliveries.push(("personnage".to_string(), answer));
-        let answer = post(&http, &format!("{webhook}/webhook/personnage"), r#"{"nom":"Naruto","score":85}"#, &[])
-            .await?;
+        let answer =
+            post(&http, &format!("{webhook}/webhook/personnage"), r#"{"nom":"Naruto","score":85}"#, &[]).await?;
         run.deliveries.push(("personnage without its token".to_string(), answer));
 
         let leads = std::fs::read_to_string(demo_data_dir().join("api-leads.json")).map_err(|e| e.to_string())?;
         let api = self.client("ApiFunction")?.url();
         let bearer = format!("Bearer {}", self.api_key);
-        let answer = post(&http, &format!("{api}/api/v1/ingestion/leads"), &leads, &[("authorization", &bearer)]).await?;
+        let answer =
+            post(&http, &format!("{api}/api/v1/ingestion/leads"), &leads, &[("authorization", &bearer)]).await?;
         run.deliveries.push(("lead batch, POST /api/v1/ingestion/leads".to_string(), answer));
 
         for (label, (status, body)) in &run.deliveries {
@@ -348,11 +358,8 @@ impl Demo {
     }
 
     fn progress_ticker(&self) -> tokio::task::JoinHandle<()> {
-        let stats: Vec<(String, std::sync::Arc<crate::dispatch::FunctionStats>)> = self
-            .dispatcher
-            .iter()
-            .flat_map(|d| d.stats.iter().map(|(k, v)| (k.clone(), v.clone())))
-            .collect();
+        let stats: Vec<(String, std::sync::Arc<crate::dispatch::FunctionStats>)> =
+            self.dispatcher.iter().flat_map(|d| d.stats.iter().map(|(k, v)| (k.clone(), v.clone()))).collect();
         let started = self.clock.0;
         tokio::spawn(async move {
             loop {
@@ -419,15 +426,13 @@ impl Demo {
         Ok(Summary { by_week, by_month, alerts, status, customer, audit, crm, report_path, stats })
     }
 
-    /// Copies the report's xlsx out of moto's S3 into `.local/`, where a person can open it.
+    /// Copies the report's xlsx (its key in the reports bucket) out of moto's S3 into `.local/`,
+    /// where a person can open it.
     async fn download_report(&self, report: &Value) -> Result<String, String> {
         let key = report["report"].as_str().ok_or(format!("the report job named no file: {report}"))?;
-        let (bucket, key) = key
-            .strip_prefix("s3://")
-            .and_then(|rest| rest.split_once('/'))
-            .ok_or(format!("the report is not an s3:// location: {key}"))?;
+        let bucket = self.stack.physical("ReportsBucket").map_err(|e| e.to_string())?.name.clone();
         let s3 = tributary_shared::aws::s3_client(&self.sdk);
-        let object = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| format!("{key}: {e:?}"))?;
+        let object = s3.get_object().bucket(&bucket).key(key).send().await.map_err(|e| format!("{key}: {e:?}"))?;
         let bytes = object.body.collect().await.map_err(|e| format!("{key}: {e}"))?.into_bytes();
         let path = state_dir().join(key.rsplit('/').next().unwrap_or("monthly-report.xlsx"));
         std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -491,7 +496,8 @@ impl Demo {
         want.sort_by_key(key);
         got.sort_by_key(key);
         expect("alerts", got == want, format!("{} alerts, expected {}", got.len(), want.len()));
-        let visits: u64 = expected["visits_by_site"].as_object().into_iter().flatten().filter_map(|(_, v)| v.as_u64()).sum();
+        let visits: u64 =
+            expected["visits_by_site"].as_object().into_iter().flatten().filter_map(|(_, v)| v.as_u64()).sum();
         let table_rows = |name: &str| {
             summary.status["tables"]
                 .as_array()
@@ -501,14 +507,22 @@ impl Demo {
                 .and_then(|t| t["rows"].as_u64())
                 .unwrap_or(0)
         };
-        expect("visits in the lake", table_rows("matomo_visits") == visits, format!("{} of {visits}", table_rows("matomo_visits")));
+        expect(
+            "visits in the lake",
+            table_rows("matomo_visits") == visits,
+            format!("{} of {visits}", table_rows("matomo_visits")),
+        );
         let pulled_visits = run.pulled.get("matomo").map(|t| t.1).unwrap_or(0);
         expect("visits pulled", pulled_visits == visits, format!("{pulled_visits} of {visits}"));
         let notion = expected["notion_pages"].as_u64().unwrap_or(0);
         let pulled_leads = run.pulled.get("notion").map(|t| t.1).unwrap_or(0);
         expect("Notion leads pulled", pulled_leads == notion, format!("{pulled_leads} of {notion}"));
         let leads = expected["leads"].as_u64().unwrap_or(0);
-        expect("lead versions in the lake", table_rows("leads") == leads, format!("{} of {leads}", table_rows("leads")));
+        expect(
+            "lead versions in the lake",
+            table_rows("leads") == leads,
+            format!("{} of {leads}", table_rows("leads")),
+        );
         let fields = &summary.customer["fields"];
         let visit_count = fields["web.visit_count"]["value"].as_u64();
         expect(
@@ -568,7 +582,10 @@ impl Demo {
             if invocation.failed() || !contains(&invocation.body, &answer["expect"]) {
                 let mut got = invocation.body.to_string();
                 got.truncate(300);
-                problems.push(format!("{sample} → {function}: expected {}, got {} {got}", answer["expect"], invocation.status));
+                problems.push(format!(
+                    "{sample} → {function}: expected {}, got {} {got}",
+                    answer["expect"], invocation.status
+                ));
             }
         }
         // What the webhook samples published reaches the processor and the lake before the stop.
@@ -724,7 +741,7 @@ fn counts_table(rows: &Value, bucket: &str) -> String {
     for row in rows.as_array().into_iter().flatten() {
         let _ = write!(out, "  {:<9}", row[bucket].as_str().unwrap_or("?"));
         for (column, _) in COLUMNS {
-            let _ = write!(out, " {:>13}", row[column]);
+            let _ = write!(out, " {:>13}", row[column].as_u64().unwrap_or(0));
         }
         out.push('\n');
     }
@@ -770,12 +787,23 @@ impl std::fmt::Display for Summary {
         for alert in &alerts {
             *by_rule.entry(alert["rule"].as_str().unwrap_or("?").to_string()).or_default() += 1;
         }
-        writeln!(f, "\n=== Alerts as of {}, GET /api/v1/alerts: {}", self.alerts["as_of"].as_str().unwrap_or("?"), alerts.len())?;
+        writeln!(
+            f,
+            "\n=== Alerts as of {}, GET /api/v1/alerts: {}",
+            self.alerts["as_of"].as_str().unwrap_or("?"),
+            alerts.len()
+        )?;
         for (rule, count) in &by_rule {
             writeln!(f, "  {rule:<32} {count}")?;
         }
         for alert in alerts.iter().take(3) {
-            writeln!(f, "  e.g. {} ({}): {}", alert["nom"].as_str().unwrap_or("?"), alert["rule"].as_str().unwrap_or("?"), alert["detail"].as_str().unwrap_or(""))?;
+            writeln!(
+                f,
+                "  e.g. {} ({}): {}",
+                alert["nom"].as_str().unwrap_or("?"),
+                alert["rule"].as_str().unwrap_or("?"),
+                alert["detail"].as_str().unwrap_or("")
+            )?;
         }
 
         writeln!(f, "\n=== Lake tables, GET /api/v1/ingestion/status")?;
@@ -790,7 +818,11 @@ impl std::fmt::Display for Summary {
             )?;
         }
         writeln!(f, "\n=== Monthly report {REPORT_MONTH} (xlsx): {}", self.report_path)?;
-        writeln!(f, "=== CRM pushes received from the integrator: {}", self.crm["pushes"].as_array().map(Vec::len).unwrap_or(0))?;
+        writeln!(
+            f,
+            "=== CRM pushes received from the integrator: {}",
+            self.crm["pushes"].as_array().map(Vec::len).unwrap_or(0)
+        )?;
         writeln!(f, "=== Invocations by the dispatcher (records, invocations, failed):")?;
         for (function, (invocations, records, failures)) in &self.stats {
             if *invocations > 0 {

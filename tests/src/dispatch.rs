@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tributary_shared::aws::describe;
-use tributary_shared::testing::{ACCOUNT_ID, REGION, Stack};
+use tributary_shared::testing::{ACCOUNT_ID, REGION, Stack, create_queue};
 
 /// Counters of one function's invocations by the dispatcher.
 #[derive(Debug, Default)]
@@ -114,9 +114,9 @@ impl Dispatcher {
                     Some("SNS") => {
                         let topic_arn = resolved_text(stack, &source["Topic"])?;
                         let queue_name = format!("{}-dispatch-{logical_id}", stack.prefix);
-                        let (queue_url, queue_arn) = create_queue(&sqs, &queue_name).await?;
-                        let mut subscribe =
-                            sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(&queue_arn);
+                        let (queue_url, queue_arn) =
+                            create_queue(&sqs, &queue_name).await.map_err(|e| e.to_string())?;
+                        let mut subscribe = sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(&queue_arn);
                         if let Some(policy) = source.get("FilterPolicy") {
                             let policy = stack.resolve(policy).map_err(|e| e.to_string())?;
                             subscribe = subscribe.attributes("FilterPolicy", policy.to_string());
@@ -201,6 +201,7 @@ impl Dispatcher {
             None => scheduled_event(&format!("{function}-{schedule}"))?,
         };
         let stats = self.stats.get(function).cloned().unwrap_or_default();
+        stats.records.fetch_add(1, Ordering::Relaxed);
         let retries = self.retries.get(function).copied().unwrap_or(2);
         invoke_async(client, &event, retries, &stats).await.ok_or(format!("{function}: the {schedule} run failed"))
     }
@@ -246,23 +247,6 @@ fn scheduled_event(rule: &str) -> Result<Value, String> {
     }))
     .map_err(|e| format!("scheduled event: {e}"))?;
     serde_json::to_value(event).map_err(|e| e.to_string())
-}
-
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), String> {
-    let created = sqs.create_queue().queue_name(name).send().await.map_err(|e| format!("{name}: {}", describe(&e)))?;
-    let url = created.queue_url.unwrap_or_default();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| format!("{name}: {}", describe(&e)))?;
-    let arn = attributes
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .ok_or(format!("{name} has no ARN"))?;
-    Ok((url, arn))
 }
 
 /// Messages visible or in flight on the queue.
@@ -457,19 +441,19 @@ impl SqsPoller {
                 })
             })
             .collect();
-        let event = match serde_json::from_value::<SqsEvent>(json!({ "Records": records }))
-            .and_then(serde_json::to_value)
-        {
-            Ok(event) => event,
-            Err(error) => {
-                eprintln!("  ! SqsEvent: {error}");
-                return;
-            }
-        };
+        let event =
+            match serde_json::from_value::<SqsEvent>(json!({ "Records": records })).and_then(serde_json::to_value) {
+                Ok(event) => event,
+                Err(error) => {
+                    eprintln!("  ! SqsEvent: {error}");
+                    return;
+                }
+            };
         self.stats.invocations.fetch_add(1, Ordering::Relaxed);
         self.stats.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let failed_ids: Vec<String> = match self.function.invoke(&event).await {
-            Ok(invocation) if !invocation.failed() => match serde_json::from_value::<SqsBatchResponse>(invocation.body) {
+            Ok(invocation) if !invocation.failed() => match serde_json::from_value::<SqsBatchResponse>(invocation.body)
+            {
                 Ok(response) if self.reports_failures => {
                     response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
                 }

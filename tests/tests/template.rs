@@ -98,17 +98,15 @@ fn every_function_is_a_cargo_lambda_build_of_a_workspace_binary() {
     for (logical_id, function) in functions {
         assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda", "{logical_id}");
         let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
-        // A crate's own binary (functions/<binary>/src/main.rs), or a `[[bin]]` a crate declares
-        // (the aggregator's scheduled jobs).
-        let main = workspace_root().join("functions").join(binary).join("src/main.rs");
-        let declared = std::fs::read_dir(workspace_root().join("functions")).unwrap().any(|entry| {
-            let manifest = std::fs::read_to_string(entry.unwrap().path().join("Cargo.toml")).unwrap_or_default();
-            manifest.split("[[bin]]").skip(1).any(|section| section.contains(&format!("name = \"{binary}\"")))
-        });
-        assert!(
-            main.exists() || declared,
-            "{logical_id}: no crate functions/{binary} with a main.rs, no [[bin]] {binary}"
-        );
+        // CodeUri is the crate that builds the binary (its main.rs, or a `[[bin]]` it declares), so
+        // that `sam build` resolves that crate's features alone, as `cargo lambda build` does there.
+        let code_uri = function["Properties"]["CodeUri"].as_str().unwrap();
+        let crate_dir = workspace_root().join(code_uri);
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_default();
+        let own_main = manifest.contains(&format!("name = \"{binary}\"")) && crate_dir.join("src/main.rs").exists();
+        let declared =
+            manifest.split("[[bin]]").skip(1).any(|section| section.contains(&format!("name = \"{binary}\"")));
+        assert!(own_main || declared, "{logical_id}: CodeUri {code_uri} does not build the binary {binary}");
     }
 }
 

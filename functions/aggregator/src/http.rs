@@ -13,12 +13,12 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use lambda_http::http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, Response};
+use std::time::Instant;
 use tokio::sync::Mutex;
 use tributary_shared::api_key::ApiKeys;
 use tributary_shared::lake::{LakeError, LakeLocation};
-use tributary_shared::ports::SyncStore;
-use std::time::Instant;
 use tributary_shared::metrics::Metrics;
+use tributary_shared::ports::SyncStore;
 use tributary_shared::problem::{Problem, json_response, request_id};
 
 pub struct Deps<S> {

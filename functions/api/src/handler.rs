@@ -6,14 +6,14 @@ use jiff::Timestamp;
 use lambda_http::http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
+use std::time::Instant;
 use tributary_shared::api_key::ApiKeys;
 use tributary_shared::customer::store::{AuditEntry, is_audit_sort_key};
 use tributary_shared::customer::{CustomerId, CustomerRecord, FieldState};
 use tributary_shared::event::Subject;
 use tributary_shared::lead::{ItemProblem, validate_batch};
-use tributary_shared::ports::{CustomerStore, EventPublisher, PortError};
-use std::time::Instant;
 use tributary_shared::metrics::Metrics;
+use tributary_shared::ports::{CustomerStore, EventPublisher, PortError};
 use tributary_shared::problem::{Problem, json_response, request_id};
 
 pub struct Deps<S, P> {

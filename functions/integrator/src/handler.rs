@@ -4,7 +4,6 @@ use crate::config::{CUSTOMER_ID_SOURCE, Integration, LoadedIntegrations, Method,
 use crate::guard::{GuardedResolver, check_url};
 use crate::push::{Backoff, PushRequest, push};
 use aws_lambda_events::event::sns::SnsEvent;
-use tributary_shared::metrics::Metrics;
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -14,6 +13,7 @@ use std::time::Duration;
 use tributary_shared::customer::CustomerRecord;
 use tributary_shared::customer::store::{AuditEntry, AuditKind, CustomerUpdated, IntegrationResult, PushOutcome};
 use tributary_shared::event::CanonicalEvent;
+use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::{CustomerStore, DeadLetterSink, PortError};
 
 pub struct Deps<S, D> {

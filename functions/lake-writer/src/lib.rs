@@ -12,13 +12,13 @@
 pub mod maintenance;
 pub mod rows;
 
-use tributary_shared::metrics::Metrics;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use jiff::Timestamp;
 use rows::{Accepted, accept};
 use tokio::sync::Mutex;
 use tributary_shared::lake::schema::{EVENTS, LEADS};
 use tributary_shared::lake::{LakeError, LakeLocation, LakeTable};
+use tributary_shared::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {

@@ -1,11 +1,11 @@
 //! The Lambda handler: an SNS delivery of canonical events from the `events` topic.
 
-use tributary_shared::metrics::Metrics;
 use crate::process::{ProcessError, Processed, Processor};
 use aws_lambda_events::event::sns::SnsEvent;
 use jiff::Timestamp;
 use serde::Serialize;
 use tributary_shared::event::CanonicalEvent;
+use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::{CustomerStore, DeadLetterSink, EventPublisher, PortError};
 
 pub struct Deps<S, P, D> {

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use tributary_shared::config::ConfigError;
-use tributary_shared::metrics::Metrics;
 use tributary_shared::lake::schema::MATOMO_VISITS;
 use tributary_shared::lake::{LakeLocation, LakeTable};
+use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::{EventPublisher, SyncStore};
 use tributary_shared::sync::{Lease, SyncOutcome, SyncRun};
 

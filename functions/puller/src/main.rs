@@ -8,6 +8,7 @@ use std::time::Duration;
 use tributary_shared::aws::{self, DynamoDbIngestion, SnsPublisher, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
 use tributary_shared::ports::SecretSource;
+use tributary_shared::runtime::invocation_deadline;
 use tributary_shared::telemetry;
 
 #[tokio::main]
@@ -36,11 +37,7 @@ async fn main() -> Result<(), Error> {
     .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let (deps, margin) = (&deps, config.deadline_margin);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // The runtime's deadline is epoch milliseconds; a value out of range means no deadline.
-        let deadline = i64::try_from(event.context.deadline)
-            .ok()
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
-            .unwrap_or(Timestamp::MAX);
+        let deadline = invocation_deadline(event.context.deadline, Timestamp::now());
         let report = handle(deps, &event.payload, Budget { deadline, margin }).await?;
         report.metrics().emit(&event.context.request_id);
         Ok::<_, HandlerError>(report)

@@ -97,11 +97,13 @@ impl Outcome {
             .count("deliveries_received", u64::from(self.outcome != "health"))
             .count("events_accepted", is(&["accepted"]))
             .count("duplicates", is(&["duplicate"]))
-            .count("rejected", is(&["unauthorized", "invalid", "too_large", "unsupported_media_type", "unknown_source"]))
+            .count(
+                "rejected",
+                is(&["unauthorized", "invalid", "too_large", "unsupported_media_type", "unknown_source"]),
+            )
             .milliseconds("duration", duration_ms)
     }
 }
-
 
 fn route<'a>(path: &'a str) -> Option<Route<'a>> {
     let path = path.trim_end_matches('/');

@@ -88,6 +88,29 @@ pub async fn put_demo_secrets(sdk: &SdkConfig) -> Result<(), HarnessError> {
     put_secrets(sdk, &pairs).await
 }
 
+/// Creates (or finds) the queue `name`; returns its URL and ARN.
+pub async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), HarnessError> {
+    let created = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| HarnessError::new(format!("create queue {name}: {}", crate::aws::describe(&e))))?;
+    let url = created.queue_url.unwrap_or_default();
+    let attributes = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| HarnessError::new(format!("queue {name}: {}", crate::aws::describe(&e))))?;
+    let arn = attributes
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| HarnessError::new(format!("queue {name} has no ARN")))?;
+    Ok((url, arn))
+}
+
 /// A message a topic delivered to a probe queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeMessage {
@@ -104,24 +127,7 @@ pub struct Probe {
 impl Probe {
     pub async fn subscribe(sdk: &SdkConfig, topic_arn: &str, name: &str) -> Result<Self, HarnessError> {
         let client = aws_sdk_sqs::Client::new(sdk);
-        let queue = client
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .map_err(|e| HarnessError::new(format!("create probe queue: {}", crate::aws::describe(&e))))?;
-        let queue_url = queue.queue_url.unwrap_or_default();
-        let attributes = client
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| HarnessError::new(format!("probe queue arn: {}", crate::aws::describe(&e))))?;
-        let queue_arn = attributes
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .ok_or_else(|| HarnessError::new("probe queue has no ARN"))?;
+        let (queue_url, queue_arn) = create_queue(&client, name).await?;
         aws_sdk_sns::Client::new(sdk)
             .subscribe()
             .topic_arn(topic_arn)

@@ -1,6 +1,7 @@
 use lake_writer::maintenance::{MaintenanceConfig, maintain};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use tributary_shared::config::ProcessEnv;
+use tributary_shared::runtime::invocation_deadline;
 use tributary_shared::telemetry;
 
 /// Time kept back from the invocation's 900 s for the group being rewritten and the vacuums.
@@ -16,10 +17,7 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         // Compaction stops starting new groups early enough for a group in progress and the
         // three vacuums to finish before Lambda ends the invocation.
-        let deadline = i64::try_from(event.context.deadline)
-            .ok()
-            .and_then(|millis| jiff::Timestamp::from_millisecond(millis).ok())
-            .unwrap_or_else(jiff::Timestamp::now);
+        let deadline = invocation_deadline(event.context.deadline, jiff::Timestamp::now());
         let compaction_deadline = deadline - jiff::SignedDuration::from_secs(COMPACTION_MARGIN_SECONDS);
         maintain(&config.lake, config.policy, jiff::Timestamp::now(), compaction_deadline).await
     }))
