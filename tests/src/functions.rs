@@ -20,7 +20,9 @@ pub struct FunctionSpec {
 }
 
 impl FunctionSpec {
-    /// Every `AWS::Serverless::Function` of the template, in template order.
+    /// Every `AWS::Serverless::Function` of the template (in the order of their logical ids). The
+    /// package is the crate `CodeUri` names (`functions/<package>`), which builds the binary (the
+    /// template test checks that).
     pub fn all(template: &Template) -> Result<Vec<Self>, String> {
         template
             .resources_of_type("AWS::Serverless::Function")
@@ -29,25 +31,15 @@ impl FunctionSpec {
                     .as_str()
                     .ok_or(format!("{logical_id}: no Metadata.BuildProperties.Binary"))?
                     .to_string();
-                Ok(Self { logical_id: logical_id.to_string(), package: package_of(&binary)?, binary })
+                let package = resource["Properties"]["CodeUri"]
+                    .as_str()
+                    .and_then(|uri| uri.strip_prefix("functions/"))
+                    .ok_or(format!("{logical_id}: CodeUri is not functions/<package>"))?
+                    .to_string();
+                Ok(Self { logical_id: logical_id.to_string(), package, binary })
             })
             .collect()
     }
-}
-
-/// The package whose `[[bin]]` (or main) is `binary`, read from the functions' manifests.
-fn package_of(binary: &str) -> Result<String, String> {
-    let functions = workspace_root().join("functions");
-    let entries = std::fs::read_dir(&functions).map_err(|e| format!("{}: {e}", functions.display()))?;
-    for entry in entries.flatten() {
-        let package = entry.file_name().to_string_lossy().to_string();
-        let manifest = std::fs::read_to_string(entry.path().join("Cargo.toml")).unwrap_or_default();
-        let declares_bin = manifest.contains(&format!("name = \"{binary}\""));
-        if package == binary || declares_bin {
-            return Ok(package);
-        }
-    }
-    Err(format!("no package under functions/ builds the binary {binary}"))
 }
 
 /// `cargo build` of every function binary, one package at a time as `cargo lambda watch` builds it
