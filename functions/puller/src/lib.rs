@@ -14,6 +14,13 @@ pub mod notion;
 
 use jiff::{SignedDuration, Timestamp};
 
+/// The allocator of everything that links the puller (the Lambda, its tests and benchmarks). A
+/// page of visits and its Parquet encoding allocate and free megabytes at a time; glibc's malloc
+/// hands such blocks back to the kernel and maps them again, and the page faults cost as much as
+/// the encoding itself (README, "The puller").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Time left in this invocation: work stops once less than `margin` remains before the Lambda
 /// deadline, leaving time to commit and record the run.
 #[derive(Debug, Clone, Copy)]

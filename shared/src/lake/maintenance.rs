@@ -178,7 +178,9 @@ impl LakeTable {
                 break;
             }
             let mut actions = Vec::new();
-            let mut writer = RecordBatchWriter::for_table(self.delta_table()).map_err(|e| self.delta(e))?;
+            let mut writer = RecordBatchWriter::for_table(self.delta_table())
+                .map_err(|e| self.delta(e))?
+                .with_writer_properties(self.spec().writer_properties());
             for candidate in group {
                 let path = candidate.remove.path.as_str();
                 for batch in self.read_path_batches(path).await? {

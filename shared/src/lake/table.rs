@@ -59,7 +59,7 @@ pub struct LakeFile {
 /// A loaded Delta table of the lake.
 pub struct LakeTable {
     table: DeltaTable,
-    name: &'static str,
+    spec: &'static TableSpec,
 }
 
 /// A writer's name and the number of the write being committed: after a successful commit the
@@ -102,7 +102,7 @@ impl LakeTable {
             }
             Err(other) => return Err(delta(other)),
         }
-        let lake_table = Self { table, name: spec.name };
+        let lake_table = Self { table, spec };
         lake_table.ensure_columns(spec)?;
         Ok(lake_table)
     }
@@ -121,7 +121,7 @@ impl LakeTable {
             Err(DeltaTableError::NotATable(_)) => return Ok(None),
             Err(other) => return Err(LakeError::Delta { table: spec.name.to_string(), source: other }),
         }
-        let lake_table = Self { table, name: spec.name };
+        let lake_table = Self { table, spec };
         lake_table.ensure_readable()?;
         lake_table.ensure_columns(spec)?;
         Ok(Some(lake_table))
@@ -133,10 +133,10 @@ impl LakeTable {
     /// wrongly.
     pub fn ensure_readable(&self) -> Result<(), LakeError> {
         let snapshot = self.table.snapshot().map_err(|e| self.delta(e))?;
-        let refuse = |reason: String| Err(LakeError::Unsupported { table: self.name.to_string(), reason });
+        let refuse = |reason: String| Err(LakeError::Unsupported { table: self.spec.name.to_string(), reason });
         // The kernel's protocol accessors are crate-private; its serde form is the Delta protocol's.
         let protocol = serde_json::to_value(snapshot.protocol())
-            .map_err(|e| LakeError::Unsupported { table: self.name.to_string(), reason: e.to_string() })?;
+            .map_err(|e| LakeError::Unsupported { table: self.spec.name.to_string(), reason: e.to_string() })?;
         let min_reader = protocol.get("minReaderVersion").and_then(serde_json::Value::as_i64).unwrap_or(1);
         let features: Vec<&str> = protocol
             .get("readerFeatures")
@@ -191,18 +191,18 @@ impl LakeTable {
             Ok(())
         } else {
             Err(LakeError::Unsupported {
-                table: self.name.to_string(),
+                table: self.spec.name.to_string(),
                 reason: format!("the table has no column {}", missing.join(", ")),
             })
         }
     }
 
     pub(super) fn delta(&self, source: DeltaTableError) -> LakeError {
-        LakeError::Delta { table: self.name.to_string(), source }
+        LakeError::Delta { table: self.spec.name.to_string(), source }
     }
 
     pub(super) fn batch_error(&self, reason: String) -> LakeError {
-        LakeError::Batch { table: self.name.to_string(), reason }
+        LakeError::Batch { table: self.spec.name.to_string(), reason }
     }
 
     /// Adopts the snapshot a commit of ours produced (no need to read the log again).
@@ -216,12 +216,16 @@ impl LakeTable {
     }
 
     pub fn name(&self) -> &'static str {
-        self.name
+        self.spec.name
     }
 
     /// The loaded version (a table is created at version 0).
     pub fn version(&self) -> Option<u64> {
         self.table.version()
+    }
+
+    pub fn spec(&self) -> &'static TableSpec {
+        self.spec
     }
 
     pub fn delta_table(&self) -> &DeltaTable {
@@ -289,7 +293,7 @@ impl LakeTable {
 
     /// Reloads the latest version of the log.
     pub async fn refresh(&mut self) -> Result<(), LakeError> {
-        self.table.update_state().await.map_err(|e| LakeError::Delta { table: self.name.to_string(), source: e })
+        self.table.update_state().await.map_err(|e| LakeError::Delta { table: self.spec.name.to_string(), source: e })
     }
 
     /// The last version `app_id` committed, in the latest table version.
@@ -299,7 +303,7 @@ impl LakeTable {
         snapshot
             .transaction_version(self.table.log_store().as_ref(), app_id)
             .await
-            .map_err(|e| LakeError::Delta { table: self.name.to_string(), source: e })
+            .map_err(|e| LakeError::Delta { table: self.spec.name.to_string(), source: e })
     }
 
     /// Appends the batches (possibly none) in one commit. With a position, the commit also records
@@ -314,7 +318,9 @@ impl LakeTable {
         {
             return Ok(AppendOutcome::AlreadyCommitted);
         }
-        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(|e| self.delta(e))?;
+        let mut writer = RecordBatchWriter::for_table(&self.table)
+            .map_err(|e| self.delta(e))?
+            .with_writer_properties(self.spec.writer_properties());
         for batch in batches {
             writer.write(batch).await.map_err(|e| self.delta(e))?;
         }
@@ -347,7 +353,7 @@ impl LakeTable {
                 if let Some(position) = &position
                     && self.committed_position(&position.app_id).await?.is_some_and(|done| done >= position.version)
                 {
-                    tracing::warn!(table = self.name, error = %error, "commit reported an error but is in the log");
+                    tracing::warn!(table = self.spec.name, error = %error, "commit reported an error but is in the log");
                     return Ok(AppendOutcome::AlreadyCommitted);
                 }
                 Err(self.delta(error))
@@ -452,6 +458,7 @@ mod tests {
             name: "leads",
             columns: &[Column { name: "id", column_type: ColumnType::String, nullable: false }],
             partition_columns: &[],
+            documents: &[],
         };
         let location = temp_location();
         LakeTable::open_or_create(&location, &NARROW).await.unwrap();

@@ -5,13 +5,11 @@
 //! token is never in a URL, a log line or an error message, and Matomo treats it as a secure
 //! request (tokens restricted to POST are refused in a URL).
 
-use super::visit::SiteMetadata;
+use super::visit::{PreparedPage, SiteMetadata, VisitContext, prepare_page};
 use crate::Budget;
 use crate::fetch::{Failure, FetchError, RetryPolicy, check_status, fetch_with_retries};
-use jiff::civil::Date;
 use reqwest::{Client, Url};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 pub struct MatomoApi {
@@ -46,42 +44,19 @@ fn parse_answer(
     }
 }
 
-/// A page of visits as Matomo sent it: each visit's raw JSON, split out of the answer in the one
-/// scan that also checks it is a JSON list.
-#[derive(Debug, Clone)]
-pub struct VisitsPage {
-    visits: Vec<Box<RawValue>>,
-}
-
-impl VisitsPage {
-    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        Ok(Self { visits: serde_json::from_str(text)? })
-    }
-
-    pub fn visits(&self) -> impl Iterator<Item = &RawValue> {
-        self.visits.iter().map(|visit| &**visit)
-    }
-
-    pub fn len(&self) -> usize {
-        self.visits.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.visits.is_empty()
-    }
-}
-
-/// A visits answer: a JSON list, else Matomo's error object (retried) or something unusable.
+/// A visits answer: a JSON list, prepared as it is read, else Matomo's error object (retried) or
+/// something unusable.
 fn parse_visits(
     status: reqwest::StatusCode,
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
-) -> Result<VisitsPage, Failure> {
+    context: VisitContext<'_>,
+) -> Result<PreparedPage, Failure> {
     check_status(status, headers, body)?;
     let text = std::str::from_utf8(body)
         .map_err(|_| Failure::Retryable { detail: "the answer is not UTF-8".into(), retry_after: None })?;
     if text.trim_start().starts_with('[') {
-        return VisitsPage::parse(text)
+        return prepare_page(text, context)
             .map_err(|e| Failure::Retryable { detail: format!("the answer is not JSON: {e}"), retry_after: None });
     }
     let value = parse_answer(status, headers, body)?;
@@ -114,16 +89,16 @@ impl MatomoApi {
             .await
     }
 
-    /// One page of the visits of `site` filed under `day`, oldest first (`filter_sort_order=asc`,
+    /// One page of the visits of `context`'s site filed under its day, prepared, oldest first (`filter_sort_order=asc`,
     /// so that visits Matomo may still file under the day land at the end, not between pages).
     pub async fn visits(
         &self,
-        site: u32,
-        day: Date,
+        context: VisitContext<'_>,
         offset: u64,
         limit: u64,
         budget: &Budget,
-    ) -> Result<VisitsPage, FetchError> {
+    ) -> Result<PreparedPage, FetchError> {
+        let (site, day) = (context.site_id, context.day);
         let what = format!("Live.getLastVisitsDetails site {site} day {day} offset {offset}");
         let parameters = [
             ("method", "Live.getLastVisitsDetails".to_string()),
@@ -136,8 +111,8 @@ impl MatomoApi {
         ];
         let url = self.url(&parameters);
         let form = [("token_auth", self.token.as_str())];
-        fetch_with_retries(&what, &self.policy, None, budget, || self.http.post(url.clone()).form(&form), parse_visits)
-            .await
+        let parse = |status, headers: &_, body: &_| parse_visits(status, headers, body, context);
+        fetch_with_retries(&what, &self.policy, None, budget, || self.http.post(url.clone()).form(&form), parse).await
     }
 
     /// Custom dimension names by id, and goal names by id, of `site`.

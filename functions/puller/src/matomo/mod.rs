@@ -1,6 +1,5 @@
 pub mod api;
 pub mod batch;
-pub mod lazy;
 pub mod position;
 pub mod pull;
 pub mod visit;

@@ -10,7 +10,7 @@
 use super::api::MatomoApi;
 use super::batch::visits_batch;
 use super::position::{MAX_OFFSET, Position};
-use super::visit::{Anonymiser, VisitRow, prepare_visit};
+use super::visit::{Anonymiser, VisitContext, VisitRow};
 use crate::{Budget, PullError};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -104,22 +104,18 @@ impl<P: EventPublisher> MatomoJob<'_, P> {
             if budget.exhausted() {
                 break Ok(false);
             }
-            let page = match self.api.visits(site, position.day, position.offset, limit, budget).await {
+            let context = VisitContext { site_id, day: position.day, metadata: &metadata, anonymiser: self.anonymiser };
+            let page = match self.api.visits(context, position.offset, limit, budget).await {
                 Ok(page) => page,
                 Err(e) => break Err(e.into()),
             };
             run.pages += 1;
-            let fetched = page.len() as u64;
-            let mut rows = Vec::with_capacity(page.len());
-            for visit in page.visits() {
-                match prepare_visit(visit, site_id, position.day, &metadata, self.anonymiser) {
-                    Ok(row) => rows.push(row),
-                    Err(e) => {
-                        run.rejected += 1;
-                        tracing::warn!(site, day = %position.day, error = %e, "visit skipped");
-                    }
-                }
+            let fetched = page.fetched as u64;
+            for e in &page.rejected {
+                run.rejected += 1;
+                tracing::warn!(site, day = %position.day, error = %e, "visit skipped");
             }
+            let mut rows = page.rows;
             let now = Timestamp::now();
             let messages: Result<Vec<BusMessage>, PortError> =
                 rows.iter().filter_map(|row| row.summary().map(|s| visit_message(row, &s, now))).collect();
