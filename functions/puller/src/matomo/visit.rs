@@ -114,8 +114,11 @@ impl Anonymiser {
             out.push('"');
             return Some(out);
         }
-        let value: Value = serde_json::from_str(text).ok()?;
-        self.replaced(value).map(|value| value.to_string())
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => self.replaced(value).map(|value| value.to_string()),
+            // Valid JSON that `Value` cannot hold (a number beyond f64): hidden all the same.
+            Err(_) => Some(Value::String(self.hash(text)).to_string()),
+        }
     }
 
     /// The hashed form of a value; `None` when there is nothing to hide.
@@ -394,7 +397,7 @@ impl<'a, 'c> Scan<'a, 'c> {
     fn anonymise<E: de::Error>(&mut self, raw: &'a RawValue) -> Result<Option<&str>, E> {
         let Some(replacement) = self.context.anonymiser.replacement(raw) else { return Ok(None) };
         // The parser hands out slices of the page; a value it could not place would be left in
-        // clear, so the visit is refused instead.
+        // clear, so the page is refused instead.
         let range = self.range_of(raw.get()).ok_or_else(|| E::custom("a value outside the page"))?;
         self.edits.push(Edit { range, text: Cow::Owned(replacement) });
         Ok(self.edits.last().map(|edit| &*edit.text))
@@ -976,6 +979,18 @@ mod tests {
             assert!(!written.contains(clear), "{clear} in {written}");
         }
         assert_eq!(prepared.rows[1].goals, ["Trial started", "Own", "goal 7"]);
+    }
+
+    #[test]
+    fn a_configured_value_too_large_for_a_value_tree_is_hidden_all_the_same() {
+        let anonymiser = Anonymiser::new(b"k", &["big".into()]);
+        let page = r#"[{"idVisit": 1, "big": 1e400}]"#;
+        let metadata = SiteMetadata::default();
+        let prepared =
+            prepare_page(page, VisitContext { site_id: 1, day: day(), metadata: &metadata, anonymiser: &anonymiser })
+                .unwrap();
+        let written: Value = serde_json::from_str(&prepared.rows[0].visit).unwrap();
+        assert_eq!(written["big"], anonymiser.hash("1e400"));
     }
 
     #[test]
