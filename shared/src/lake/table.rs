@@ -56,6 +56,13 @@ pub struct LakeFile {
     pub size: i64,
 }
 
+/// Attempts of an append's commit. Appends only add files, so a commit that lost the race to a
+/// concurrent writer is retried on the new version and always succeeds in the end; delta-rs's
+/// default of 15 was exhausted once by 8 concurrent writers on the loaded 2-core CI machine, and
+/// every Lambda instance the queue starts is such a writer (a failed batch would only come back
+/// after the queue's visibility timeout).
+const APPEND_COMMIT_ATTEMPTS: usize = 100;
+
 /// A loaded Delta table of the lake.
 pub struct LakeTable {
     table: DeltaTable,
@@ -325,7 +332,7 @@ impl LakeTable {
             writer.write(batch).await.map_err(|e| self.delta(e))?;
         }
         let adds: Vec<Action> = writer.flush().await.map_err(|e| self.delta(e))?.into_iter().map(Action::Add).collect();
-        let mut properties = CommitProperties::default();
+        let mut properties = CommitProperties::default().with_max_retries(APPEND_COMMIT_ATTEMPTS);
         if let Some(position) = &position {
             properties = properties.with_application_transaction(Transaction::new(&position.app_id, position.version));
         }
