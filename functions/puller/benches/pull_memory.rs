@@ -98,7 +98,7 @@ async fn main() {
         .mount(&server)
         .await;
 
-    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = support::first_unpulled_day();
     let start = today.checked_sub(jiff::Span::new().days(days as i64)).unwrap();
     let dir = std::env::temp_dir().join(format!("tributary-bench-lake-{}", uuid::Uuid::new_v4()));
     let lake_location = LakeLocation::local_dir(&dir).unwrap();

@@ -31,8 +31,9 @@ use wiremock::MockServer;
 const PAGE_SIZE: u64 = 5;
 const HMAC_KEY: &[u8] = b"test-anonymisation-key";
 
+/// "Today" for the job: see `first_unpulled_day`.
 fn today() -> Date {
-    Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date()
+    support::first_unpulled_day()
 }
 
 fn days_ago(n: i64) -> Date {

@@ -23,7 +23,7 @@ use tributary_shared::sync::SyncOutcome;
 use tributary_shared::testing::{LocalAws, Probe, put_secrets};
 
 fn days_ago(n: i64) -> jiff::civil::Date {
-    Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_sub(jiff::Span::new().days(n)).unwrap()
+    support::first_unpulled_day().checked_sub(jiff::Span::new().days(n)).unwrap()
 }
 
 fn budget() -> Budget {

@@ -15,6 +15,15 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub const MATOMO_TOKEN: &str = "matomo-token-0123456789abcdef";
 pub const NOTION_TOKEN: &str = "ntn_test_token_0123456789";
 
+/// The first day a Matomo pull (sites in UTC) leaves for later: today, or yesterday during the hour
+/// after midnight in which the day that just ended is not pulled yet ([`SETTLE`]). Data dated from
+/// it gives the same pull at any hour (unless that hour ends during the test).
+///
+/// [`SETTLE`]: puller::matomo::pull::SETTLE
+pub fn first_unpulled_day() -> Date {
+    (Timestamp::now() - puller::matomo::pull::SETTLE).to_zoned(jiff::tz::TimeZone::UTC).date()
+}
+
 pub fn fixture(name: &str) -> Value {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
     let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
