@@ -32,7 +32,8 @@ demo-data: ## Regenerate tests/demo/ (the demo's Matomo visits, Notion leads, le
 bench: ## Criterion benchmarks: webhook in-process path, processor apply, puller visits (release build)
 	$(CARGO) bench -p webhook --bench verify_normalise
 	$(CARGO) bench -p processor --bench apply_event
-	$(CARGO) bench -p puller --bench visits
+	$(CARGO) bench -p puller --bench visits --no-run
+	taskset -c 0 $(CARGO) bench -p puller --bench visits  # one core, as the target is stated (built on both above)
 
 bench-puller-memory: ## Peak memory of whole Matomo pulls: 10 and 100 days of 10 000 visits (release build)
 	$(CARGO) bench -p puller --bench pull_memory -- --days 10

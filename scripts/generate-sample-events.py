@@ -300,7 +300,7 @@ def main() -> None:
     visit = {"visit_id": "48213", "site_id": 1, "time": iso(NOW - 86_400), "user_id": "ada.lovelace@example.com",
              "goals": ["Demo booked"], "actions": 7}
     write("processor-matomo-visit.json", event_delivery(canonical(
-        "matomo:1:48213", "matomo", "matomo.visit", None, NOW - 86_400, visit), "5f0a1c2e-0004-4b7e-9a51-6c1d2e3f4a04"))
+        "matomo-1-48213", "matomo", "matomo.visit", None, NOW - 86_400, visit), "5f0a1c2e-0004-4b7e-9a51-6c1d2e3f4a04"))
     write("processor-malformed.json", sns_delivery(
         "tributary-events", "{not a canonical event", {"source": "stripe", "type": "stripe.invoice.paid"},
         "5f0a1c2e-0005-4b7e-9a51-6c1d2e3f4a05"))

@@ -349,7 +349,8 @@ async fn run_notion<S: SyncStore, P: EventPublisher>(
     Ok(runs)
 }
 
-/// Every query target of a database in turn; the run's watermark fields show the last target's.
+/// Every query target of a database in turn; the run's watermark fields show each target's
+/// (`data-source-<id>=<watermark>, …` when the database has several data sources).
 async fn pull_database<P: EventPublisher, S: SyncStore>(
     job: &NotionJob<'_, P, S>,
     database: &str,
@@ -360,12 +361,30 @@ async fn pull_database<P: EventPublisher, S: SyncStore>(
     if targets.is_empty() {
         tracing::warn!(database, "the Notion database has no data source: nothing to pull");
     }
+    // Each data source has its own watermark; the run, one per database, lists those it reached.
+    let mut reached: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    let mut outcome = Ok(true);
     for target in &targets {
-        if !job.pull_target(target, budget, run).await? {
-            return Ok(false);
+        let pulled = job.pull_target(target, budget, run).await;
+        reached.push((target.scope(), run.watermark_before.take(), run.watermark_after.take()));
+        if !matches!(pulled, Ok(true)) {
+            outcome = pulled;
+            break;
         }
     }
-    Ok(true)
+    (run.watermark_before, run.watermark_after) = match reached.as_slice() {
+        [] => (None, None),
+        [(_, before, after)] => (before.clone(), after.clone()),
+        several => {
+            let list = |pick: fn(&(String, Option<String>, Option<String>)) -> &Option<String>| {
+                let marks: Vec<String> =
+                    several.iter().map(|r| format!("{}={}", r.0, pick(r).as_deref().unwrap_or("start"))).collect();
+                Some(marks.join(", "))
+            };
+            (list(|r| &r.1), list(|r| &r.2))
+        }
+    };
+    outcome
 }
 
 #[cfg(test)]

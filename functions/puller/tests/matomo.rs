@@ -13,13 +13,11 @@ use puller::matomo::position::Position;
 use puller::matomo::pull::MatomoSettings;
 use puller::matomo::visit::Anonymiser;
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{Faults, MATOMO_TOKEN, MatomoData, start_matomo};
 use tributary_shared::deltalake::arrow::array::{Array, AsArray};
 use tributary_shared::deltalake::arrow::datatypes::Int64Type;
-use tributary_shared::event::CanonicalEvent;
 use tributary_shared::lake::schema::MATOMO_VISITS;
 use tributary_shared::lake::{LakeLocation, LakeTable};
 use tributary_shared::memory::{InMemoryIngestion, InMemoryPublisher};
@@ -69,7 +67,7 @@ struct Harness {
 }
 
 /// Site 1 from four days ago: 12 visits (pages 5, 5, 2), none, exactly one page of 5 (then an
-/// empty page), 3. Eleven requests in all: two metadata calls and seven pages.
+/// empty page), 3. Nine requests in all: two metadata calls and seven pages.
 const DAYS: [usize; 4] = [12, 0, 5, 3];
 
 async fn harness(days: &[usize], anonymise: &[&str]) -> Harness {
@@ -143,20 +141,12 @@ impl Harness {
             .map(|v| Position::from_version(v).unwrap())
     }
 
-    /// Distinct visit ids announced on the bus (consumers deduplicate by event id).
-    fn bus_visit_ids(&self) -> BTreeSet<i64> {
-        self.deps
-            .publisher
-            .messages()
-            .iter()
-            .map(|m| {
-                CanonicalEvent::from_message(&m.body).unwrap().payload_as::<Value>().unwrap()["visit_id"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            })
-            .collect()
+    /// The visit ids announced on the bus, each under one event id with one content
+    /// (`support::announced_once`; a republication after a crash is the same event).
+    fn bus_visit_ids(&self) -> Vec<i64> {
+        support::announced_once(&self.deps.publisher.messages(), |event| {
+            event.payload_as::<Value>().unwrap()["visit_id"].as_str().unwrap().parse::<i64>().unwrap()
+        })
     }
 
     /// The visits a committed position covers: every visit of the days before, the first
@@ -193,7 +183,7 @@ async fn an_uninterrupted_pull_takes_every_visit_once_and_stops_after_yesterday(
     assert_eq!(run.watermark_before.as_deref(), Some(format!("{}+0", days_ago(4)).as_str()));
     assert_eq!(run.watermark_after.as_deref(), Some(format!("{}+0", today()).as_str()));
     assert_eq!(h.lake_ids().await, h.data.all_ids());
-    assert_eq!(h.bus_visit_ids().into_iter().collect::<Vec<_>>(), h.data.known_visitor_ids());
+    assert_eq!(h.bus_visit_ids(), h.data.known_visitor_ids());
     assert_eq!(h.position(1).await, Some(Position::start_of(today())));
     assert_eq!(h.deps.publisher.messages().len(), h.data.known_visitor_ids().len(), "each visit announced once");
     // Pages of exactly `filter_limit` visits are followed by an empty one; short pages end the day.
@@ -324,67 +314,92 @@ async fn matomo_error_answers_are_retried_and_a_dead_source_fails_the_run_with_t
     assert_eq!(h.lake_ids().await, h.data.all_ids());
 }
 
-/// Kills the run at every request (each page boundary, the metadata calls included), at random
-/// points inside pages (the bus fails after a random number of messages) and at random instants
-/// (the run's future is dropped mid-flight, 20 times), then runs again: after
-/// every crash the committed position and the lake agree, and in the end the lake holds every
-/// visit exactly once, the bus every known visitor's visit, and the position is the one an
-/// uninterrupted run reaches.
+/// 60 crashes, each a different one, then a resume: a failure at every request (each page
+/// boundary, the metadata calls included; the source dies and stays dead), the bus failing after
+/// every possible number of messages (inside a page: some of its visits announced, the page not
+/// committed), and real kills: the run's future dropped at a random instant, wherever it was
+/// (between a Parquet upload and its log entry, between publishing and committing, …). After each
+/// crash the committed position and the lake agree; after the resume the lake holds every visit
+/// exactly once, the bus announces every known visitor's visit under one event id, and the
+/// position is the one an uninterrupted run reaches.
 #[tokio::test]
 async fn crash_anywhere_then_resume_gives_every_visit_exactly_once() {
+    const TRIALS: usize = 60;
+    let started = std::time::Instant::now();
     let reference = harness(&DAYS, &[]).await;
     reference.run().await.unwrap();
+    let whole_run = started.elapsed();
     let requests = reference.faults.count();
     let final_position = reference.position(1).await;
     assert_eq!(requests, 9);
+    let announced = reference.data.known_visitor_ids().len();
 
-    let mut trials = 0;
+    enum Crash {
+        SourceDiesAt(usize),
+        BusFailsAfter(usize),
+        KilledAfter(Duration),
+    }
+    let mut crashes: Vec<Crash> = (1..=requests).map(Crash::SourceDiesAt).collect();
+    crashes.extend((0..announced).map(Crash::BusFailsAfter));
+    let planned = crashes.len();
     let mut rng = fastrand::Rng::with_seed(7);
-    while trials < 60 {
+    let mut kills = 0;
+    let mut attempts = 0;
+    while planned + kills < TRIALS || !crashes.is_empty() {
+        attempts += 1;
+        assert!(attempts < 4 * TRIALS, "only {kills} random kills landed before the run ended");
+        let crash = crashes.pop().unwrap_or_else(|| Crash::KilledAfter(whole_run.mul_f64(rng.f64())));
         let h = harness(&DAYS, &[]).await;
-        let at_request = trials % (requests + 1) + 1;
-        if trials < 2 * requests {
-            h.faults.fail_from(Some(at_request));
-        } else {
-            h.deps.publisher.fail_after(Some(rng.usize(0..h.data.known_visitor_ids().len())));
-        }
-        let crashed = h.run().await;
+        let label = match crash {
+            Crash::SourceDiesAt(request) => {
+                h.faults.fail_from(Some(request));
+                assert!(h.run().await.is_err(), "the source died at request {request}: the run fails");
+                format!("source dead from request {request}")
+            }
+            Crash::BusFailsAfter(count) => {
+                h.deps.publisher.fail_after(Some(count));
+                assert!(h.run().await.is_err(), "the bus failed after {count} messages: the run fails");
+                format!("bus failing after {count} messages")
+            }
+            Crash::KilledAfter(after) => {
+                if tokio::time::timeout(after, h.run()).await.is_ok() {
+                    continue; // The run ended before the kill: not a crash, draw another instant.
+                }
+                kills += 1;
+                h.deps.store.expire_leases();
+                format!("killed after {after:?}")
+            }
+        };
         let position = h.position(1).await;
-        assert_eq!(
-            h.lake_ids().await,
-            h.ids_before(position),
-            "trial {trials}: lake and position disagree after {crashed:?}"
-        );
+        assert_eq!(h.lake_ids().await, h.ids_before(position), "{label}: lake and position disagree");
         h.faults.heal();
         h.deps.publisher.fail_after(None);
-        for _ in 0..3 {
-            if h.run().await.is_ok_and(|r| !r.more_to_do) {
-                break;
-            }
-        }
-        assert_eq!(h.lake_ids().await, h.data.all_ids(), "trial {trials}");
-        assert_eq!(h.bus_visit_ids().into_iter().collect::<Vec<_>>(), h.data.known_visitor_ids(), "trial {trials}");
-        assert_eq!(h.position(1).await, final_position, "trial {trials}");
-        trials += 1;
+        let resumed = h.run().await.unwrap();
+        assert!(!resumed.more_to_do, "{label}");
+        assert_eq!(h.lake_ids().await, h.data.all_ids(), "{label}");
+        assert_eq!(h.bus_visit_ids(), h.data.known_visitor_ids(), "{label}");
+        assert_eq!(h.position(1).await, final_position, "{label}");
     }
+    assert_eq!(planned + kills, TRIALS);
+}
 
-    // Killed for real: the run is dropped at whatever await point it reached after a random time
-    // (between a Parquet upload and its log entry, between publishing and committing, …).
-    let started = std::time::Instant::now();
-    harness(&DAYS, &[]).await.run().await.unwrap();
-    let whole_run = started.elapsed();
-    for trial in 0..20 {
-        let h = harness(&DAYS, &[]).await;
-        let kill_after = whole_run.mul_f64(rng.f64());
-        let killed = tokio::time::timeout(kill_after, h.run()).await;
-        let position = h.position(1).await;
-        assert_eq!(h.lake_ids().await, h.ids_before(position), "kill {trial} after {kill_after:?}: {killed:?}");
-        h.deps.store.expire_leases();
-        h.run().await.unwrap();
-        assert_eq!(h.lake_ids().await, h.data.all_ids(), "kill {trial}");
-        assert_eq!(h.bus_visit_ids().into_iter().collect::<Vec<_>>(), h.data.known_visitor_ids(), "kill {trial}");
-        assert_eq!(h.position(1).await, final_position, "kill {trial}");
-    }
+/// A request that times out and an answer that is not JSON are retried like a 5xx; the run then
+/// completes with every visit once.
+#[tokio::test]
+async fn timeouts_and_answers_that_are_not_json_are_retried() {
+    let mut h = harness(&DAYS, &[]).await;
+    let client = reqwest::Client::builder().timeout(support::SLOW_ANSWER / 6).build().unwrap();
+    let base = reqwest::Url::parse(&h._server.uri()).unwrap();
+    let matomo = h.deps.matomo.as_mut().unwrap();
+    matomo.api = MatomoApi::new(client, &base, MATOMO_TOKEN.into(), fast_retries()).unwrap();
+    // Request 3 is the first page of visits, 5 a page in the middle of the first day.
+    h.faults.slow.lock().unwrap().push(3);
+    h.faults.garbled.lock().unwrap().push(5);
+    let report = h.run().await.unwrap();
+    assert_eq!(report.runs[0].outcome, SyncOutcome::Completed);
+    assert_eq!(h.faults.count(), 9 + 2, "one retry for each");
+    assert_eq!(h.lake_ids().await, h.data.all_ids());
+    assert_eq!(h.bus_visit_ids(), h.data.known_visitor_ids());
 }
 
 #[tokio::test]

@@ -18,8 +18,9 @@ use tributary_shared::deltalake::arrow::array::AsArray;
 use tributary_shared::deltalake::arrow::datatypes::Int64Type;
 use tributary_shared::lake::LakeTable;
 use tributary_shared::lake::schema::MATOMO_VISITS;
+use tributary_shared::memory::InMemoryIngestion;
 use tributary_shared::ports::{SecretSource, SyncStore};
-use tributary_shared::sync::SyncOutcome;
+use tributary_shared::sync::{Lease, SyncOutcome};
 use tributary_shared::testing::{LocalAws, Probe, put_secrets};
 
 fn days_ago(n: i64) -> jiff::civil::Date {
@@ -142,6 +143,10 @@ async fn both_pulls_run_against_aws_services_as_deployed() {
     let runs = moto.deps.store.recent_runs("matomo", 10).await.unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].records, 11);
+    let ended = runs[0].ended_at.expect("a finished run has its end");
+    assert!(runs[0].started_at <= ended && ended <= Timestamp::now(), "{:?}", runs[0]);
+    assert_eq!(runs[0].watermark_before.as_deref(), Some(format!("{}+0", days_ago(3)).as_str()));
+    assert_eq!(runs[0].watermark_after.as_deref(), Some(format!("{}+0", days_ago(0)).as_str()));
     let notion_runs = moto.deps.store.recent_runs("notion", 10).await.unwrap();
     assert_eq!(notion_runs[0].outcome, SyncOutcome::Completed);
     assert!(
@@ -173,4 +178,35 @@ async fn two_runs_at_once_never_overlap_on_a_site() {
     // The lease was released: the next run is not skipped.
     let next = handle(&moto.deps, &json!({"job": "matomo"}), budget()).await.unwrap();
     assert_eq!(next.runs[0].outcome, SyncOutcome::Completed);
+}
+
+/// The lease rules, as the DynamoDB table applies them and as the in-memory store copies them: a
+/// held lease refuses another owner until its expiry, an expired one is taken over, and the former
+/// holder giving it back afterwards does not free the new holder's.
+async fn lease_expiry_rules(store: &impl SyncStore) {
+    let t0 = Timestamp::now();
+    let lease = |owner: &str, now: Timestamp| Lease {
+        key: Lease::key_for("matomo", "site-1"),
+        owner: owner.into(),
+        now,
+        until: now + SignedDuration::from_mins(16),
+    };
+    let crashed = lease("run-that-died", t0);
+    assert!(store.acquire_lease(&crashed).await.unwrap());
+    let retry = lease("retry", t0 + SignedDuration::from_mins(2));
+    assert!(!store.acquire_lease(&retry).await.unwrap(), "held until its expiry");
+    let next = lease("next-run", t0 + SignedDuration::from_mins(17));
+    assert!(store.acquire_lease(&next).await.unwrap(), "an expired lease is taken over");
+    store.release_lease(&crashed).await.unwrap();
+    let another = lease("another", t0 + SignedDuration::from_mins(18));
+    assert!(!store.acquire_lease(&another).await.unwrap(), "the former holder cannot free the new holder's lease");
+    store.release_lease(&next).await.unwrap();
+    assert!(store.acquire_lease(&another).await.unwrap(), "released by its holder: free");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_lease_is_taken_over_and_only_its_holder_releases_it() {
+    let moto = MotoPuller::start().await;
+    lease_expiry_rules(&moto.deps.store).await;
+    lease_expiry_rules(&InMemoryIngestion::default()).await;
 }

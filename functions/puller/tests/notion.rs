@@ -71,14 +71,31 @@ impl Harness {
         self.deps.publisher.messages().iter().map(|m| CanonicalEvent::from_message(&m.body).unwrap()).collect()
     }
 
-    /// Distinct lead ids on the bus.
+    /// The lead ids on the bus, each under one event id with one content
+    /// (`support::announced_once`; a republication after a crash is the same event).
     fn bus_lead_ids(&self) -> Vec<String> {
-        let ids: BTreeSet<String> = self
-            .events()
-            .iter()
-            .map(|e| e.payload_as::<Value>().unwrap()["id"].as_str().unwrap().to_string())
-            .collect();
-        ids.into_iter().collect()
+        support::announced_once(&self.deps.publisher.messages(), |event| {
+            event.payload_as::<Value>().unwrap()["id"].as_str().unwrap().to_string()
+        })
+    }
+
+    /// Every valid page a committed watermark has passed (edited before it) is on the bus: the
+    /// watermark never moves past what was published.
+    fn assert_watermarks_behind_the_bus(&self, label: &str) {
+        let on_bus: BTreeSet<String> = self.bus_lead_ids().into_iter().collect();
+        let valid: BTreeSet<String> = self.data.lock().unwrap().valid_ids().into_iter().collect();
+        let data = self.data.lock().unwrap();
+        for (key, mark) in self.watermarks() {
+            let mark: Timestamp = mark.parse().unwrap();
+            let (source, pages) = data.sources.iter().find(|(source, _)| key.ends_with(source.as_str())).unwrap();
+            for page in pages {
+                let id = page["id"].as_str().unwrap();
+                let edited: Timestamp = page["last_edited_time"].as_str().unwrap().parse().unwrap();
+                if edited < mark && valid.contains(id) {
+                    assert!(on_bus.contains(id), "{label}: watermark {mark} of {source} passed {id}, never published");
+                }
+            }
+        }
     }
 
     fn watermarks(&self) -> Vec<(String, String)> {
@@ -104,6 +121,21 @@ async fn data_sources_are_discovered_and_pulled_one_by_one() {
     assert!(urls[0].starts_with("GET") && urls[0].contains("/v1/databases/"), "{urls:?}");
     assert_eq!(urls.iter().filter(|u| u.contains("/v1/data_sources/")).count(), 3, "{urls:?}");
     assert_eq!(h.watermarks().len(), 2, "one watermark per data source");
+    // The database's run lists each data source's watermark.
+    let listed: Vec<String> =
+        h.watermarks().into_iter().map(|(key, mark)| format!("{}={mark}", &key["notion#".len()..])).collect();
+    assert_eq!(run.watermark_after.as_deref(), Some(listed.join(", ").as_str()), "{run:?}");
+    assert_eq!(
+        run.watermark_before.as_deref(),
+        Some(
+            listed
+                .iter()
+                .map(|l| format!("{}=start", l.split('=').next().unwrap()))
+                .collect::<Vec<_>>()
+                .join(", ")
+                .as_str()
+        )
+    );
     let event = &h.events()[0];
     assert_eq!((event.source.as_str(), event.event_type.as_str()), ("notion", "lead.upserted"));
     assert_eq!(event.occurred_at.to_string(), "2025-03-01T08:00:00Z", "the page's last edit");
@@ -224,46 +256,71 @@ async fn a_property_of_an_unexpected_type_rejects_the_page_not_the_run() {
     );
 }
 
-/// Kills the run at every request, at random points inside a page of results (the bus fails
-/// after a random number of messages) and at random instants (the future dropped, 10 times), then
-/// runs again: every valid page is on the bus, and the
-/// watermark equals an uninterrupted run's.
+/// 40 crashes, each a different one, then a resume: a failure at every request (the source dies
+/// and stays dead), the bus failing after 15 different numbers of messages (inside pages of
+/// results, around their edges included), and 20 real kills: the run's future dropped at a random
+/// instant. After each crash no watermark has passed an unpublished page; after the resume every
+/// valid page is on the bus under one event id, and the watermarks equal an uninterrupted run's.
 #[tokio::test]
 async fn crash_anywhere_then_resume_leaves_no_gap() {
+    const KILLS: usize = 20;
     let make = || NotionData::generate(&[230, 40], 2, 9);
+    let started = std::time::Instant::now();
     let reference = harness(make(), "2025-09-03", Duration::ZERO).await;
     reference.run().await.unwrap();
+    let whole_run = started.elapsed();
     let requests = reference.faults.count();
     let final_marks = reference.watermarks();
     let expected = reference.data.lock().unwrap().valid_ids();
     assert_eq!(requests, 5);
 
+    enum Crash {
+        SourceDiesAt(usize),
+        BusFailsAfter(usize),
+        KilledAfter(Duration),
+    }
     let mut rng = fastrand::Rng::with_seed(11);
-    for trial in 0..40 {
+    // The edges of the first page of results (100 pages, some invalid) and random points.
+    let mut counts: BTreeSet<usize> = [0, 1, 88, 89, 90].into_iter().collect();
+    while counts.len() < 15 {
+        counts.insert(rng.usize(2..expected.len()));
+    }
+    let mut crashes: Vec<Crash> = (1..=requests).map(Crash::SourceDiesAt).collect();
+    crashes.extend(counts.iter().copied().map(Crash::BusFailsAfter));
+    let planned = crashes.len();
+    let mut kills = 0;
+    let mut attempts = 0;
+    while kills < KILLS || !crashes.is_empty() {
+        attempts += 1;
+        assert!(attempts < planned + 4 * KILLS, "only {kills} random kills landed before the run ended");
+        let crash = crashes.pop().unwrap_or_else(|| Crash::KilledAfter(whole_run.mul_f64(rng.f64())));
         let h = harness(make(), "2025-09-03", Duration::ZERO).await;
-        if trial < 2 * requests {
-            h.faults.fail_from(Some(trial % requests + 1));
-        } else {
-            h.deps.publisher.fail_after(Some(rng.usize(0..expected.len())));
-        }
-        let _ = h.run().await;
+        let label = match crash {
+            Crash::SourceDiesAt(request) => {
+                h.faults.fail_from(Some(request));
+                assert!(h.run().await.is_err(), "the source died at request {request}: the run fails");
+                format!("source dead from request {request}")
+            }
+            Crash::BusFailsAfter(count) => {
+                h.deps.publisher.fail_after(Some(count));
+                assert!(h.run().await.is_err(), "the bus failed after {count} messages: the run fails");
+                format!("bus failing after {count} messages")
+            }
+            Crash::KilledAfter(after) => {
+                if tokio::time::timeout(after, h.run()).await.is_ok() {
+                    continue; // The run ended before the kill: not a crash, draw another instant.
+                }
+                kills += 1;
+                h.deps.store.expire_leases();
+                format!("killed after {after:?}")
+            }
+        };
+        h.assert_watermarks_behind_the_bus(&label);
         h.faults.heal();
         h.deps.publisher.fail_after(None);
         h.run().await.unwrap();
-        assert_eq!(h.bus_lead_ids(), expected, "trial {trial}");
-        assert_eq!(h.watermarks(), final_marks, "trial {trial}");
+        assert_eq!(h.bus_lead_ids(), expected, "{label}");
+        assert_eq!(h.watermarks(), final_marks, "{label}");
     }
-
-    // Killed for real at random instants: the run's future is dropped wherever it was.
-    let started = std::time::Instant::now();
-    harness(make(), "2025-09-03", Duration::ZERO).await.run().await.unwrap();
-    let whole_run = started.elapsed();
-    for trial in 0..10 {
-        let h = harness(make(), "2025-09-03", Duration::ZERO).await;
-        let _ = tokio::time::timeout(whole_run.mul_f64(rng.f64()), h.run()).await;
-        h.deps.store.expire_leases();
-        h.run().await.unwrap();
-        assert_eq!(h.bus_lead_ids(), expected, "kill {trial}");
-        assert_eq!(h.watermarks(), final_marks, "kill {trial}");
-    }
+    assert_eq!(planned + kills, 40);
 }

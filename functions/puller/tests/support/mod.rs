@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use tributary_shared::event::CanonicalEvent;
+use tributary_shared::ports::BusMessage;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -22,6 +24,47 @@ pub const NOTION_TOKEN: &str = "ntn_test_token_0123456789";
 /// [`SETTLE`]: puller::matomo::pull::SETTLE
 pub fn first_unpulled_day() -> Date {
     (Timestamp::now() - puller::matomo::pull::SETTLE).to_zoned(jiff::tz::TimeZone::UTC).date()
+}
+
+/// The events on the bus, one per event id. A run that dies between publishing and committing
+/// republishes under the same ids (consumers deduplicate by id), so an id may appear more than once,
+/// but every copy must be the same event (source, type, subject, time, payload; only `received_at`
+/// differs): anything else would be counted twice downstream. Panics, naming the id, otherwise.
+pub fn events_by_id(messages: &[BusMessage]) -> BTreeMap<String, CanonicalEvent> {
+    let mut events: BTreeMap<String, CanonicalEvent> = BTreeMap::new();
+    for message in messages {
+        let event = CanonicalEvent::from_message(&message.body).unwrap();
+        match events.get(event.id.as_str()) {
+            Some(first) => assert!(
+                (&first.source, &first.event_type, &first.subject, first.occurred_at, first.payload.get())
+                    == (&event.source, &event.event_type, &event.subject, event.occurred_at, event.payload.get()),
+                "event {} published twice with different content:\n{}\n{}",
+                event.id.as_str(),
+                first.payload.get(),
+                event.payload.get()
+            ),
+            None => {
+                events.insert(event.id.as_str().to_string(), event);
+            }
+        }
+    }
+    events
+}
+
+/// The record ids the bus announces, sorted, each announced under exactly one event id (two event
+/// ids for one record would be two records downstream). `record_id` reads it from an event.
+pub fn announced_once<K: Ord + Clone + std::fmt::Debug>(
+    messages: &[BusMessage],
+    record_id: impl Fn(&CanonicalEvent) -> K,
+) -> Vec<K> {
+    let mut owners: BTreeMap<K, String> = BTreeMap::new();
+    for (id, event) in events_by_id(messages) {
+        let record = record_id(&event);
+        if let Some(other) = owners.insert(record.clone(), id.clone()) {
+            panic!("{record:?} announced under two event ids: {other} and {id}");
+        }
+    }
+    owners.into_keys().collect()
 }
 
 pub fn fixture(name: &str) -> Value {
@@ -115,7 +158,14 @@ pub struct Faults {
     pub delay: Mutex<std::time::Duration>,
     /// `Retry-After` of the Notion fake's 429s, in seconds (1 when unset).
     pub retry_after: Mutex<Option<u64>>,
+    /// Request numbers the Matomo fake answers only after [`SLOW_ANSWER`] (client timeouts).
+    pub slow: Mutex<Vec<usize>>,
+    /// Request numbers the Matomo fake answers with a 200 that is not JSON (a proxy's page).
+    pub garbled: Mutex<Vec<usize>>,
 }
+
+/// How long a request listed in `Faults::slow` waits for its answer.
+pub const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Faults {
     fn next(&self, request: &Request) -> (usize, bool, bool) {
@@ -157,13 +207,17 @@ fn server_error() -> ResponseTemplate {
 
 impl Respond for MatomoResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.faults.delayed(self.answer(request))
+        let (n, dead, soft) = self.faults.next(request);
+        if self.faults.garbled.lock().unwrap().contains(&n) {
+            return ResponseTemplate::new(200).set_body_string("<html><body>Down for maintenance</body></html>");
+        }
+        let answer = self.faults.delayed(self.answer(request, dead, soft));
+        if self.faults.slow.lock().unwrap().contains(&n) { answer.set_delay(SLOW_ANSWER) } else { answer }
     }
 }
 
 impl MatomoResponder {
-    fn answer(&self, request: &Request) -> ResponseTemplate {
-        let (_, dead, soft) = self.faults.next(request);
+    fn answer(&self, request: &Request, dead: bool, soft: bool) -> ResponseTemplate {
         if dead {
             return server_error();
         }
