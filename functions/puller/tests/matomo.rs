@@ -15,7 +15,7 @@ use puller::matomo::visit::Anonymiser;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{Faults, MATOMO_TOKEN, MatomoData, start_matomo};
+use support::{Crash, Faults, MATOMO_TOKEN, MatomoData, start_matomo};
 use tributary_shared::deltalake::arrow::array::{Array, AsArray};
 use tributary_shared::deltalake::arrow::datatypes::Int64Type;
 use tributary_shared::lake::schema::MATOMO_VISITS;
@@ -334,11 +334,6 @@ async fn crash_anywhere_then_resume_gives_every_visit_exactly_once() {
     assert_eq!(requests, 9);
     let announced = reference.data.known_visitor_ids().len();
 
-    enum Crash {
-        SourceDiesAt(usize),
-        BusFailsAfter(usize),
-        KilledAfter(Duration),
-    }
     let mut crashes: Vec<Crash> = (1..=requests).map(Crash::SourceDiesAt).collect();
     crashes.extend((0..announced).map(Crash::BusFailsAfter));
     let planned = crashes.len();
@@ -350,30 +345,14 @@ async fn crash_anywhere_then_resume_gives_every_visit_exactly_once() {
         assert!(attempts < 4 * TRIALS, "only {kills} random kills landed before the run ended");
         let crash = crashes.pop().unwrap_or_else(|| Crash::KilledAfter(whole_run.mul_f64(rng.f64())));
         let h = harness(&DAYS, &[]).await;
-        let label = match crash {
-            Crash::SourceDiesAt(request) => {
-                h.faults.fail_from(Some(request));
-                assert!(h.run().await.is_err(), "the source died at request {request}: the run fails");
-                format!("source dead from request {request}")
-            }
-            Crash::BusFailsAfter(count) => {
-                h.deps.publisher.fail_after(Some(count));
-                assert!(h.run().await.is_err(), "the bus failed after {count} messages: the run fails");
-                format!("bus failing after {count} messages")
-            }
-            Crash::KilledAfter(after) => {
-                if tokio::time::timeout(after, h.run()).await.is_ok() {
-                    continue; // The run ended before the kill: not a crash, draw another instant.
-                }
-                kills += 1;
-                h.deps.store.expire_leases();
-                format!("killed after {after:?}")
-            }
+        let Some(label) = crash.inflict(&h.faults, &h.deps, h.run()).await else {
+            continue; // The run ended before the kill: not a crash, draw another instant.
         };
+        if matches!(crash, Crash::KilledAfter(_)) {
+            kills += 1;
+        }
         let position = h.position(1).await;
         assert_eq!(h.lake_ids().await, h.ids_before(position), "{label}: lake and position disagree");
-        h.faults.heal();
-        h.deps.publisher.fail_after(None);
         let resumed = h.run().await.unwrap();
         assert!(!resumed.more_to_do, "{label}");
         assert_eq!(h.lake_ids().await, h.data.all_ids(), "{label}");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Faults, NOTION_TOKEN, NotionData, notion_properties, start_notion};
+use support::{Crash, Faults, NOTION_TOKEN, NotionData, notion_properties, start_notion};
 use tributary_shared::event::CanonicalEvent;
 use tributary_shared::lake::LakeLocation;
 use tributary_shared::memory::{InMemoryIngestion, InMemoryPublisher};
@@ -274,11 +274,6 @@ async fn crash_anywhere_then_resume_leaves_no_gap() {
     let expected = reference.data.lock().unwrap().valid_ids();
     assert_eq!(requests, 5);
 
-    enum Crash {
-        SourceDiesAt(usize),
-        BusFailsAfter(usize),
-        KilledAfter(Duration),
-    }
     let mut rng = fastrand::Rng::with_seed(11);
     // The edges of the first page of results (100 pages, some invalid) and random points.
     let mut counts: BTreeSet<usize> = [0, 1, 88, 89, 90].into_iter().collect();
@@ -295,29 +290,13 @@ async fn crash_anywhere_then_resume_leaves_no_gap() {
         assert!(attempts < planned + 4 * KILLS, "only {kills} random kills landed before the run ended");
         let crash = crashes.pop().unwrap_or_else(|| Crash::KilledAfter(whole_run.mul_f64(rng.f64())));
         let h = harness(make(), "2025-09-03", Duration::ZERO).await;
-        let label = match crash {
-            Crash::SourceDiesAt(request) => {
-                h.faults.fail_from(Some(request));
-                assert!(h.run().await.is_err(), "the source died at request {request}: the run fails");
-                format!("source dead from request {request}")
-            }
-            Crash::BusFailsAfter(count) => {
-                h.deps.publisher.fail_after(Some(count));
-                assert!(h.run().await.is_err(), "the bus failed after {count} messages: the run fails");
-                format!("bus failing after {count} messages")
-            }
-            Crash::KilledAfter(after) => {
-                if tokio::time::timeout(after, h.run()).await.is_ok() {
-                    continue; // The run ended before the kill: not a crash, draw another instant.
-                }
-                kills += 1;
-                h.deps.store.expire_leases();
-                format!("killed after {after:?}")
-            }
+        let Some(label) = crash.inflict(&h.faults, &h.deps, h.run()).await else {
+            continue; // The run ended before the kill: not a crash, draw another instant.
         };
+        if matches!(crash, Crash::KilledAfter(_)) {
+            kills += 1;
+        }
         h.assert_watermarks_behind_the_bus(&label);
-        h.faults.heal();
-        h.deps.publisher.fail_after(None);
         h.run().await.unwrap();
         assert_eq!(h.bus_lead_ids(), expected, "{label}");
         assert_eq!(h.watermarks(), final_marks, "{label}");

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tributary_shared::event::CanonicalEvent;
+use tributary_shared::memory::{InMemoryIngestion, InMemoryPublisher};
 use tributary_shared::ports::BusMessage;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -65,6 +66,51 @@ pub fn announced_once<K: Ord + Clone + std::fmt::Debug>(
         }
     }
     owners.into_keys().collect()
+}
+
+/// A crash a crash/resume test inflicts on one run.
+pub enum Crash {
+    /// The source answers 500 from this request (1-based) on: the run fails.
+    SourceDiesAt(usize),
+    /// The bus accepts this many messages, then fails: the run fails inside a page.
+    BusFailsAfter(usize),
+    /// The run's future is dropped after this long, wherever it was.
+    KilledAfter(std::time::Duration),
+}
+
+impl Crash {
+    /// Runs `run` under this crash and says what happened, or `None` when the kill came after the
+    /// run had already ended (no crash: the caller draws another instant). Then heals the source
+    /// and the bus and expires the killed run's lease, ready for the resume.
+    pub async fn inflict<T, E>(
+        &self,
+        faults: &Faults,
+        deps: &puller::handler::Deps<InMemoryIngestion, InMemoryPublisher>,
+        run: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Option<String> {
+        let label = match *self {
+            Crash::SourceDiesAt(request) => {
+                faults.fail_from(Some(request));
+                assert!(run.await.is_err(), "the source died at request {request}: the run fails");
+                format!("source dead from request {request}")
+            }
+            Crash::BusFailsAfter(count) => {
+                deps.publisher.fail_after(Some(count));
+                assert!(run.await.is_err(), "the bus failed after {count} messages: the run fails");
+                format!("bus failing after {count} messages")
+            }
+            Crash::KilledAfter(after) => {
+                if tokio::time::timeout(after, run).await.is_ok() {
+                    return None;
+                }
+                deps.store.expire_leases();
+                format!("killed after {after:?}")
+            }
+        };
+        faults.heal();
+        deps.publisher.fail_after(None);
+        Some(label)
+    }
 }
 
 pub fn fixture(name: &str) -> Value {
