@@ -13,6 +13,10 @@ same table version can both succeed, and one commit silently replaces the other.
 exactly one win. Conditional S3 writes are serialised for the same reason. Every other request
 keeps moto's threaded server.
 
+moto's S3 stores any amount of user metadata; real S3 refuses a PUT whose `x-amz-meta-*` names and
+values pass 2 KB (400 MetadataTooLarge). The same refusal is made here, so that a test on the local
+stack fails where S3 would.
+
 Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
 """
 
@@ -23,6 +27,19 @@ import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
+
+
+S3_MAX_METADATA_BYTES = 2048
+
+
+def metadata_bytes(environ) -> int:
+    """UTF-8 bytes of the user metadata of a request: names (without `x-amz-meta-`) and values."""
+    total = 0
+    for key, value in environ.items():
+        if key.startswith("HTTP_X_AMZ_META_"):
+            name = key[len("HTTP_X_AMZ_META_"):]
+            total += len(name.encode()) + len(value.encode("latin-1", "replace"))
+    return total
 
 
 class SerialisedAtomicRequests:
@@ -44,6 +61,13 @@ class SerialisedAtomicRequests:
         return None
 
     def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "PUT" and metadata_bytes(environ) > S3_MAX_METADATA_BYTES:
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>MetadataTooLarge</Code>'
+                b"<Message>Your metadata headers exceed the maximum allowed metadata size.</Message></Error>"
+            )
+            start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+            return [body]
         lock = self.lock_for(environ)
         if lock is None:
             return self.app(environ, start_response)

@@ -102,6 +102,27 @@ impl Subject {
     }
 }
 
+/// Event families and sources the product itself produces or trusts. A configured Standard Webhooks
+/// sender may not take one of these names: its events would be typed `lead.upserted`,
+/// `stripe.invoice.paid`, … and applied by the rules written for the product's own sources.
+/// (`make` is not listed: a Standard Webhooks source named `make` *is* the Make route, signed.)
+pub const RESERVED_SOURCE_NAMES: [&str; 14] = [
+    "stripe",
+    "personnage",
+    "lead",
+    "ingestion",
+    "notion",
+    "matomo",
+    "customer",
+    "processor",
+    "integrator",
+    "puller",
+    "lake",
+    "aggregator",
+    "tributary",
+    "health",
+];
+
 /// Trimmed and lower-cased: the one normal form of an e-mail address used for matching.
 pub fn normalise_email(address: &str) -> String {
     address.trim().to_lowercase()
@@ -150,15 +171,113 @@ impl CanonicalEvent {
         serde_json::from_str(message)
     }
 
+    /// A digest of what the event says, independent of how and when it was delivered: its type,
+    /// its subject and its payload in canonical JSON (keys sorted, no insignificant white space),
+    /// without the fields a sender changes between attempts of one event (Stripe's
+    /// `pending_webhooks`). Kept with the webhook's dedup marker and the processor's applied marker:
+    /// the same id with the same digest is a duplicate, with another digest a reuse of the id.
+    pub fn content_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.event_type.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.subject.as_ref().map_or("", Subject::as_str).as_bytes());
+        hasher.update([0]);
+        match serde_json::from_str::<serde_json::Value>(self.payload.get()) {
+            Ok(mut payload) => {
+                if let Some(object) = payload.as_object_mut() {
+                    for (source, field) in VOLATILE_PAYLOAD_FIELDS {
+                        if self.source == source {
+                            object.remove(field);
+                        }
+                    }
+                }
+                write_canonical(&payload, &mut hasher);
+            }
+            // Not reachable for an event that was parsed, but a digest of the text is still exact.
+            Err(_) => hasher.update(self.payload.get().as_bytes()),
+        }
+        hex::encode(&hasher.finalize()[..16])
+    }
+
     /// The payload parsed as `T`.
     pub fn payload_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.payload.get())
     }
 }
 
+/// Top-level payload fields that differ between delivery attempts of one event, by source.
+const VOLATILE_PAYLOAD_FIELDS: [(&str, &str); 1] = [("stripe", "pending_webhooks")];
+
+/// Canonical JSON into a hasher: object keys sorted, numbers and strings as serde_json writes them.
+fn write_canonical(value: &serde_json::Value, hasher: &mut impl sha2::Digest) {
+    use serde_json::Value;
+    match value {
+        Value::Object(object) => {
+            let mut keys: Vec<&String> = object.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    hasher.update(b",");
+                }
+                hasher.update(Value::String(key.clone()).to_string().as_bytes());
+                hasher.update(b":");
+                write_canonical(&object[key], hasher);
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    hasher.update(b",");
+                }
+                write_canonical(item, hasher);
+            }
+            hasher.update(b"]");
+        }
+        scalar => hasher.update(scalar.to_string().as_bytes()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event_with(source: &str, payload: &str) -> CanonicalEvent {
+        CanonicalEvent {
+            id: EventId::parse("rec_1").unwrap(),
+            source: source.into(),
+            event_type: format!("{source}.delivery"),
+            subject: None,
+            occurred_at: Timestamp::UNIX_EPOCH,
+            received_at: Timestamp::UNIX_EPOCH,
+            payload: RawValue::from_string(payload.into()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn content_digests_ignore_layout_and_delivery_but_not_content() {
+        let pro = event_with("make", r#"{"id":"rec_1","plan":"pro","n":[1,2]}"#);
+        let relaid = event_with("make", "{ \"n\": [1, 2],\n \"plan\": \"pro\", \"id\": \"rec_1\" }");
+        let later = CanonicalEvent { received_at: "2026-01-01T00:00:00Z".parse().unwrap(), ..relaid.clone() };
+        assert_eq!(pro.content_digest(), relaid.content_digest());
+        assert_eq!(pro.content_digest(), later.content_digest());
+        let team = event_with("make", r#"{"id":"rec_1","plan":"team","n":[1,2]}"#);
+        assert_ne!(pro.content_digest(), team.content_digest());
+        let reordered = event_with("make", r#"{"id":"rec_1","plan":"pro","n":[2,1]}"#);
+        assert_ne!(pro.content_digest(), reordered.content_digest());
+        let other_type = CanonicalEvent { event_type: "make.other".into(), ..pro.clone() };
+        assert_ne!(pro.content_digest(), other_type.content_digest());
+        // Stripe counts the endpoints still to deliver to in every attempt: not content.
+        let first = event_with("stripe", r#"{"id":"evt_1","pending_webhooks":2,"data":{"object":{}}}"#);
+        let retry = event_with("stripe", r#"{"id":"evt_1","pending_webhooks":1,"data":{"object":{}}}"#);
+        assert_eq!(first.content_digest(), retry.content_digest());
+        let make_field = event_with("make", r#"{"id":"rec_1","pending_webhooks":1}"#);
+        let make_other = event_with("make", r#"{"id":"rec_1","pending_webhooks":2}"#);
+        assert_ne!(make_field.content_digest(), make_other.content_digest());
+    }
 
     #[test]
     fn event_ids_are_restricted_to_key_safe_characters() {

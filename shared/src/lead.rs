@@ -46,6 +46,12 @@ pub const STATUTS: [&str; 8] =
 
 /// Longest lead id accepted.
 pub const MAX_LEAD_ID_LEN: usize = 200;
+/// Longest `nom` accepted, in characters (a person's or company's name; the personnage route's
+/// limit too).
+pub const MAX_NOM_CHARS: usize = 200;
+/// Longest raw text accepted in any other lead field, in characters, before it is checked: far
+/// more than a valid phone number, date or statut needs, so only abuse is refused.
+pub const MAX_OTHER_FIELD_CHARS: usize = 254;
 
 /// One reason a lead is refused, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -118,6 +124,30 @@ impl Lead {
         let nom = self.nom.trim().to_string();
         if nom.is_empty() {
             problems.push(LeadProblem::new("nom", "must not be empty"));
+        } else if nom.chars().count() > MAX_NOM_CHARS {
+            problems.push(LeadProblem::new("nom", format!("must be at most {MAX_NOM_CHARS} characters")));
+        }
+        let optional_texts = [
+            ("email", &self.email),
+            ("telephone", &self.telephone),
+            ("date_prise_contact", &self.date_prise_contact),
+            ("date_appel_booke", &self.date_appel_booke),
+            ("date_appel_propose", &self.date_appel_propose),
+            ("date_relance", &self.date_relance),
+            ("date_reponse_prospect", &self.date_reponse_prospect),
+            ("statut", &self.statut),
+        ];
+        let too_long: Vec<&str> = optional_texts
+            .iter()
+            .filter(|(_, value)| value.as_ref().is_some_and(|v| v.trim().chars().count() > MAX_OTHER_FIELD_CHARS))
+            .map(|(field, _)| *field)
+            .collect();
+        if !too_long.is_empty() {
+            // The other checks would only repeat the problem in other words.
+            problems.extend(too_long.into_iter().map(|field| {
+                LeadProblem::new(field, format!("must be at most {MAX_OTHER_FIELD_CHARS} characters"))
+            }));
+            return Err(problems);
         }
         let email = trim(self.email).map(|e| crate::event::normalise_email(&e));
         if let Some(address) = &email
@@ -166,28 +196,34 @@ impl Lead {
         if problems.is_empty() { Ok(lead) } else { Err(problems) }
     }
 
-    /// A stable id for this version of the lead: the same content gives the same id (a re-sent
-    /// lead is a duplicate downstream), any change gives another.
-    pub fn version_id(&self) -> String {
-        self.digest_id(None)
+    /// The id of this lead version as received in one ingestion request. With the request's
+    /// `Idempotency-Key`, a retry of that request gives the same ids (duplicates downstream);
+    /// without one, each request is a new version, even of content sent before: a lead posted as
+    /// A, then B, then A again ends on A everywhere (the record and the lake), which an id derived
+    /// from the content alone could not give (the second A was a duplicate of the first).
+    pub fn version_id_in_request(&self, idempotency_key: Option<&str>, received_at: jiff::Timestamp) -> String {
+        match idempotency_key {
+            Some(key) => self.digest_id(&format!("key:{key}")),
+            None => self.digest_id(&format!("at:{}", received_at.as_nanosecond())),
+        }
     }
 
     /// The id of this content as edited at `edited` (Notion's minute-rounded `last_edited_time`):
     /// a re-read of an unchanged page gives the same id, two edits within a minute give two, and
     /// an edit back to earlier content is still a new event.
     pub fn version_id_edited_at(&self, edited: jiff::Timestamp) -> String {
-        self.digest_id(Some(edited))
+        self.digest_id(&edited.to_string())
     }
 
-    fn digest_id(&self, edited: Option<jiff::Timestamp>) -> String {
+    /// `lead-` and 32 hex digits of SHA-256 over the lead's content and `version` (what tells
+    /// versions of the same content apart).
+    fn digest_id(&self, version: &str) -> String {
         use sha2::{Digest, Sha256};
         // Serialising a plain struct of strings cannot fail; an empty digest input would still
         // give a stable id.
         let mut hasher = Sha256::new();
         hasher.update(serde_json::to_vec(self).unwrap_or_default());
-        if let Some(edited) = edited {
-            hasher.update(format!("@{edited}"));
-        }
+        hasher.update(format!("@{version}"));
         format!("lead-{}", hex::encode(&hasher.finalize()[..16]))
     }
 }
@@ -195,7 +231,7 @@ impl Lead {
 impl Lead {
     /// The `lead.upserted` event of this lead version, from `source` (`ingestion`, `notion`),
     /// as of `occurred_at` (when the lead was last edited at the source, if it says).
-    /// `id` is [`Lead::version_id`] or [`Lead::version_id_edited_at`].
+    /// `id` is [`Lead::version_id_in_request`] or [`Lead::version_id_edited_at`].
     pub fn event_message(
         &self,
         id: String,
@@ -336,12 +372,35 @@ mod tests {
     }
 
     #[test]
-    fn version_ids_follow_the_content() {
+    fn every_text_field_has_a_maximum_length_named_in_the_problem() {
+        let long = |n: usize| "x".repeat(n);
+        let lead = Lead { id: "L1".into(), nom: long(MAX_NOM_CHARS), ..Lead::default() };
+        assert!(lead.clone().validated().is_ok());
+        let problems = Lead { nom: long(40_000), ..lead.clone() }.validated().unwrap_err();
+        assert_eq!(problems, vec![LeadProblem::new("nom", "must be at most 200 characters")]);
+        // Accented names count in characters, not bytes.
+        assert!(Lead { nom: "é".repeat(MAX_NOM_CHARS), ..lead.clone() }.validated().is_ok());
+        let problems =
+            Lead { statut: Some(long(300)), date_relance: Some(long(255)), ..lead.clone() }.validated().unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["date_relance", "statut"]);
+        let problems = Lead { id: long(MAX_LEAD_ID_LEN + 1), ..lead }.validated().unwrap_err();
+        assert_eq!(problems[0].field, "id");
+    }
+
+    #[test]
+    fn version_ids_follow_the_request_and_the_content() {
+        let at: jiff::Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        let later: jiff::Timestamp = "2026-11-23T09:00:01Z".parse().unwrap();
         let lead = Lead { id: "L1".into(), nom: "Ada".into(), ..Lead::default() };
-        let same = lead.clone();
         let changed = Lead { statut: Some("contacte".into()), ..lead.clone() };
-        assert_eq!(lead.version_id(), same.version_id());
-        assert_ne!(lead.version_id(), changed.version_id());
-        assert!(crate::event::EventId::parse(lead.version_id()).is_ok());
+        // A retried request (same key) is the same version, even received later.
+        assert_eq!(lead.version_id_in_request(Some("k1"), at), lead.version_id_in_request(Some("k1"), later));
+        assert_ne!(lead.version_id_in_request(Some("k1"), at), changed.version_id_in_request(Some("k1"), at));
+        // The same content in another request is another version: A, B, A ends on A.
+        assert_ne!(lead.version_id_in_request(Some("k1"), at), lead.version_id_in_request(Some("k2"), at));
+        assert_ne!(lead.version_id_in_request(None, at), lead.version_id_in_request(None, later));
+        assert_ne!(lead.version_id_edited_at(at), lead.version_id_edited_at(later));
+        assert!(crate::event::EventId::parse(lead.version_id_in_request(None, at)).is_ok());
     }
 }

@@ -31,6 +31,7 @@ pub enum MarkerStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
     pub status: MarkerStatus,
+    pub digest: String,
     pub expires_at: Timestamp,
 }
 
@@ -49,6 +50,9 @@ impl DedupStore for InMemoryDedup {
     async fn claim(&self, claim: &DedupClaim) -> Result<ClaimOutcome, PortError> {
         let mut markers = lock(&self.markers);
         let outcome = match markers.get(&claim.key) {
+            Some(marker) if marker.expires_at > claim.now && marker.digest != claim.digest => {
+                Some(ClaimOutcome::Reused)
+            }
             Some(marker) if marker.expires_at > claim.now => match &marker.status {
                 MarkerStatus::Completed => Some(ClaimOutcome::AlreadyCompleted),
                 MarkerStatus::InProgress { until, .. } if *until > claim.now => Some(ClaimOutcome::InProgress),
@@ -63,6 +67,7 @@ impl DedupStore for InMemoryDedup {
             claim.key.clone(),
             Marker {
                 status: MarkerStatus::InProgress { token: claim.token.clone(), until: claim.in_progress_until },
+                digest: claim.digest.clone(),
                 expires_at: claim.expires_at,
             },
         );

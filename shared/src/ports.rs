@@ -32,6 +32,9 @@ pub struct DedupClaim {
     /// Random per attempt: only the attempt that claimed the marker may complete or release it.
     pub token: String,
     pub event_type: String,
+    /// [`CanonicalEvent::content_digest`]: a later delivery under the same key with another digest
+    /// reuses the id for other content.
+    pub digest: String,
     pub now: Timestamp,
     /// After this instant an unfinished claim is considered abandoned (the Lambda died) and a
     /// retry may take it over.
@@ -54,6 +57,9 @@ pub enum ClaimOutcome {
     AlreadyCompleted,
     /// Another attempt is handling the event right now.
     InProgress,
+    /// The key was claimed for other content (same id, another digest): not a duplicate, and
+    /// nothing of this delivery may be written.
+    Reused,
 }
 
 pub trait DedupStore: Send + Sync {
@@ -108,19 +114,82 @@ impl BusMessage {
     }
 }
 
+/// `PublishBatch` takes at most ten entries, and at most [`SNS_MAX_MESSAGE_BYTES`] for all of them.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+
+/// A message that no batch can carry: refused before anything is published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message {index} ({event_type}) is {size} bytes with its attributes; the bus takes at most {SNS_MAX_MESSAGE_BYTES}")]
+pub struct OversizedMessage {
+    pub index: usize,
+    pub event_type: String,
+    pub size: usize,
+}
+
+/// Splits `messages` into consecutive batches of at most [`MAX_BATCH_ENTRIES`] entries and
+/// [`SNS_MAX_MESSAGE_BYTES`] in all, in order; or names the first message that fits in none.
+pub fn batches(messages: &[BusMessage]) -> Result<Vec<&[BusMessage]>, OversizedMessage> {
+    if let Some((index, message)) = messages.iter().enumerate().find(|(_, m)| m.size() > SNS_MAX_MESSAGE_BYTES) {
+        return Err(OversizedMessage { index, event_type: message.event_type.clone(), size: message.size() });
+    }
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, message) in messages.iter().enumerate() {
+        if index - start == MAX_BATCH_ENTRIES || bytes + message.size() > SNS_MAX_MESSAGE_BYTES {
+            batches.push(&messages[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += message.size();
+    }
+    if start < messages.len() {
+        batches.push(&messages[start..]);
+    }
+    Ok(batches)
+}
+
 pub trait EventPublisher: Send + Sync {
     /// Publishes one message; returns the bus's message id.
     fn publish(&self, message: &BusMessage) -> impl Future<Output = Result<String, PortError>> + Send;
 
-    /// Publishes many messages (SNS: `PublishBatch`, 10 per call). On error some may have been
+    /// Publishes many messages (SNS: `PublishBatch`, split by [`batches`]). A message too large
+    /// for the bus is refused before any is published. On another error some may have been
     /// published: callers retry the whole batch, and consumers deduplicate by event id.
     fn publish_all(&self, messages: &[BusMessage]) -> impl Future<Output = Result<(), PortError>> + Send {
         async move {
+            batches(messages).map_err(|e| PortError::new("publish batch", e))?;
             for message in messages {
                 self.publish(message).await?;
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(bytes: usize) -> BusMessage {
+        let envelope = BusMessage { body: String::new(), source: "s".into(), event_type: "s.t".into() }.size();
+        BusMessage { body: "x".repeat(bytes - envelope), source: "s".into(), event_type: "s.t".into() }
+    }
+
+    #[test]
+    fn batches_respect_both_the_count_and_the_total_size() {
+        let small: Vec<BusMessage> = (0..25).map(|_| message(1_000)).collect();
+        let sizes: Vec<usize> = batches(&small).unwrap().iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        // Three messages of 100 KiB: two never share a batch with a third.
+        let large: Vec<BusMessage> = (0..5).map(|_| message(100 * 1024)).collect();
+        let planned = batches(&large).unwrap();
+        assert_eq!(planned.iter().map(|b| b.len()).collect::<Vec<_>>(), [2, 2, 1]);
+        assert!(planned.iter().all(|b| b.iter().map(BusMessage::size).sum::<usize>() <= SNS_MAX_MESSAGE_BYTES));
+        // Exactly at the limit fits alone; one byte more fits nowhere and is named.
+        assert_eq!(batches(&[message(SNS_MAX_MESSAGE_BYTES)]).unwrap().len(), 1);
+        let mixed = vec![message(100), message(SNS_MAX_MESSAGE_BYTES + 1)];
+        let error = batches(&mixed).unwrap_err();
+        assert_eq!((error.index, error.size), (1, SNS_MAX_MESSAGE_BYTES + 1));
+        assert!(batches(&[]).unwrap().is_empty());
     }
 }
 

@@ -120,6 +120,8 @@ impl Demo {
         let parameters = [
             ("WebhookSources", DEMO_SOURCES.to_string()),
             ("AttributeSources", "make,acme".to_string()),
+            // The demo site sets userId only for signed-in visitors: their visits meet their record.
+            ("MatomoUserIdAsEmail", "true".to_string()),
             ("IntegrationsParameter", INTEGRATIONS_PARAM.to_string()),
             ("MatomoUrl", format!("{sources_url}/matomo/")),
             ("MatomoSiteIds", "1,2".to_string()),

@@ -5,7 +5,6 @@ use aws_lambda_events::event::sns::SnsEvent;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
-use tributary_shared::customer::rules::Registry;
 use tributary_shared::testing::{LocalAws, Probe, put_demo_secrets, put_secrets, sample_event};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -37,7 +36,9 @@ fn body(response: &lambda_http::Response<lambda_http::Body>) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_become_one_customer_pushed_to_an_integration_and_readable_through_the_api() {
-    let local = LocalAws::start(&[("IntegrationsParameter", INTEGRATIONS_PARAM)]).await.unwrap();
+    // The samples' visitor signs in with her e-mail address as Matomo userId.
+    let local =
+        LocalAws::start(&[("IntegrationsParameter", INTEGRATIONS_PARAM), ("MatomoUserIdAsEmail", "true")]).await.unwrap();
     put_demo_secrets(&local.sdk).await.unwrap();
     let crm = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&crm).await;
@@ -54,7 +55,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     let updates = Probe::subscribe(&local.sdk, &config.updates_topic_arn, "pipeline-updates").await.unwrap();
     let processor = processor::handler::Deps {
         processor: processor::process::Processor {
-            registry: Registry::standard(&config.attribute_sources),
+            registry: config.registry(),
             store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
             updates: SnsPublisher::new(aws::sns_client(&local.sdk), &config.updates_topic_arn),
             commit_attempts: config.commit_attempts,

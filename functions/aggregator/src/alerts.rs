@@ -45,7 +45,7 @@ pub const RULES: [&str; 5] = [
 ];
 
 /// The lead's five days (UTC), as the alert shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LeadDays {
     pub date_prise_contact: Option<Date>,
     pub date_reponse_prospect: Option<Date>,

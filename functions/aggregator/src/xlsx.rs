@@ -26,6 +26,21 @@ impl Formats {
     }
 }
 
+/// Excel's limit for the text of one cell, in characters; rust_xlsxwriter refuses longer strings.
+pub const MAX_CELL_CHARS: usize = 32_767;
+
+/// Text longer than a cell holds is cut, and says so at its end: a workbook is always produced, and
+/// nobody mistakes the cut text for the whole value.
+pub fn cell_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let length = text.chars().count();
+    if length <= MAX_CELL_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let marker = format!(" […cut: {length} characters]");
+    let kept: String = text.chars().take(MAX_CELL_CHARS - marker.chars().count()).collect();
+    std::borrow::Cow::Owned(kept + &marker)
+}
+
 /// A sheet with its header row written, frozen and filterable over `rows` data rows.
 fn sheet<'a>(
     workbook: &'a mut Workbook,
@@ -87,7 +102,7 @@ pub fn report_workbook(report: &MonthlyReport, first_day: Date) -> Result<Vec<u8
     let statut = sheet(&mut workbook, "Statut", &["statut", "leads"], report.by_statut.len(), &formats)?;
     for (i, entry) in report.by_statut.iter().enumerate() {
         let row = i as u32 + 1;
-        statut.write_string(row, 0, entry.statut.as_deref().unwrap_or("(none)"))?;
+        statut.write_string(row, 0, cell_text(entry.statut.as_deref().unwrap_or("(none)")))?;
         statut.write_number(row, 1, entry.leads as f64)?;
     }
 
@@ -133,11 +148,11 @@ pub fn alerts_workbook(alerts: &[Alert]) -> Result<Vec<u8>, XlsxError> {
     let worksheet = sheet(&mut workbook, "Alerts", &ALERT_HEADERS, alerts.len(), &formats)?;
     for (i, alert) in alerts.iter().enumerate() {
         let row = i as u32 + 1;
-        worksheet.write_string(row, 0, &alert.lead_id)?;
-        worksheet.write_string(row, 1, &alert.nom)?;
-        worksheet.write_string(row, 2, alert.statut.as_deref().unwrap_or(""))?;
-        worksheet.write_string(row, 3, &alert.rule)?;
-        worksheet.write_string(row, 4, &alert.detail)?;
+        worksheet.write_string(row, 0, cell_text(&alert.lead_id))?;
+        worksheet.write_string(row, 1, cell_text(&alert.nom))?;
+        worksheet.write_string(row, 2, cell_text(alert.statut.as_deref().unwrap_or("")))?;
+        worksheet.write_string(row, 3, cell_text(&alert.rule))?;
+        worksheet.write_string(row, 4, cell_text(&alert.detail))?;
         let days = &alert.dates;
         for (offset, day) in [
             days.date_prise_contact,
@@ -154,4 +169,20 @@ pub fn alerts_workbook(alerts: &[Alert]) -> Result<Vec<u8>, XlsxError> {
     }
     worksheet.set_column_width(4, 60)?;
     workbook.save_to_buffer()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_beyond_a_cell_is_cut_with_a_visible_marker() {
+        assert_eq!(cell_text("Ada"), "Ada");
+        let exact = "é".repeat(MAX_CELL_CHARS);
+        assert_eq!(cell_text(&exact).chars().count(), MAX_CELL_CHARS);
+        let long = "é".repeat(40_000);
+        let cut = cell_text(&long);
+        assert_eq!(cut.chars().count(), MAX_CELL_CHARS);
+        assert!(cut.ends_with(" […cut: 40000 characters]"), "{}", &cut[cut.len() - 40..]);
+    }
 }

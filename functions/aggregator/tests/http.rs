@@ -206,3 +206,25 @@ async fn the_monthly_job_writes_both_workbooks_and_notifies_their_links() {
     }
     assert!(JobRequest::from_event(json!({"job": "monthly-report", "extra": 1})).is_err());
 }
+
+/// A 40 000-character name (more than an Excel cell holds; leads written before names were
+/// limited can hold one) once made the alerts workbook fail with 503: the cell is cut with a
+/// visible marker and the workbook is produced.
+#[test]
+fn a_name_longer_than_an_excel_cell_is_cut_not_a_failed_workbook() {
+    let alert = aggregator::alerts::Alert {
+        lead_id: "lead-long".into(),
+        nom: "N".repeat(40_000),
+        statut: Some("appel_propose".into()),
+        rule: "proposed_call_not_booked".into(),
+        detail: "proposed 18 days ago, never booked".into(),
+        dates: Default::default(),
+    };
+    let bytes = aggregator::xlsx::alerts_workbook(&[alert]).unwrap();
+    let mut workbook: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    use calamine::Reader;
+    let sheet = workbook.worksheet_range("Alerts").unwrap();
+    let name = sheet.rows().nth(1).unwrap()[1].to_string();
+    assert_eq!(name.chars().count(), aggregator::xlsx::MAX_CELL_CHARS);
+    assert!(name.starts_with("NNN") && name.ends_with("[…cut: 40000 characters]"));
+}

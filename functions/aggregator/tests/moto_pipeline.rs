@@ -78,10 +78,17 @@ async fn ingested_leads_reach_the_lake_and_the_statistics_equal_the_reference() 
         let leads = round_of(round, 40);
         let mut request = sample("api-ingest-leads.json");
         request["body"] = json!(serde_json::to_string(&leads).unwrap());
+        // The retry sends the request's Idempotency-Key again: the same event ids.
+        let key = format!("round-{round}");
+        request["headers"]["idempotency-key"] = json!(key);
         let response =
             api::handler::handle(&api, lambda_http::request::from_str(&request.to_string()).unwrap(), at).await;
         assert_eq!(response.status(), 202, "{:?}", body(&response));
-        versions.extend(leads.into_iter().map(|lead| Version { event_id: lead.version_id(), lead, occurred_at: at }));
+        versions.extend(leads.into_iter().map(|lead| Version {
+            event_id: lead.version_id_in_request(Some(&key), at),
+            lead,
+            occurred_at: at,
+        }));
     }
 
     // The lake writer, fed from its queue the way the SQS event source would.

@@ -233,13 +233,30 @@ async fn respond<S: CustomerStore, P: EventPublisher>(
     }
 }
 
+/// Longest `Idempotency-Key` accepted on the ingestion route.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
+
 /// `POST /api/v1/ingestion/leads`: a JSON list of leads, all valid or none taken; each becomes a
-/// `lead.upserted` event whose id follows the lead's content (a re-sent lead is a duplicate).
+/// `lead.upserted` event, a new version of its lead ([`tributary_shared::lead::Lead::version_id_in_request`]): a retry of
+/// the request with the same `Idempotency-Key` header gives the same event ids (duplicates
+/// downstream), any other request new versions.
 async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request, now: Timestamp) -> Response<Body> {
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
         return Problem::new(415, "Unsupported Media Type").with_detail("send application/json").into_response();
     }
+    let idempotency_key = match request.headers().get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Some(key)
+        }
+        Some(_) => {
+            return bad_request(
+                &format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+                "idempotency-key",
+            );
+        }
+    };
     let items: Vec<serde_json::Value> = match serde_json::from_slice(request.body().as_ref()) {
         Ok(items) => items,
         Err(_) => return bad_request("the body must be a JSON array of leads", "body"),
@@ -264,7 +281,7 @@ async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request
     };
     let messages = match leads
         .iter()
-        .map(|lead| lead.event_message(lead.version_id(), "ingestion", now, now))
+        .map(|lead| lead.event_message(lead.version_id_in_request(idempotency_key, now), "ingestion", now, now))
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(messages) => messages,

@@ -1,6 +1,7 @@
 //! The processor's configuration, parsed once at cold start.
 
 use tributary_shared::config::{ConfigError, Env};
+use tributary_shared::customer::rules::Registry;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {
@@ -11,11 +12,20 @@ pub struct ProcessorConfig {
     pub attribute_sources: Vec<String>,
     /// Attempts of one event's read-apply-commit cycle when other writers get there first.
     pub commit_attempts: u32,
+    /// Whether an address-shaped Matomo `userId` is the visitor's e-mail identity (off by default:
+    /// Matomo's tracker is public, anyone can send any `userId`).
+    pub matomo_user_id_as_email: bool,
 }
 
 /// Every environment variable [`ProcessorConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 5] =
-    ["CUSTOMER_TABLE", "UPDATES_TOPIC_ARN", "DEAD_LETTER_QUEUE_URL", "ATTRIBUTE_SOURCES", "COMMIT_ATTEMPTS"];
+pub const ENVIRONMENT: [&str; 6] = [
+    "CUSTOMER_TABLE",
+    "UPDATES_TOPIC_ARN",
+    "DEAD_LETTER_QUEUE_URL",
+    "ATTRIBUTE_SOURCES",
+    "COMMIT_ATTEMPTS",
+    "MATOMO_USER_ID_AS_EMAIL",
+];
 
 impl ProcessorConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
@@ -36,7 +46,13 @@ impl ProcessorConfig {
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             attribute_sources,
             commit_attempts,
+            matomo_user_id_as_email: env.parsed_or("MATOMO_USER_ID_AS_EMAIL", false)?,
         })
+    }
+
+    /// The update rules as configured.
+    pub fn registry(&self) -> Registry {
+        Registry::configured(&self.attribute_sources, self.matomo_user_id_as_email)
     }
 }
 
@@ -59,6 +75,11 @@ mod tests {
         let config = ProcessorConfig::from_env(&env).unwrap();
         assert_eq!(config.attribute_sources, ["make", "acme"]);
         assert_eq!(config.commit_attempts, 8);
+        assert!(!config.matomo_user_id_as_email, "off unless configured");
+        env.insert("MATOMO_USER_ID_AS_EMAIL".into(), "yes".into());
+        assert!(ProcessorConfig::from_env(&env).unwrap_err().to_string().contains("MATOMO_USER_ID_AS_EMAIL"));
+        env.insert("MATOMO_USER_ID_AS_EMAIL".into(), "true".into());
+        assert!(ProcessorConfig::from_env(&env).unwrap().matomo_user_id_as_email);
         env.insert("ATTRIBUTE_SOURCES".into(), "Make".into());
         assert!(ProcessorConfig::from_env(&env).unwrap_err().to_string().contains("ATTRIBUTE_SOURCES"));
         env.insert("ATTRIBUTE_SOURCES".into(), "make".into());

@@ -5,7 +5,6 @@ use processor::handler::{Deps, HandlerError, handle};
 use processor::process::Processor;
 use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters};
 use tributary_shared::config::ProcessEnv;
-use tributary_shared::customer::rules::Registry;
 use tributary_shared::telemetry;
 
 #[tokio::main]
@@ -16,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let sdk = aws::load_sdk_config().await;
     let deps = Deps {
         processor: Processor {
-            registry: Registry::standard(&config.attribute_sources),
+            registry: config.registry(),
             store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table),
             updates: SnsPublisher::new(aws::sns_client(&sdk), &config.updates_topic_arn),
             commit_attempts: config.commit_attempts,

@@ -38,6 +38,9 @@ pub enum Processed {
     NoSubject,
 }
 
+/// The dead-letter reason of an event whose id was applied before with other content.
+pub const ID_REUSED: &str = "id_reused";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// The event can never be applied (bad payload, no customer named, a rule writing outside
@@ -103,7 +106,7 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
                     });
                 }
                 CommitOutcome::AlreadyApplied => {
-                    return self.duplicate(&applied_key(&event.source, &event.id), now).await;
+                    return self.duplicate(event, now).await;
                 }
                 CommitOutcome::Conflict => tokio::time::sleep(backoff(attempt)).await,
             }
@@ -144,10 +147,14 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
         Ok((Resolution { customer_id, new_links }, record))
     }
 
-    async fn duplicate(&self, key: &str, now: Timestamp) -> Result<Processed, ProcessError> {
+    async fn duplicate(&self, event: &CanonicalEvent, now: Timestamp) -> Result<Processed, ProcessError> {
+        let key = &applied_key(&event.source, &event.id);
         let Some(marker) = self.store.applied(key).await? else {
             return Ok(Processed::Duplicate { republished: false });
         };
+        if marker.digest.as_ref().is_some_and(|digest| *digest != event.content_digest()) {
+            return Err(ProcessError::Rejected(format!("{ID_REUSED}: event id reused with different content")));
+        }
         let abandoned = marker.committed_at.saturating_add(NOTIFY_GRACE).is_ok_and(|deadline| now > deadline);
         match &marker.pending {
             Some(update) if abandoned => {
@@ -216,6 +223,7 @@ pub fn build_commit(
             customer_id: record.id.clone(),
             version: record.version,
             committed_at: now,
+            digest: Some(event.content_digest()),
             pending,
         },
         record,

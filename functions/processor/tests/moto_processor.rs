@@ -9,6 +9,7 @@ use futures::StreamExt;
 use processor::handler::handle;
 use serde_json::json;
 use tributary_shared::aws;
+use tributary_shared::event::CanonicalEvent;
 use tributary_shared::ports::CustomerStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -123,4 +124,30 @@ async fn a_malformed_message_goes_to_the_dead_letter_queue_with_its_reason_and_w
     assert!(reason.is_some_and(|r| r.starts_with("not a canonical event")), "{reason:?}");
     assert!(moto.items().await.is_empty());
     assert!(moto.updates.drain().await.unwrap().is_empty());
+}
+
+/// An id already applied, delivered again with other content (a Make record id reused for a
+/// changed record, after the webhook's dedup marker expired): dead-lettered with reason
+/// `id_reused`, the record untouched. The same content again stays a plain duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_reused_with_other_content_is_dead_lettered_not_dropped() {
+    let moto = MotoProcessor::start().await;
+    let subject = Some(tributary_shared::event::Subject::email("ada@example.com"));
+    let pro = event("rec_1", "make.row", subject.clone(), "2026-11-01T00:00:00Z", json!({"plan": "pro"}));
+    let team = event("rec_1", "make.row", subject, "2026-11-01T00:00:00Z", json!({"plan": "team"}));
+    assert_eq!(handle(&moto.deps, delivery_of(&pro), now()).await.unwrap().applied, 1);
+    assert_eq!(handle(&moto.deps, delivery_of(&pro), now()).await.unwrap().duplicates, 1);
+    assert_eq!(handle(&moto.deps, delivery_of(&team), now()).await.unwrap().dead_lettered, 1);
+    let received = aws::sqs_client(&moto.aws.sdk)
+        .receive_message()
+        .queue_url(&moto.config.dead_letter_queue_url)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 1);
+    let reason = messages[0].message_attributes().and_then(|a| a.get("reason")).and_then(|v| v.string_value());
+    assert!(reason.is_some_and(|r| r.starts_with("id_reused")), "{reason:?}");
+    assert_eq!(CanonicalEvent::from_message(messages[0].body().unwrap()).unwrap(), team);
 }

@@ -6,6 +6,7 @@ use jiff::SignedDuration;
 use serde::Deserialize;
 use std::collections::HashMap;
 use tributary_shared::config::{ConfigError, Env};
+use tributary_shared::event::RESERVED_SOURCE_NAMES;
 use tributary_shared::ports::{PortError, SNS_MAX_MESSAGE_BYTES, SecretSource};
 
 /// A Standard Webhooks sender, as configured in `WEBHOOK_SOURCES`.
@@ -70,7 +71,7 @@ fn valid_source_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 40
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name != "stripe"
+        && !RESERVED_SOURCE_NAMES.contains(&name)
 }
 
 impl WebhookConfig {
@@ -83,7 +84,12 @@ impl WebhookConfig {
             if !valid_source_name(&source.name) {
                 return Err(ConfigError::invalid(
                     "WEBHOOK_SOURCES",
-                    format!("source {index}: name must be 1-40 of a-z 0-9 - and not `stripe`"),
+                    format!(
+                        "source {index} (`{}`): a name is 1-40 of a-z 0-9 - and not one of the product's own \
+                         event families ({})",
+                        source.name,
+                        RESERVED_SOURCE_NAMES.join(", ")
+                    ),
                 ));
             }
             if sources[..index].iter().any(|other| other.name == source.name) {
@@ -182,7 +188,16 @@ pub struct Receiver {
     pub make: Option<MakeAuth>,
     pub personnage: Option<TokenVerifier>,
     pub sources: HashMap<String, StandardSource>,
+    /// A verifier with a random key, for deliveries to senders that are not configured: they are
+    /// checked like the others and fail alike, so answers and timing do not reveal configured names.
+    pub decoy: StandardVerifier,
     pub limits: Limits,
+}
+
+/// A Standard Webhooks verifier whose key nobody holds (two random UUIDs' worth of bytes).
+fn decoy_verifier(tolerance: Tolerance) -> StandardVerifier {
+    let key = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
+    StandardVerifier::with_key(key, tolerance)
 }
 
 impl Receiver {
@@ -225,6 +240,7 @@ impl Receiver {
                 None => None,
             },
             sources,
+            decoy: decoy_verifier(tolerance),
             limits: config.limits,
         })
     }
@@ -286,6 +302,14 @@ mod tests {
         assert!(with("MAX_BODY_BYTES", "300000").contains("MAX_BODY_BYTES"));
         assert!(with("WEBHOOK_SOURCES", "{").contains("WEBHOOK_SOURCES"));
         assert!(with("WEBHOOK_SOURCES", r#"[{"name":"stripe","secret_param":"/p"}]"#).contains("WEBHOOK_SOURCES"));
+        // A sender named after one of the product's own families could forge its events.
+        for reserved in RESERVED_SOURCE_NAMES {
+            let sources = format!(r#"[{{"name":"{reserved}","secret_param":"/p"}}]"#);
+            let mut pairs = base();
+            pairs.push(("WEBHOOK_SOURCES", &sources));
+            let error = WebhookConfig::from_env(&env(&pairs)).unwrap_err().to_string();
+            assert!(error.contains(&format!("`{reserved}`")) && error.contains("own event families"), "{error}");
+        }
         assert!(
             with("WEBHOOK_SOURCES", r#"[{"name":"a","secret_param":"/p"},{"name":"a","secret_param":"/q"}]"#)
                 .contains("twice")

@@ -28,17 +28,26 @@ pub struct Deps<D, A, P> {
     pub publisher: P,
 }
 
-/// Request headers kept with the archived body: what is needed to re-verify or trace a delivery.
+/// Request headers kept with the archived body: what is needed to re-verify or trace a delivery,
+/// most useful first (when S3's metadata budget runs short, the last ones are cut or left out).
 /// Tokens (`authorization`, the Make token header) are never archived.
 const ARCHIVED_HEADERS: [&str; 7] = [
     "content-type",
-    "user-agent",
-    "stripe-signature",
     "webhook-id",
     "webhook-timestamp",
-    "webhook-signature",
     "idempotency-key",
+    "stripe-signature",
+    "webhook-signature",
+    "user-agent",
 ];
+
+/// S3 refuses an object whose user metadata (names and values, UTF-8 bytes) passes 2 KB. The
+/// names are counted with their `x-amz-meta-` prefix, which keeps a margin whatever S3 counts.
+pub const MAX_ARCHIVE_METADATA_BYTES: usize = 2048;
+/// Longest metadata value kept when there is room; longer values are cut.
+const MAX_METADATA_VALUE_CHARS: usize = 512;
+/// A header value cut to fewer characters than this says nothing useful: it is left out instead.
+const MIN_USEFUL_METADATA_VALUE: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route<'a> {
@@ -97,6 +106,7 @@ impl Outcome {
             .count("deliveries_received", u64::from(self.outcome != "health"))
             .count("events_accepted", is(&["accepted"]))
             .count("duplicates", is(&["duplicate"]))
+            .count("ids_reused", is(&["id_reused"]))
             .count(
                 "rejected",
                 is(&["unauthorized", "invalid", "too_large", "unsupported_media_type", "unknown_source"]),
@@ -173,6 +183,8 @@ where
         outcome.outcome = "health";
         return json_response(200, "application/json", &serde_json::json!({"status": "ok"}));
     }
+    // An unconfigured sender goes through the same checks as a configured one and fails at the
+    // signature (401): the answers do not tell which names are configured.
     let configured = match route {
         Route::Stripe => receiver.stripe.is_some(),
         Route::Make => receiver.make.is_some(),
@@ -180,10 +192,6 @@ where
         Route::Standard(name) => receiver.sources.contains_key(name),
         Route::Health => true,
     };
-    if !configured {
-        outcome.outcome = "unknown_source";
-        return not_found();
-    }
 
     let body: &[u8] = request.body().as_ref();
     if body.len() > receiver.limits.max_body_bytes {
@@ -200,8 +208,8 @@ where
     let event = match authenticate_and_normalise(receiver, route, request, body, now) {
         Ok(event) => event,
         Err(Rejection::Unauthorized(reason)) => {
-            tracing::warn!(reason = %reason, "delivery not authenticated");
-            outcome.outcome = "unauthorized";
+            tracing::warn!(reason = %reason, configured, "delivery not authenticated");
+            outcome.outcome = if configured { "unauthorized" } else { "unknown_source" };
             return Problem::new(401, "Unauthorized").into_response();
         }
         Err(Rejection::Invalid(invalid)) => {
@@ -241,13 +249,18 @@ fn authenticate_and_normalise(
     body: &[u8],
     now: Timestamp,
 ) -> Result<CanonicalEvent, Rejection> {
+    let headers = StandardHeaders {
+        id: header(request, "webhook-id"),
+        timestamp: header(request, "webhook-timestamp"),
+        signature: header(request, "webhook-signature"),
+    };
+    // An unconfigured sender is checked against a random key: the same work, the same 401.
+    let unconfigured = || -> Rejection {
+        let reason = receiver.decoy.verify(headers, body, now).err().unwrap_or(AuthError::NoMatch);
+        Rejection::Unauthorized(reason)
+    };
     let standard = |name: &str| -> Result<CanonicalEvent, Rejection> {
-        let source = receiver.sources.get(name).ok_or(Rejection::Unauthorized(AuthError::NoMatch))?;
-        let headers = StandardHeaders {
-            id: header(request, "webhook-id"),
-            timestamp: header(request, "webhook-timestamp"),
-            signature: header(request, "webhook-signature"),
-        };
+        let source = receiver.sources.get(name).ok_or_else(unconfigured)?;
         let sent_at = source.verifier.verify(headers, body, now).map_err(Rejection::Unauthorized)?;
         let id = headers.id.ok_or(Rejection::Unauthorized(AuthError::MissingHeader))?;
         Ok(normalise::standard_event(name, id, sent_at, source.subject_field.as_deref(), body, now)?)
@@ -255,7 +268,7 @@ fn authenticate_and_normalise(
 
     match route {
         Route::Stripe => {
-            let verifier = receiver.stripe.as_ref().ok_or(Rejection::Unauthorized(AuthError::NoMatch))?;
+            let verifier = receiver.stripe.as_ref().ok_or_else(unconfigured)?;
             verifier.verify(header(request, "stripe-signature"), body, now).map_err(Rejection::Unauthorized)?;
             Ok(normalise::stripe_event(body, now)?)
         }
@@ -265,10 +278,10 @@ fn authenticate_and_normalise(
                 Ok(normalise::make_event(fields, body, now)?)
             }
             Some(MakeAuth::Standard) => standard("make"),
-            None => Err(Rejection::Unauthorized(AuthError::NoMatch)),
+            None => Err(unconfigured()),
         },
         Route::Personnage => {
-            let verifier = receiver.personnage.as_ref().ok_or(Rejection::Unauthorized(AuthError::NoMatch))?;
+            let verifier = receiver.personnage.as_ref().ok_or_else(unconfigured)?;
             verifier.verify(header(request, verifier.header())).map_err(Rejection::Unauthorized)?;
             Ok(normalise::personnage_event(body, header(request, "idempotency-key"), now)?)
         }
@@ -283,28 +296,56 @@ pub fn archive_key(event: &CanonicalEvent) -> String {
     format!("raw/source={}/date={}/{}.json", event.source, event.occurred_at.strftime("%Y-%m-%d"), event.id)
 }
 
-/// S3 metadata must be printable ASCII and stays well under its 2 KiB limit.
-fn metadata_value(value: &str) -> String {
-    value.chars().take(512).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+/// S3 metadata must be printable ASCII: other characters become `?`; at most `max_chars` kept.
+fn metadata_value(value: &str, max_chars: usize) -> String {
+    value.chars().take(max_chars).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+}
+
+fn metadata_size(metadata: &[(String, String)]) -> usize {
+    metadata.iter().map(|(name, value)| "x-amz-meta-".len() + name.len() + value.len()).sum()
+}
+
+/// The archive's object metadata, always within [`MAX_ARCHIVE_METADATA_BYTES`]: the envelope facts
+/// first (short and bounded: an event id is at most 200 characters, a type 128 after its source),
+/// then the headers in [`ARCHIVED_HEADERS`] order, each cut to the room left; a header with no
+/// useful room left is left out, and `truncated-headers` names every header cut or left out.
+pub fn archive_metadata(event: &CanonicalEvent, headers: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut metadata = vec![
+        ("event-id".to_string(), event.id.to_string()),
+        ("event-type".to_string(), metadata_value(&event.event_type, 256)),
+        ("source".to_string(), metadata_value(&event.source, 64)),
+        ("received-at".to_string(), event.received_at.to_string()),
+    ];
+    // Room kept for the `truncated-headers` list itself (every header name, comma-separated).
+    let shortfall_room = "x-amz-meta-truncated-headers".len() + ARCHIVED_HEADERS.iter().map(|h| h.len() + 1).sum::<usize>();
+    let mut shortened = Vec::new();
+    for name in ARCHIVED_HEADERS {
+        let Some((_, value)) = headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)) else { continue };
+        let used = metadata_size(&metadata) + shortfall_room + "x-amz-meta-".len() + name.len();
+        let room = MAX_ARCHIVE_METADATA_BYTES.saturating_sub(used).min(MAX_METADATA_VALUE_CHARS);
+        let kept = metadata_value(value, room);
+        if kept.len() < value.chars().count() {
+            shortened.push(name);
+        }
+        if kept.len() >= MIN_USEFUL_METADATA_VALUE.min(value.len()) {
+            metadata.push((name.to_string(), kept));
+        }
+    }
+    if !shortened.is_empty() {
+        metadata.push(("truncated-headers".to_string(), shortened.join(",")));
+    }
+    metadata
 }
 
 fn archived_delivery(request: &Request, body: &[u8], event: &CanonicalEvent) -> ArchivedDelivery {
-    let mut metadata = vec![
-        ("event-id".to_string(), event.id.to_string()),
-        ("event-type".to_string(), metadata_value(&event.event_type)),
-        ("source".to_string(), event.source.clone()),
-        ("received-at".to_string(), event.received_at.to_string()),
-    ];
-    for name in ARCHIVED_HEADERS {
-        if let Some(value) = header(request, name) {
-            metadata.push((name.to_string(), metadata_value(value)));
-        }
-    }
+    let headers: Vec<(&str, &str)> =
+        ARCHIVED_HEADERS.iter().filter_map(|name| header(request, name).map(|value| (*name, value))).collect();
     ArchivedDelivery {
         key: archive_key(event),
         body: body.to_vec(),
-        content_type: header(request, "content-type").map_or_else(|| "application/json".into(), metadata_value),
-        metadata,
+        content_type: header(request, "content-type")
+            .map_or_else(|| "application/json".into(), |value| metadata_value(value, 256)),
+        metadata: archive_metadata(event, &headers),
     }
 }
 
@@ -327,6 +368,7 @@ where
         key: DedupClaim::key_for(&event.source, &event.id),
         token: uuid::Uuid::new_v4().to_string(),
         event_type: event.event_type.clone(),
+        digest: event.content_digest(),
         now,
         in_progress_until: now.saturating_add(limits.in_progress_timeout).unwrap_or(now),
         expires_at: now.saturating_add(limits.dedup_ttl).unwrap_or(now),
@@ -338,6 +380,15 @@ where
         Ok(ClaimOutcome::AlreadyCompleted) => {
             outcome.outcome = "duplicate";
             return json_response(200, "application/json", &accepted(true));
+        }
+        Ok(ClaimOutcome::Reused) => {
+            tracing::warn!(event_id = %event.id, "event id reused with different content; refused");
+            outcome.outcome = "id_reused";
+            return Problem::new(409, "Conflict")
+                .with_detail(
+                    "this event id was already used for different content; send new content under a new id",
+                )
+                .into_response();
         }
         Ok(ClaimOutcome::InProgress) => {
             outcome.outcome = "in_progress";
@@ -392,6 +443,26 @@ mod tests {
         assert_eq!(route("/webhooks/"), None);
         assert_eq!(route("/webhooks/a/b"), None);
         assert_eq!(route("/elsewhere"), None);
+    }
+
+    #[test]
+    fn archive_metadata_stays_within_s3s_limit_whatever_the_headers() {
+        let event = normalise::personnage_event(br#"{"nom":"N","score":1}"#, Some(&"k".repeat(200)), Timestamp::UNIX_EPOCH)
+            .unwrap();
+        let short = archive_metadata(&event, &[("content-type", "application/json"), ("user-agent", "curl/8")]);
+        assert_eq!(short.iter().find(|(n, _)| n == "user-agent").map(|(_, v)| v.as_str()), Some("curl/8"));
+        assert!(short.iter().all(|(n, _)| n != "truncated-headers"));
+
+        let long = "v1,".to_string() + &"A".repeat(5000);
+        let headers: Vec<(&str, &str)> = ARCHIVED_HEADERS.iter().map(|name| (*name, long.as_str())).collect();
+        let metadata = archive_metadata(&event, &headers);
+        assert!(metadata_size(&metadata) <= MAX_ARCHIVE_METADATA_BYTES, "{}", metadata_size(&metadata));
+        // The envelope is whole; the first headers are kept (cut), the last ones named as cut.
+        assert_eq!(metadata[0], ("event-id".to_string(), "k".repeat(200)));
+        assert!(metadata.iter().any(|(n, v)| n == "content-type" && v.len() == MAX_METADATA_VALUE_CHARS));
+        let truncated = metadata.iter().find(|(n, _)| n == "truncated-headers").map(|(_, v)| v.clone()).unwrap();
+        assert!(truncated.contains("user-agent") && truncated.contains("content-type"), "{truncated}");
+        assert!(metadata.iter().all(|(_, v)| v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')));
     }
 
     #[test]

@@ -142,3 +142,51 @@ async fn every_sender_family_reaches_the_topic() {
     types.sort();
     assert_eq!(types, vec!["acme.contact.created", "make.lead.created", "personnage.submitted"]);
 }
+
+/// Long headers (a verbose user agent, a signature list during a key rotation) once made every
+/// delivery of that sender fail with 503: S3 refuses more than 2 KB of metadata (moto-server.py
+/// refuses it likewise). The delivery is archived with the headers cut to fit.
+#[tokio::test]
+async fn long_headers_are_cut_to_fit_the_archive_metadata() {
+    let local = MotoReceiver::start().await;
+    let (mut request, now) = sample("webhook-stripe-valid.json");
+    let signature = request.headers()["stripe-signature"].to_str().unwrap().to_string();
+    // Stripe lists every valid v1 during a rotation: ours still verifies among 40 others.
+    let rotated = format!("{signature}{}", format!(",v1={}", "ab".repeat(32)).repeat(40));
+    request.headers_mut().insert("stripe-signature", rotated.parse().unwrap());
+    request.headers_mut().insert("user-agent", "Agent/1.0 ".repeat(300).parse().unwrap());
+    let response = handle(&local.deps, request, now).await;
+    assert_eq!(response.status(), 202, "{:?}", response.body());
+    let key = local.archived_keys().await.pop().unwrap();
+    let object =
+        aws::s3_client(&local.aws.sdk).get_object().bucket(&local.config.archive_bucket).key(&key).send().await.unwrap();
+    let metadata = object.metadata().cloned().unwrap_or_default();
+    let size: usize = metadata.iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
+    assert!(size <= webhook::handler::MAX_ARCHIVE_METADATA_BYTES, "{size}");
+    assert!(metadata["stripe-signature"].starts_with(&signature[..20]));
+    assert!(metadata["truncated-headers"].contains("stripe-signature"), "{metadata:?}");
+    assert_eq!(local.probe.drain().await.unwrap().len(), 1);
+}
+
+/// The digest travels with the DynamoDB marker: a Make record id sent again with a changed field
+/// is refused with 409 and leaves nothing behind; the same content again is a duplicate.
+#[tokio::test]
+async fn a_reused_make_id_is_refused_against_dynamodb() {
+    let local = MotoReceiver::start().await;
+    let make = |body: &str| {
+        let (mut request, now) = sample("webhook-make.json");
+        *request.body_mut() = Body::Text(body.to_string());
+        (request, now)
+    };
+    let (request, now) = make(r#"{"id":"rec_1","email":"ada@example.com","plan":"pro"}"#);
+    assert_eq!(handle(&local.deps, request, now).await.status(), 202);
+    let (request, now) = make(r#"{"id":"rec_1","email":"ada@example.com","plan":"team"}"#);
+    assert_eq!(handle(&local.deps, request, now).await.status(), 409);
+    let (request, now) = make(r#"{"plan":"pro","id":"rec_1","email":"ada@example.com"}"#);
+    assert_eq!(handle(&local.deps, request, now).await.status(), 200);
+    assert_eq!(local.probe.drain().await.unwrap().len(), 1);
+    assert_eq!(local.archived_keys().await.len(), 1);
+    let items = local.dedup_items().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["digest"].as_s().unwrap().len(), 32);
+}

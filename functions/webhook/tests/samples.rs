@@ -140,9 +140,26 @@ async fn pipeline_checks_run_in_order_and_write_nothing_on_rejection() {
     request.headers_mut().remove("authorization");
     assert_eq!(handle(&deps, request, now).await.status(), 401);
 
-    // Unknown source and route, wrong method.
+    // A signature timestamp at the edge of i64 is out of tolerance (it overflowed before).
+    let (mut request, now) = sample("webhook-stripe-valid.json");
+    let extreme = "t=-9223372036854775808,v1=".to_string() + &"0".repeat(64);
+    request.headers_mut().insert("stripe-signature", extreme.parse().unwrap());
+    assert_eq!(handle(&deps, request, now).await.status(), 401);
+
+    // An unconfigured sender answers exactly as a configured one with a wrong signature: nothing
+    // tells which names are configured.
+    let (mut request, now) = sample("webhook-standard-acme.json");
+    request.headers_mut().insert("webhook-signature", "v1,AAAA".parse().unwrap());
+    let configured = handle(&deps, request, now).await;
     let (mut request, now) = sample("webhook-standard-acme.json");
     *request.uri_mut() = "https://abc123.execute-api.eu-west-3.amazonaws.com/webhooks/nobody".parse().unwrap();
+    let unconfigured = handle(&deps, request, now).await;
+    assert_eq!((configured.status().as_u16(), unconfigured.status().as_u16()), (401, 401));
+    assert_eq!(configured.headers(), unconfigured.headers());
+    assert_eq!(body_json(&configured).await, body_json(&unconfigured).await);
+    // Unknown route, wrong method.
+    let (mut request, now) = sample("webhook-standard-acme.json");
+    *request.uri_mut() = "https://abc123.execute-api.eu-west-3.amazonaws.com/elsewhere".parse().unwrap();
     assert_eq!(handle(&deps, request, now).await.status(), 404);
     let (mut request, now) = sample("webhook-health.json");
     *request.method_mut() = lambda_http::http::Method::POST;
@@ -207,10 +224,15 @@ async fn an_abandoned_claim_is_taken_over_after_its_timeout() {
         key: "stripe#evt_1QxTributaryDemo0001".into(),
         token: "dead-attempt".into(),
         event_type: "stripe.invoice.paid".into(),
+        digest: "digest-of-the-same-content".into(),
         now,
         in_progress_until: now.checked_add(SignedDuration::from_secs(30)).unwrap(),
         expires_at: now.checked_add(SignedDuration::from_hours(168)).unwrap(),
     };
+    // The digest the receiver computes for this very delivery: the same content.
+    let (request, _) = sample("webhook-stripe-valid.json");
+    let event = webhook::normalise::stripe_event(request.body().as_ref(), now).unwrap();
+    let abandoned = DedupClaim { digest: event.content_digest(), ..abandoned };
     deps.dedup.claim(&abandoned).await.unwrap();
     let (retry, _) = sample("webhook-stripe-valid.json");
     let response = handle(&deps, retry, now).await;
@@ -241,4 +263,37 @@ async fn make_uses_standard_webhooks_when_configured_as_a_source() {
     assert_eq!(response.status(), 202);
     let event = CanonicalEvent::from_message(&deps.publisher.messages()[0].body).unwrap();
     assert_eq!(event.event_type, "make.contact.created");
+}
+
+/// A client-chosen id (Make's record id, personnage's `Idempotency-Key`) sent again with other
+/// content is a conflict: 409, nothing archived or published, the first content kept. The same
+/// id with the same content (in another JSON layout) stays a duplicate.
+#[tokio::test]
+async fn an_id_reused_with_other_content_is_a_conflict_not_a_duplicate() {
+    let deps = memory_deps().await;
+    let make = |body: &str| with_body("webhook-make.json", body);
+    let (request, now) = make(r#"{"id":"rec_1","email":"ada@example.com","plan":"pro"}"#);
+    assert_eq!(handle(&deps, request, now).await.status(), 202);
+    let (request, now) = make(r#"{ "plan": "pro", "email": "ada@example.com", "id": "rec_1" }"#);
+    let response = handle(&deps, request, now).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(body_json(&response).await["duplicate"], true);
+    let (request, now) = make(r#"{"id":"rec_1","email":"ada@example.com","plan":"team"}"#);
+    let response = handle(&deps, request, now).await;
+    assert_eq!(response.status(), 409);
+    let problem = body_json(&response).await;
+    assert!(problem["detail"].as_str().unwrap().contains("already used for different content"), "{problem}");
+    assert_eq!(deps.publisher.messages().len(), 1);
+    assert_eq!(deps.archive.objects().len(), 1);
+    let kept = CanonicalEvent::from_message(&deps.publisher.messages()[0].body).unwrap();
+    assert_eq!(kept.payload_as::<serde_json::Value>().unwrap()["plan"], "pro");
+
+    // personnage: one Idempotency-Key, two bodies.
+    let (request, now) = sample("webhook-personnage.json");
+    assert_eq!(handle(&deps, request, now).await.status(), 202);
+    let (request, now) = with_body("webhook-personnage.json", r#"{"nom": "Sasuke", "score": 85}"#);
+    assert_eq!(handle(&deps, request, now).await.status(), 409);
+    let (request, now) = sample("webhook-personnage.json");
+    assert_eq!(handle(&deps, request, now).await.status(), 200);
+    assert_eq!(deps.publisher.messages().len(), 2);
 }

@@ -30,8 +30,12 @@ impl DynamoDbDedup {
     }
 
     /// What an existing marker means for a new attempt. DynamoDB's TTL deletes lazily (up to days
-    /// late), so an expired marker is treated as absent by the claim condition, not here.
-    fn outcome_of(item: &HashMap<String, AttributeValue>) -> ClaimOutcome {
+    /// late), so an expired marker is treated as absent by the claim condition, not here. A marker
+    /// written before digests were kept has none and is taken as the same content.
+    fn outcome_of(item: &HashMap<String, AttributeValue>, claim: &DedupClaim) -> ClaimOutcome {
+        if item.get("digest").and_then(|v| v.as_s().ok()).is_some_and(|digest| *digest != claim.digest) {
+            return ClaimOutcome::Reused;
+        }
         match item.get("status").and_then(|v| v.as_s().ok()).map(String::as_str) {
             Some(STATUS_COMPLETED) => ClaimOutcome::AlreadyCompleted,
             _ => ClaimOutcome::InProgress,
@@ -45,6 +49,7 @@ impl DedupStore for DynamoDbDedup {
         item.insert("status".into(), AttributeValue::S(STATUS_IN_PROGRESS.into()));
         item.insert("claim_token".into(), AttributeValue::S(claim.token.clone()));
         item.insert("event_type".into(), AttributeValue::S(claim.event_type.clone()));
+        item.insert("digest".into(), AttributeValue::S(claim.digest.clone()));
         item.insert("claimed_at".into(), AttributeValue::S(claim.now.to_string()));
         item.insert("in_progress_until".into(), number(claim.in_progress_until.as_millisecond()));
         item.insert(DEDUP_TTL_ATTRIBUTE.into(), number(claim.expires_at.as_second()));
@@ -90,7 +95,7 @@ impl DedupStore for DynamoDbDedup {
                 .item
                 .unwrap_or_default(),
         };
-        Ok(Self::outcome_of(&existing))
+        Ok(Self::outcome_of(&existing, claim))
     }
 
     async fn complete(&self, claim: &DedupClaim) -> Result<(), PortError> {

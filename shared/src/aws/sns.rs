@@ -1,12 +1,9 @@
 //! The `events` topic (and any other topic carrying canonical events).
 
 use super::describe;
-use crate::ports::{BusMessage, EventPublisher, PortError};
+use crate::ports::{BusMessage, EventPublisher, PortError, batches};
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
-
-/// `PublishBatch` takes at most ten entries.
-const MAX_BATCH_ENTRIES: usize = 10;
 
 pub struct SnsPublisher {
     client: Client,
@@ -43,7 +40,10 @@ impl EventPublisher for SnsPublisher {
     }
 
     async fn publish_all(&self, messages: &[BusMessage]) -> Result<(), PortError> {
-        for chunk in messages.chunks(MAX_BATCH_ENTRIES) {
+        // Planned whole before the first call: a message that fits in no batch is refused up
+        // front, never after half of the messages were published.
+        let planned = batches(messages).map_err(|e| PortError::new("publish batch", e))?;
+        for chunk in planned {
             let entries = chunk
                 .iter()
                 .enumerate()

@@ -252,8 +252,9 @@ impl CustomerRecord {
             let current = self.fields.get(&change.field);
             let merged = merge_field(merge, current, &change.value, stamp);
             let Some(next) = merged else { continue };
-            let before = current.map(|state| state.value.clone());
-            if before.as_ref() != Some(&next.value) {
+            let before = current.map(|state| state.value.clone()).filter(|value| !value.is_null());
+            // `null` is "not set": a field cleared before it was ever set changes nothing visible.
+            if before.as_ref().unwrap_or(&Value::Null) != &next.value {
                 diffs.push(FieldDiff { field: change.field.clone(), before, after: next.value.clone() });
             }
             self.fields.insert(change.field.clone(), next);
@@ -262,10 +263,10 @@ impl CustomerRecord {
     }
 
     /// The fields as nested objects (`identity.email` → `{"identity": {"email": …}}`): the
-    /// customer as a person reads it, without the stamps.
+    /// customer as a person reads it, without the stamps, and without cleared (`null`) fields.
     pub fn profile(&self) -> Value {
         let mut root = Map::new();
-        for (path, state) in &self.fields {
+        for (path, state) in self.fields.iter().filter(|(_, state)| !state.value.is_null()) {
             let mut node = &mut root;
             let mut segments = path.split('.').peekable();
             while let Some(segment) = segments.next() {

@@ -121,6 +121,11 @@ pub struct AppliedMarker {
     pub customer_id: CustomerId,
     pub version: u64,
     pub committed_at: Timestamp,
+    /// The event's [`content_digest`](crate::event::CanonicalEvent::content_digest): the same id
+    /// delivered later with another digest was reused for other content. Absent on markers written
+    /// before digests were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<CustomerUpdated>,
 }

@@ -61,7 +61,8 @@ pub type MemoryDeps = Deps<InMemoryCustomers, InMemoryPublisher, InMemoryDeadLet
 pub fn memory_deps() -> MemoryDeps {
     Deps {
         processor: Processor {
-            registry: Registry::standard(&["make".to_string(), "acme".to_string()]),
+            // The samples' visitor signs in with her e-mail address as Matomo userId.
+            registry: Registry::configured(&["make".to_string(), "acme".to_string()], true),
             store: InMemoryCustomers::default(),
             updates: InMemoryPublisher::default(),
             commit_attempts: 8,
@@ -83,13 +84,14 @@ pub struct MotoProcessor {
 
 impl MotoProcessor {
     pub async fn start() -> Self {
-        let aws = LocalAws::start(&[]).await.unwrap();
+        // The samples' visitor signs in with her e-mail address as Matomo userId.
+        let aws = LocalAws::start(&[("MatomoUserIdAsEmail", "true")]).await.unwrap();
         let env = aws.stack.function_env("ProcessorFunction").unwrap();
         let config = ProcessorConfig::from_env(&env).unwrap();
         let sdk = &aws.sdk;
         let deps = Deps {
             processor: Processor {
-                registry: Registry::standard(&config.attribute_sources),
+                registry: config.registry(),
                 store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), &config.customer_table),
                 updates: SnsPublisher::new(aws::sns_client(sdk), &config.updates_topic_arn),
                 commit_attempts: config.commit_attempts,
@@ -133,7 +135,7 @@ impl MotoProcessor {
     pub fn processor_on(&self, table: &str) -> Processor<DynamoDbCustomers, SnsPublisher> {
         let sdk = &self.aws.sdk;
         Processor {
-            registry: Registry::standard(&self.config.attribute_sources),
+            registry: self.config.registry(),
             store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), table),
             updates: SnsPublisher::new(aws::sns_client(sdk), &self.config.updates_topic_arn),
             commit_attempts: self.config.commit_attempts,
@@ -191,7 +193,9 @@ pub fn six_events(tag: &str) -> Vec<CanonicalEvent> {
             "lead.upserted",
             None,
             "2025-01-05T10:00:00Z",
-            json!({"id": format!("L{tag}"), "nom": "Ada L.", "email": email, "date_appel_booke": "2025-01-05", "statut": "appel_booke"}),
+            // A lead version is the whole lead: the first one's contact date is still there.
+            json!({"id": format!("L{tag}"), "nom": "Ada L.", "email": email, "date_prise_contact": "2025-01-01",
+                "date_appel_booke": "2025-01-05", "statut": "appel_booke"}),
         ),
         event(&format!("pay1{tag}"), "stripe.invoice.paid", stripe.clone(), "2025-01-02T10:00:00Z", invoice(2000)),
         event(&format!("pay2{tag}"), "stripe.invoice.paid", stripe, "2025-01-04T10:00:00Z", invoice(500)),

@@ -213,5 +213,10 @@ mod tests {
             .unwrap_err();
         assert!(invalid.to_string().contains("nom: must not be empty"), "{invalid}");
         assert!(invalid.to_string().contains("statut: must be one of"), "{invalid}");
+        // A name no bus message could carry is a rejected page, not a stalled pull.
+        let huge = map()
+            .validated_lead(&page(json!({"Name": {"type": "title", "title": [{"plain_text": "N".repeat(300_000)}]}})))
+            .unwrap_err();
+        assert!(huge.to_string().contains("nom: must be at most 200 characters"), "{huge}");
     }
 }

@@ -7,7 +7,7 @@ use super::mapping::PropertyMap;
 use crate::{Budget, PullError};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tributary_shared::ports::{BusMessage, EventPublisher, SyncStore};
+use tributary_shared::ports::{BusMessage, EventPublisher, SNS_MAX_MESSAGE_BYTES, SyncStore};
 use tributary_shared::sync::SyncRun;
 
 /// Re-read this much before the watermark: edits in the watermark's minute made after the last
@@ -62,10 +62,19 @@ impl<P: EventPublisher, S: SyncStore> NotionJob<'_, P, S> {
                 };
                 newest = newest.max(Some(edited));
                 match self.properties.validated_lead(result) {
-                    Ok(lead) => messages.push(
-                        lead.event_message(lead.version_id_edited_at(edited), "notion", edited, now)
-                            .map_err(PullError::Publish)?,
-                    ),
+                    Ok(lead) => {
+                        let message = lead
+                            .event_message(lead.version_id_edited_at(edited), "notion", edited, now)
+                            .map_err(PullError::Publish)?;
+                        // Bounded by the lead's field limits; checked all the same, so that one page
+                        // can never stall the pull on a batch the bus refuses.
+                        if message.size() > SNS_MAX_MESSAGE_BYTES {
+                            run.rejected += 1;
+                            tracing::warn!(page_id, size = message.size(), "Notion lead too large for the bus");
+                            continue;
+                        }
+                        messages.push(message);
+                    }
                     Err(rejected) => {
                         run.rejected += 1;
                         tracing::warn!(page_id, reason = %rejected, "Notion page is not a valid lead");

@@ -1,5 +1,8 @@
 //! `lead.upserted`: a lead from the ingestion API or the Notion pull sets identity and the lead
-//! pipeline. Absent optional fields leave the record's value as it is.
+//! pipeline. A lead version is the whole lead: its absent dates and `statut` clear the record's
+//! (a `null` stamped like any value, so a newer version without a date wins over an older one with
+//! it in every delivery order, and the record ends as the lake's latest version). Absent identity
+//! fields leave the record's value as it is: other sources (Stripe, Make) set them too.
 
 use super::{Rule, RuleError, non_blank, subjects};
 use crate::customer::record::{Change, CustomerRecord, SubSchema};
@@ -31,14 +34,11 @@ fn changes(_record: &CustomerRecord, event: &CanonicalEvent) -> Result<Vec<Chang
     if let Some(telephone) = non_blank(lead.telephone.as_deref()) {
         changes.push(Change::new("identity.telephone", telephone));
     }
+    let or_null = |value: Option<&str>| non_blank(value).map_or(serde_json::Value::Null, serde_json::Value::from);
     for (field, value) in lead.dates() {
-        if let Some(value) = non_blank(value) {
-            changes.push(Change::new(format!("lead.{field}"), value));
-        }
+        changes.push(Change::new(format!("lead.{field}"), or_null(value)));
     }
-    if let Some(statut) = non_blank(lead.statut.as_deref()) {
-        changes.push(Change::new("lead.statut", statut));
-    }
+    changes.push(Change::new("lead.statut", or_null(lead.statut.as_deref())));
     Ok(changes)
 }
 
@@ -49,7 +49,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_lead_sets_identity_and_pipeline_and_skips_absent_fields() {
+    fn a_lead_sets_identity_and_pipeline_and_clears_absent_lead_fields() {
         let e = event(
             "lead.upserted",
             None,
@@ -60,7 +60,20 @@ mod tests {
         assert_eq!(ids, ["lead:L1", "email:ada@x.io"]);
         let changes = changes(&CustomerRecord::new(Default::default()), &e).unwrap();
         let fields: Vec<_> = changes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["identity.nom", "identity.email", "lead.date_prise_contact", "lead.statut"]);
+        assert_eq!(
+            fields,
+            [
+                "identity.nom",
+                "identity.email",
+                "lead.date_prise_contact",
+                "lead.date_reponse_prospect",
+                "lead.date_appel_propose",
+                "lead.date_appel_booke",
+                "lead.date_relance",
+                "lead.statut"
+            ]
+        );
+        assert_eq!(changes[3].value, serde_json::Value::Null, "an absent date clears the record's");
         assert!(lead_of(&event("lead.upserted", None, "2025-01-01T00:00:00Z", json!({"nom": 1}))).is_err());
     }
 }

@@ -1,5 +1,9 @@
-//! `matomo.visit`: a visit of a known visitor (Matomo `userId`, an id or an e-mail address) counts
-//! towards web analytics.
+//! `matomo.visit`: a visit of a known visitor (Matomo `userId`) counts towards web analytics.
+//!
+//! Matomo's tracker is public: anyone can send a visit with any `userId`. So by default a `userId`
+//! is only ever Matomo's own id (`matomo:<userId>`), even when it looks like an e-mail address;
+//! [`RULE_EMAIL_USER_IDS`] (the processor's `MATOMO_USER_ID_AS_EMAIL`) makes an address-shaped
+//! `userId` an e-mail identity, for sites that set it only for signed-in visitors.
 
 use super::{Rule, RuleError, non_blank, subjects};
 use crate::customer::record::{Change, CustomerRecord, SubSchema};
@@ -8,6 +12,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub const RULE: Rule = Rule { name: "matomo", owns: &[SubSchema::Web], identities, changes };
+/// [`RULE`], with an address-shaped `userId` taken as the visitor's e-mail address.
+pub const RULE_EMAIL_USER_IDS: Rule =
+    Rule { name: "matomo", owns: &[SubSchema::Web], identities: identities_with_emails, changes };
 
 /// The payload of a `matomo.visit` event: the compact summary the puller publishes per visit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +36,11 @@ fn visit_of(event: &CanonicalEvent) -> Result<VisitSummary, RuleError> {
 }
 
 fn identities(event: &CanonicalEvent) -> Result<Vec<Subject>, RuleError> {
+    let visit = visit_of(event)?;
+    subjects(event, non_blank(visit.user_id.as_deref()).map(|user| Subject::external("matomo", user)))
+}
+
+fn identities_with_emails(event: &CanonicalEvent) -> Result<Vec<Subject>, RuleError> {
     let visit = visit_of(event)?;
     // Sites often set the userId to the visitor's e-mail address: then it meets the other sources.
     subjects(event, non_blank(visit.user_id.as_deref()).map(|user| Subject::from_field_value("matomo", user)))
@@ -71,5 +83,17 @@ mod tests {
             json!({"visit_id": "9", "site_id": 1, "time": "2025-01-01T10:00:00Z", "actions": 1}),
         );
         assert_eq!(identities(&anonymous), Err(RuleError::NoSubject));
+    }
+
+    #[test]
+    fn an_address_shaped_user_id_is_an_email_identity_only_when_configured() {
+        let e = event(
+            "matomo.visit",
+            None,
+            "2025-01-01T10:00:00Z",
+            json!({"visit_id": "9", "site_id": 1, "time": "2025-01-01T10:00:00Z", "user_id": "Ada@X.io", "actions": 1}),
+        );
+        assert_eq!(identities(&e).unwrap()[0].as_str(), "matomo:Ada@X.io");
+        assert_eq!(identities_with_emails(&e).unwrap()[0].as_str(), "email:ada@x.io");
     }
 }

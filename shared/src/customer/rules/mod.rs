@@ -52,12 +52,20 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The rules Tributary ships, plus the free-attributes rule for each configured source.
+    /// The rules Tributary ships, plus the free-attributes rule for each configured source;
+    /// Matomo `userId`s stay Matomo ids.
     pub fn standard(attribute_sources: &[String]) -> Self {
+        Self::configured(attribute_sources, false)
+    }
+
+    /// [`Registry::standard`], with address-shaped Matomo `userId`s taken as e-mail identities when
+    /// `matomo_user_id_as_email` (see [`matomo`]'s module documentation for why it is off by default).
+    pub fn configured(attribute_sources: &[String], matomo_user_id_as_email: bool) -> Self {
+        let matomo = if matomo_user_id_as_email { &matomo::RULE_EMAIL_USER_IDS } else { &matomo::RULE };
         let mut registry = Self::default()
             .family("stripe.", &stripe::RULE)
             .exact("lead.upserted", &lead::RULE)
-            .exact("matomo.visit", &matomo::RULE)
+            .exact("matomo.visit", matomo)
             .family("personnage.", &personnage::RULE);
         for source in attribute_sources {
             registry = registry.family(&format!("{source}."), &attributes::RULE);
