@@ -272,7 +272,7 @@ def main() -> None:
     write("webhook-standard-acme.json", api_request(
         "POST", "/webhooks/acme",
         {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(NOW),
-         "webhook-signature": standard_signature(SECRETS["/tributary/acme-secret"], msg_id, NOW, standard)},
+         "webhook-signature": standard_signature(SECRETS["/tributary/webhook-sources/acme"], msg_id, NOW, standard)},
         standard, "standard-acme"))
 
     make = json.dumps({"id": "make-exec-7f3a9c", "type": "lead.created", "email": "linus@example.com", "nom": "Linus", "source": "landing"})

@@ -13,6 +13,13 @@ same table version can both succeed, and one commit silently replaces the other.
 exactly one win. Conditional S3 writes are serialised for the same reason. Every other request
 keeps moto's threaded server.
 
+moto's TransactWriteItems also deep-copies every table it touches before each transaction (to roll
+back a failed one): the cost and the memory grow with the table, so a customer table of a few
+thousand items made each transaction slow and the server grow by gigabytes. Since the DynamoDB requests
+are serialised here, the transaction is checked whole first (every condition, against the state no
+other request can change meanwhile) and only then applied; the few items it writes are copied
+beforehand, and put back if applying one fails (an item over 400 KB). No table is copied.
+
 moto's S3 stores any amount of user metadata; real S3 refuses a PUT whose `x-amz-meta-*` names and
 values pass 2 KB (400 MetadataTooLarge). The same refusal is made here, so that a test on the local
 stack fails where S3 would.
@@ -21,6 +28,7 @@ Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
 """
 
 import argparse
+import copy
 import signal
 import sys
 import threading
@@ -30,6 +38,92 @@ from werkzeug.serving import run_simple
 
 
 S3_MAX_METADATA_BYTES = 2048
+
+
+def transact_write_items_without_table_copies(self, transact_items):
+    """moto's DynamoDBBackend.transact_write_items, checked whole and then applied (see above).
+    Relies on SerialisedAtomicRequests: no other DynamoDB request runs meanwhile."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    seen = set()
+    planned = []  # (op type, op, table name, key)
+    errors = []
+    for item in transact_items:
+        if len(item) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(item.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            raise ValueError("Unsupported transaction operation")
+        table_name = op["TableName"]
+        table = self.get_table(table_name)
+        if op_type == "Put":
+            attrs = op["Item"]
+            key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = attrs[table.range_key_attr]
+        else:
+            key = op["Key"]
+        unique = (str(table_name), str(dict(sorted(key.items()))))
+        if unique in seen:
+            raise MultipleTransactionsException()
+        seen.add(unique)
+        current = self.get_item(table_name, key)
+        condition = op.get("ConditionExpression")
+        if condition is not None:
+            expression = get_filter_expression(
+                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            )
+            if not expression.expr(current):
+                old = None
+                if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    old = current.to_json()["Attributes"]
+                errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+                continue
+        errors.append((None, None, None))
+        planned.append((op_type, op, table_name, key))
+    if any(code is not None for code, _, _ in errors):
+        raise TransactionCanceledException(errors)
+
+    before = []
+    for _, _, table_name, key in planned:
+        current = self.get_item(table_name, key)
+        before.append((table_name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
+    try:
+        for op_type, op, table_name, key in planned:
+            names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                self.put_item(table_name, op["Item"], expression_attribute_names=names, expression_attribute_values=values)
+            elif op_type == "Delete":
+                self.delete_item(table_name, key, expression_attribute_names=names, expression_attribute_values=values)
+            elif op_type == "Update":
+                self.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+    except Exception:
+        for table_name, key, attributes in before:
+            if attributes is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, attributes)
+        raise
+
+
+def patch_moto() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    DynamoDBBackend.transact_write_items = transact_write_items_without_table_copies
 
 
 def metadata_bytes(environ) -> int:
@@ -82,6 +176,7 @@ def main() -> None:
     parser.add_argument("-p", "--port", type=int, default=5000)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    patch_moto()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, SerialisedAtomicRequests(app), threaded=True, request_handler=MotoRequestHandler)
 

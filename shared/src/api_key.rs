@@ -22,12 +22,31 @@ pub enum LoadApiKeysError {
     Keys { param: String, source: ApiKeysError },
 }
 
-/// The API keys whose hashes the SSM parameter `param` holds (read once at cold start).
+/// The API keys whose hashes the SSM parameter `param` holds.
 pub async fn load_api_keys(param: &str, source: &impl crate::ports::SecretSource) -> Result<ApiKeys, LoadApiKeysError> {
     let param = param.to_string();
     let values = source.get_secrets(std::slice::from_ref(&param)).await?;
     let text = values.get(&param).map(String::as_str).unwrap_or_default();
     ApiKeys::parse(text).map_err(|source| LoadApiKeysError::Keys { param, source })
+}
+
+/// The API keys of `param`, re-read once older than `max_age` (see [`crate::secrets`]): a key
+/// whose hash is removed stops working on warm instances within that age.
+pub async fn refreshing_api_keys<S>(
+    param: &str,
+    source: S,
+    max_age: jiff::SignedDuration,
+    now: jiff::Timestamp,
+) -> Result<crate::secrets::Refreshing<ApiKeys>, LoadApiKeysError>
+where
+    S: crate::ports::SecretSource + Clone + 'static,
+{
+    let keys = load_api_keys(param, &source).await?;
+    let param = param.to_string();
+    Ok(crate::secrets::Refreshing::new(keys, now, max_age, move || {
+        let (param, source) = (param.clone(), source.clone());
+        async move { load_api_keys(&param, &source).await.map_err(|e| e.to_string()) }
+    }))
 }
 
 #[derive(Clone)]

@@ -144,9 +144,11 @@ impl Lead {
             .collect();
         if !too_long.is_empty() {
             // The other checks would only repeat the problem in other words.
-            problems.extend(too_long.into_iter().map(|field| {
-                LeadProblem::new(field, format!("must be at most {MAX_OTHER_FIELD_CHARS} characters"))
-            }));
+            problems.extend(
+                too_long.into_iter().map(|field| {
+                    LeadProblem::new(field, format!("must be at most {MAX_OTHER_FIELD_CHARS} characters"))
+                }),
+            );
             return Err(problems);
         }
         let email = trim(self.email).map(|e| crate::event::normalise_email(&e));

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod ports;
 pub mod retry;
 pub mod runtime;
+pub mod secrets;
 pub mod sync;
 pub mod telemetry;
 

@@ -160,7 +160,7 @@ impl EventPublisher for InMemoryPublisher {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct InMemorySecrets {
     pub values: HashMap<String, String>,
 }
@@ -191,6 +191,8 @@ struct CustomerTables {
     markers: HashMap<String, AppliedMarker>,
     /// Per customer, by sort key.
     audit: HashMap<CustomerId, BTreeMap<String, AuditEntry>>,
+    /// Per customer, by ledger key.
+    ledger: HashMap<CustomerId, BTreeMap<String, serde_json::Value>>,
 }
 
 impl InMemoryCustomers {
@@ -215,6 +217,11 @@ impl InMemoryCustomers {
 
     pub fn records(&self) -> Vec<CustomerRecord> {
         lock(&self.state).records.values().cloned().collect()
+    }
+
+    /// Every ledger entry of a customer, by key.
+    pub fn ledger_entries(&self, id: &CustomerId) -> BTreeMap<String, serde_json::Value> {
+        lock(&self.state).ledger.get(id).cloned().unwrap_or_default()
     }
 
     pub fn audit_entries(&self, id: &CustomerId) -> Vec<AuditEntry> {
@@ -250,8 +257,16 @@ impl CustomerStore for InMemoryCustomers {
             state.lookups.insert(subject.clone(), id.clone());
         }
         state.markers.insert(commit.marker.key(), commit.marker.clone());
+        state.ledger.entry(id.clone()).or_default().extend(commit.ledger.iter().cloned());
         state.audit.entry(id).or_default().insert(commit.audit.sort_key(), commit.audit.clone());
         Ok(CommitOutcome::Committed)
+    }
+
+    async fn ledger(&self, id: &CustomerId, keys: &[String]) -> Result<crate::customer::rules::Ledger, PortError> {
+        self.check("read ledger")?;
+        let state = lock(&self.state);
+        let Some(entries) = state.ledger.get(id) else { return Ok(Default::default()) };
+        Ok(keys.iter().filter_map(|key| entries.get(key).map(|value| (key.clone(), value.clone()))).collect())
     }
 
     async fn applied(&self, key: &str) -> Result<Option<AppliedMarker>, PortError> {

@@ -119,7 +119,9 @@ pub const MAX_BATCH_ENTRIES: usize = 10;
 
 /// A message that no batch can carry: refused before anything is published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("message {index} ({event_type}) is {size} bytes with its attributes; the bus takes at most {SNS_MAX_MESSAGE_BYTES}")]
+#[error(
+    "message {index} ({event_type}) is {size} bytes with its attributes; the bus takes at most {SNS_MAX_MESSAGE_BYTES}"
+)]
 pub struct OversizedMessage {
     pub index: usize,
     pub event_type: String,
@@ -213,11 +215,18 @@ pub trait CustomerStore: Send + Sync {
         id: &crate::customer::CustomerId,
     ) -> impl Future<Output = Result<Option<crate::customer::CustomerRecord>, PortError>> + Send;
     /// Writes the record (if its version is still `expected_version`), the new identity links (if
-    /// still unlinked), the audit entry and the applied-event marker (if absent), all or nothing.
+    /// still unlinked), the audit entry, the ledger entries and the applied-event marker (if
+    /// absent), all or nothing.
     fn commit(
         &self,
         commit: &crate::customer::store::Commit,
     ) -> impl Future<Output = Result<crate::customer::store::CommitOutcome, PortError>> + Send;
+    /// The customer's ledger entries of these keys (absent ones are absent).
+    fn ledger(
+        &self,
+        id: &crate::customer::CustomerId,
+        keys: &[String],
+    ) -> impl Future<Output = Result<crate::customer::rules::Ledger, PortError>> + Send;
     /// The marker of an event, by [`applied_key`](crate::customer::store::applied_key).
     fn applied(
         &self,

@@ -19,8 +19,37 @@ pub enum SyncOutcome {
     MoreToDo,
     /// Another run holds the lease of this job and scope.
     SkippedLeased,
-    /// Failed after retries; the checkpoint is where the last commit left it.
-    Failed { reason: String },
+    /// Failed after retries; the checkpoint is where the last commit left it. The run says what
+    /// kind of failure it was in words safe to show (the status route serves them); the details
+    /// (the source's answer, the AWS error) are in the function's log.
+    Failed {
+        reason: FailureReason,
+        #[serde(default)]
+        message: String,
+    },
+}
+
+/// What kind of failure ended a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The source could not be reached, or kept answering 5xx or 429, until the retries ran out.
+    SourceUnavailable,
+    /// The source refused the request (4xx: a revoked token, an unknown site or database).
+    SourceRefused,
+    /// The source answered something unusable (an error body, not JSON, not the expected shape).
+    SourceAnswer,
+    /// Writing to the lake failed.
+    LakeFailed,
+    /// Publishing to the events topic failed.
+    BusFailed,
+    /// The ingestion table (leases, runs, watermarks) failed.
+    StoreFailed,
+    /// The job's configuration is not usable.
+    Configuration,
+    /// A run recorded before failures were classified.
+    #[serde(other)]
+    Unclassified,
 }
 
 /// One run of one job over one scope (a Matomo site, a Notion database).
@@ -94,9 +123,22 @@ mod tests {
     fn runs_serialise_with_a_tagged_outcome() {
         let now: Timestamp = "2025-01-02T03:00:00Z".parse().unwrap();
         let mut run = SyncRun::start("matomo", "site-1", "r1", now, Some("2025-01-01#0".into()));
-        run.finish(SyncOutcome::Failed { reason: "HTTP 500".into() }, now);
+        let failed = SyncOutcome::Failed {
+            reason: FailureReason::SourceUnavailable,
+            message: "visits site 1: the source answered HTTP 500 after 5 attempts".into(),
+        };
+        run.finish(failed, now);
         let json = serde_json::to_value(&run).unwrap();
-        assert_eq!(json["outcome"], serde_json::json!({"status": "failed", "reason": "HTTP 500"}));
-        assert_eq!(serde_json::from_value::<SyncRun>(json).unwrap(), run);
+        assert_eq!(
+            json["outcome"],
+            serde_json::json!({"status": "failed", "reason": "source_unavailable",
+                "message": "visits site 1: the source answered HTTP 500 after 5 attempts"})
+        );
+        assert_eq!(serde_json::from_value::<SyncRun>(json.clone()).unwrap(), run);
+        // A run stored before reasons were classified held free text: never shown again.
+        let mut old = json;
+        old["outcome"] = serde_json::json!({"status": "failed", "reason": "HTTP 500: <html>internal</html>"});
+        let read = serde_json::from_value::<SyncRun>(old).unwrap();
+        assert_eq!(read.outcome, SyncOutcome::Failed { reason: FailureReason::Unclassified, message: String::new() });
     }
 }

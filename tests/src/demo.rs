@@ -20,7 +20,7 @@ use webhook::signature::{StandardVerifier, StripeVerifier};
 
 /// The Standard Webhooks sender the demo configures (its secret is in `events/local-secrets.json`).
 pub const DEMO_SOURCES: &str =
-    r#"[{"name":"acme","secret_param":"/tributary/acme-secret","subject_field":"data.email"}]"#;
+    r#"[{"name":"acme","secret_param":"/tributary/webhook-sources/acme","subject_field":"data.email"}]"#;
 const INTEGRATIONS_PARAM: &str = "/tributary/integrations";
 /// The month of the demo data, for the monthly report.
 const REPORT_MONTH: &str = "2026-10";
@@ -142,7 +142,7 @@ impl Demo {
                 "on_fields": ["identity.", "lead.statut", "billing.last_payment"],
                 "body": {"id": "$customer_id", "version": "$version", "email": "identity.email",
                          "nom": "identity.nom", "statut": "lead.statut"},
-                "auth": {"header": "Authorization", "secret_param": "/tributary/crm-token", "prefix": "Bearer "}
+                "auth": {"header": "Authorization", "secret_param": "/tributary/integrations/crm-token", "prefix": "Bearer "}
             }]
         })
         .to_string();
@@ -279,7 +279,7 @@ impl Demo {
             "data": {"email": star, "plan": "team", "seats": 5}})
         .to_string();
         let acme_signature =
-            StandardVerifier::sign(&secret("/tributary/acme-secret")?, "msg_demo_0001", now, acme.as_bytes())
+            StandardVerifier::sign(&secret("/tributary/webhook-sources/acme")?, "msg_demo_0001", now, acme.as_bytes())
                 .map_err(|_| "the demo acme secret is not a Standard Webhooks secret".to_string())?;
         let timestamp = now.to_string();
         let answer = post(
@@ -647,7 +647,7 @@ fn start_sources(port: u16) -> Result<(Child, u16), String> {
         .args(["--data", &demo_data_dir().to_string_lossy(), "--port", &port.to_string()])
         .args(["--matomo-token", &secret("/tributary/matomo-token")?])
         .args(["--notion-token", &secret("/tributary/notion-token")?])
-        .args(["--crm-token", &secret("/tributary/crm-token")?])
+        .args(["--crm-token", &secret("/tributary/integrations/crm-token")?])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -37,8 +37,9 @@ fn body(response: &lambda_http::Response<lambda_http::Body>) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_become_one_customer_pushed_to_an_integration_and_readable_through_the_api() {
     // The samples' visitor signs in with her e-mail address as Matomo userId.
-    let local =
-        LocalAws::start(&[("IntegrationsParameter", INTEGRATIONS_PARAM), ("MatomoUserIdAsEmail", "true")]).await.unwrap();
+    let local = LocalAws::start(&[("IntegrationsParameter", INTEGRATIONS_PARAM), ("MatomoUserIdAsEmail", "true")])
+        .await
+        .unwrap();
     put_demo_secrets(&local.sdk).await.unwrap();
     let crm = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(1).mount(&crm).await;
@@ -77,7 +78,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
             .await
             .unwrap();
     let integrator = integrator::handler::Deps {
-        integrations,
+        integrations: tributary_shared::secrets::Refreshing::fixed(integrations),
         client: integrator::handler::http_client(true).unwrap(),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
         dead_letters: SqsDeadLetters::new(aws::sqs_client(&local.sdk), &config.dead_letter_queue_url),
@@ -104,7 +105,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     let config = api::config::ApiConfig::from_env(&local.stack.function_env("ApiFunction").unwrap()).unwrap();
     let keys = api::config::load_api_keys(&config, &SsmSecrets::new(aws::ssm_client(&local.sdk))).await.unwrap();
     let api = api::handler::Deps {
-        keys,
+        keys: tributary_shared::secrets::Refreshing::fixed(keys),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&local.sdk), &config.events_topic_arn),
     };

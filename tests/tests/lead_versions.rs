@@ -66,7 +66,7 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
     let events = Probe::subscribe(&local.sdk, &api_config.events_topic_arn, "lead-versions").await.unwrap();
     let keys = api::config::load_api_keys(&api_config, &SsmSecrets::new(aws::ssm_client(&local.sdk))).await.unwrap();
     let api = api::handler::Deps {
-        keys,
+        keys: tributary_shared::secrets::Refreshing::fixed(keys),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &api_config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&local.sdk), &api_config.events_topic_arn),
     };
@@ -78,7 +78,8 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
     let start: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
     let at = |seconds: i64| start.checked_add(SignedDuration::from_secs(seconds)).unwrap();
     // A, B, A; then the last request retried by the client with its Idempotency-Key.
-    for (leads, key, when) in [(&a, None, 0), (&b, Some("req-2"), 10), (&a, Some("req-3"), 20), (&a, Some("req-3"), 30)] {
+    for (leads, key, when) in [(&a, None, 0), (&b, Some("req-2"), 10), (&a, Some("req-3"), 20), (&a, Some("req-3"), 30)]
+    {
         assert_eq!(api::handler::handle(&api, ingest(leads, key), at(when)).await.status(), 202);
     }
     let published = events.drain().await.unwrap();

@@ -115,9 +115,12 @@ fn secrets_are_never_literal_environment_values() {
     let template = Template::workspace().unwrap();
     for (logical_id, _) in template.resources_of_type("AWS::Serverless::Function") {
         for (name, value) in template.function_environment(logical_id).unwrap() {
-            // `*_HEADER` names the header a token travels in, not the token.
+            // `*_HEADER` names the header a token travels in, `*_SECRETS_PATH` where secrets live and
+            // `SECRETS_MAX_AGE_SECONDS` how long they are kept: none is a secret.
             let looks_secret = ["SECRET", "TOKEN", "PASSWORD", "KEY"].iter().any(|word| name.contains(word))
-                && !name.ends_with("_HEADER");
+                && !name.ends_with("_HEADER")
+                && !name.ends_with("_SECRETS_PATH")
+                && name != tributary_shared::secrets::MAX_AGE_VARIABLE;
             if looks_secret {
                 assert!(
                     name.ends_with("_PARAM"),
@@ -129,4 +132,51 @@ fn secrets_are_never_literal_environment_values() {
             }
         }
     }
+}
+
+/// Each function's role reads exactly the SSM parameters its environment names (`*_PARAM`) and the
+/// paths it names (`*_SECRETS_PATH`, for secrets listed inside a document), nothing else: the
+/// anonymisation key only by the puller, the integrations' tokens only by the integrator, …
+#[test]
+fn every_role_reads_only_the_parameters_its_environment_names() {
+    use serde_json::{Value, json};
+    let template = Template::workspace().unwrap();
+    let arn = |parameter: &str, suffix: &str| json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{{parameter}}}{suffix}")});
+    let mut functions_with_secrets = 0;
+    for (logical_id, function) in template.resources_of_type("AWS::Serverless::Function") {
+        let mut expected: Vec<Value> = Vec::new();
+        for (name, value) in template.function_environment(logical_id).unwrap() {
+            let suffix = if name.ends_with("_PARAM") {
+                ""
+            } else if name.ends_with("_SECRETS_PATH") {
+                "*"
+            } else {
+                continue;
+            };
+            let parameter = value["Ref"].as_str().unwrap_or_else(|| panic!("{logical_id}.{name} is not a parameter"));
+            expected.push(arn(parameter, suffix));
+        }
+        let mut granted: Vec<Value> = Vec::new();
+        for policy in function["Properties"]["Policies"].as_array().into_iter().flatten() {
+            for statement in policy["Statement"].as_array().into_iter().flatten() {
+                let actions: Vec<&str> = match &statement["Action"] {
+                    Value::String(action) => vec![action.as_str()],
+                    Value::Array(actions) => actions.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                if actions.iter().any(|action| action.starts_with("ssm:") || *action == "*") {
+                    match &statement["Resource"] {
+                        Value::Array(resources) => granted.extend(resources.iter().cloned()),
+                        resource => granted.push(resource.clone()),
+                    }
+                }
+            }
+        }
+        let key = |v: &Value| v.to_string();
+        expected.sort_by_key(key);
+        granted.sort_by_key(key);
+        assert_eq!(granted, expected, "{logical_id}: the SSM parameters its role may read");
+        functions_with_secrets += usize::from(!expected.is_empty());
+    }
+    assert_eq!(functions_with_secrets, 5, "webhook, api, integrator, puller, aggregator");
 }

@@ -50,6 +50,8 @@ pub struct HttpConfig {
     pub ingestion_table: String,
     /// SSM parameter holding the SHA-256 hashes of the accepted API keys.
     pub api_key_hashes_param: String,
+    /// How long the key hashes are used before they are read again.
+    pub secrets_max_age: jiff::SignedDuration,
 }
 
 impl HttpConfig {
@@ -58,6 +60,7 @@ impl HttpConfig {
             query: LakeQueryConfig::from_env(env)?,
             ingestion_table: env.required("INGESTION_TABLE")?,
             api_key_hashes_param: env.required("API_KEY_HASHES_PARAM")?,
+            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
         })
     }
 }
@@ -78,7 +81,7 @@ pub struct JobsConfig {
 }
 
 /// Every environment variable the two binaries read (the README's table).
-pub const ENVIRONMENT: [&str; 16] = [
+pub const ENVIRONMENT: [&str; 17] = [
     "LAKE_BUCKET",
     "LAKE_PREFIX",
     "LAKE_CACHE_DIR",
@@ -90,6 +93,7 @@ pub const ENVIRONMENT: [&str; 16] = [
     "ALERT_NO_FOLLOW_UP_DAYS",
     "INGESTION_TABLE",
     "API_KEY_HASHES_PARAM",
+    "SECRETS_MAX_AGE_SECONDS",
     "REPORTS_BUCKET",
     "REPORTS_TOPIC_ARN",
     "REPORT_TIME_ZONE",

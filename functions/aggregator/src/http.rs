@@ -20,9 +20,10 @@ use tributary_shared::lake::{LakeError, LakeLocation};
 use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::SyncStore;
 use tributary_shared::problem::{Problem, json_response, request_id};
+use tributary_shared::secrets::Refreshing;
 
 pub struct Deps<S> {
-    pub keys: ApiKeys,
+    pub keys: Refreshing<ApiKeys>,
     /// One DuckDB connection: requests take turns (a Lambda instance serves one at a time).
     pub reader: Mutex<LakeReader>,
     pub sync: S,
@@ -111,7 +112,7 @@ async fn zone_parameter(reader: &mut LakeReader, request: &Request) -> Result<St
 pub async fn handle<S: SyncStore>(deps: &Deps<S>, request: Request, now: Timestamp) -> Response<Body> {
     let Some(route) = route(request.uri().path()) else { return Problem::new(404, "Not Found").into_response() };
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !deps.keys.authorizes(authorization) {
+    if !deps.keys.current(now).await.authorizes(authorization) {
         return Problem::new(401, "Unauthorized").into_response();
     }
     if request.method() != Method::GET {

@@ -4,7 +4,7 @@ use aggregator::reader::LakeReader;
 use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
-use tributary_shared::api_key::load_api_keys;
+use tributary_shared::api_key::refreshing_api_keys;
 use tributary_shared::aws::{self, DynamoDbIngestion, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
 use tributary_shared::telemetry;
@@ -14,7 +14,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = HttpConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let sdk = aws::load_sdk_config().await;
-    let keys = load_api_keys(&config.api_key_hashes_param, &SsmSecrets::new(aws::ssm_client(&sdk)))
+    let secrets = SsmSecrets::new(aws::ssm_client(&sdk));
+    let keys = refreshing_api_keys(&config.api_key_hashes_param, secrets, config.secrets_max_age, Timestamp::now())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "loading API keys failed"))?;
     let reader =

@@ -67,7 +67,7 @@ async fn deps() -> Deps<InMemoryIngestion> {
 
     let hashes = demo_secrets().unwrap().into_iter().find(|(name, _)| name == "/tributary/api-key-hashes").unwrap().1;
     Deps {
-        keys: ApiKeys::parse(&hashes).unwrap(),
+        keys: tributary_shared::secrets::Refreshing::fixed(ApiKeys::parse(&hashes).unwrap()),
         reader: tokio::sync::Mutex::new(LakeReader::open(&query_config(&location, &dir)).unwrap()),
         sync,
         lake: location,

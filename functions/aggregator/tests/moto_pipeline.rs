@@ -66,7 +66,9 @@ async fn ingested_leads_reach_the_lake_and_the_statistics_equal_the_reference() 
     let api_config = api::config::ApiConfig::from_env(&function_env(&local, "ApiFunction")).unwrap();
     let ssm = SsmSecrets::new(aws::ssm_client(&local.sdk));
     let api = api::handler::Deps {
-        keys: api::config::load_api_keys(&api_config, &ssm).await.unwrap(),
+        keys: tributary_shared::secrets::Refreshing::fixed(
+            api::config::load_api_keys(&api_config, &ssm).await.unwrap(),
+        ),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &api_config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&local.sdk), &api_config.events_topic_arn),
     };
@@ -130,7 +132,9 @@ async fn ingested_leads_reach_the_lake_and_the_statistics_equal_the_reference() 
     env.insert("LAKE_CACHE_DIR".into(), cache.display().to_string());
     let config = HttpConfig::from_env(&env).unwrap();
     let aggregator = Deps {
-        keys: load_api_keys(&config.api_key_hashes_param, &ssm).await.unwrap(),
+        keys: tributary_shared::secrets::Refreshing::fixed(
+            load_api_keys(&config.api_key_hashes_param, &ssm).await.unwrap(),
+        ),
         reader: tokio::sync::Mutex::new(LakeReader::open(&config.query).unwrap()),
         sync: DynamoDbIngestion::new(aws::dynamodb_client(&local.sdk), &config.ingestion_table),
         lake: config.query.lake.clone(),

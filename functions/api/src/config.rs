@@ -11,10 +11,13 @@ pub struct ApiConfig {
     pub events_topic_arn: String,
     /// SSM parameter holding the SHA-256 hashes of the accepted API keys.
     pub api_key_hashes_param: String,
+    /// How long the key hashes are used before they are read again.
+    pub secrets_max_age: jiff::SignedDuration,
 }
 
 /// Every environment variable [`ApiConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 3] = ["CUSTOMER_TABLE", "EVENTS_TOPIC_ARN", "API_KEY_HASHES_PARAM"];
+pub const ENVIRONMENT: [&str; 4] =
+    ["CUSTOMER_TABLE", "EVENTS_TOPIC_ARN", "API_KEY_HASHES_PARAM", tributary_shared::secrets::MAX_AGE_VARIABLE];
 
 impl ApiConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
@@ -22,6 +25,7 @@ impl ApiConfig {
             customer_table: env.required("CUSTOMER_TABLE")?,
             events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
             api_key_hashes_param: env.required("API_KEY_HASHES_PARAM")?,
+            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
         })
     }
 }

@@ -15,9 +15,10 @@ use tributary_shared::lead::{ItemProblem, validate_batch};
 use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::{CustomerStore, EventPublisher, PortError};
 use tributary_shared::problem::{Problem, json_response, request_id};
+use tributary_shared::secrets::Refreshing;
 
 pub struct Deps<S, P> {
-    pub keys: ApiKeys,
+    pub keys: Refreshing<ApiKeys>,
     pub store: S,
     /// The `events` topic, for ingested leads.
     pub events: P,
@@ -160,7 +161,7 @@ async fn respond<S: CustomerStore, P: EventPublisher>(
 ) -> Response<Body> {
     let Some(route) = route(path) else { return not_found() };
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !deps.keys.authorizes(authorization) {
+    if !deps.keys.current(now).await.authorizes(authorization) {
         let mut response =
             Problem::new(401, "Unauthorized").with_detail("send a valid API key as a bearer token").into_response();
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -247,7 +248,9 @@ async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request
     }
     let idempotency_key = match request.headers().get("idempotency-key").map(|v| v.to_str()) {
         None => None,
-        Some(Ok(key)) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic()) => {
+        Some(Ok(key))
+            if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             Some(key)
         }
         Some(_) => {

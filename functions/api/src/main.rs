@@ -1,8 +1,9 @@
-use api::config::{ApiConfig, load_api_keys};
+use api::config::ApiConfig;
 use api::handler::{Deps, handle};
 use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
+use tributary_shared::api_key::refreshing_api_keys;
 use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
 use tributary_shared::telemetry;
@@ -12,7 +13,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = ApiConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let sdk = aws::load_sdk_config().await;
-    let keys = load_api_keys(&config, &SsmSecrets::new(aws::ssm_client(&sdk)))
+    let secrets = SsmSecrets::new(aws::ssm_client(&sdk));
+    let keys = refreshing_api_keys(&config.api_key_hashes_param, secrets, config.secrets_max_age, Timestamp::now())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "loading API keys failed"))?;
     let deps = Deps {

@@ -73,7 +73,11 @@ async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher> {
             .unwrap();
     }
     store.insert(record);
-    Deps { keys: ApiKeys::parse(&hashes).unwrap(), store, events: InMemoryPublisher::default() }
+    Deps {
+        keys: tributary_shared::secrets::Refreshing::fixed(ApiKeys::parse(&hashes).unwrap()),
+        store,
+        events: InMemoryPublisher::default(),
+    }
 }
 
 fn body(response: &Response<Body>) -> Value {

@@ -16,19 +16,39 @@ pub struct IntegratorConfig {
     pub integrations_param: Option<String>,
     /// Plain `http` and loopback addresses allowed: for tests and the local stack only.
     pub allow_loopback: bool,
+    /// The SSM path every integration's `auth.secret_param` lies under: the function's role may
+    /// read the parameters under it and the integrations document, nothing else.
+    pub secrets_path: String,
+    /// How long the integrations and their secrets are used before they are read again.
+    pub secrets_max_age: jiff::SignedDuration,
 }
 
+/// Where the integrations' secrets live unless `INTEGRATION_SECRETS_PATH` says.
+pub const DEFAULT_SECRETS_PATH: &str = "/tributary/integrations/";
+
 /// Every environment variable [`IntegratorConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 4] =
-    ["CUSTOMER_TABLE", "DEAD_LETTER_QUEUE_URL", "INTEGRATIONS_PARAM", "INTEGRATIONS_ALLOW_LOOPBACK"];
+pub const ENVIRONMENT: [&str; 6] = [
+    "CUSTOMER_TABLE",
+    "DEAD_LETTER_QUEUE_URL",
+    "INTEGRATIONS_PARAM",
+    "INTEGRATIONS_ALLOW_LOOPBACK",
+    "INTEGRATION_SECRETS_PATH",
+    "SECRETS_MAX_AGE_SECONDS",
+];
 
 impl IntegratorConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let secrets_path = env.optional("INTEGRATION_SECRETS_PATH").unwrap_or_else(|| DEFAULT_SECRETS_PATH.into());
+        if !(secrets_path.starts_with('/') && secrets_path.ends_with('/')) {
+            return Err(ConfigError::invalid("INTEGRATION_SECRETS_PATH", "must start and end with /"));
+        }
         Ok(Self {
             customer_table: env.required("CUSTOMER_TABLE")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             integrations_param: env.optional("INTEGRATIONS_PARAM"),
             allow_loopback: env.parsed_or("INTEGRATIONS_ALLOW_LOOPBACK", false)?,
+            secrets_path,
+            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
         })
     }
 }
@@ -200,7 +220,21 @@ impl LoadedIntegrations {
         let Some(param) = &config.integrations_param else { return Ok(Self::default()) };
         let values = source.get_secrets(std::slice::from_ref(param)).await?;
         let text = values.get(param).map(String::as_str).unwrap_or_default();
-        Self::from_document(IntegrationsDocument::parse(text)?, source).await
+        let document = IntegrationsDocument::parse(text)?;
+        for (index, integration) in document.integrations.iter().enumerate() {
+            if let Some(auth) = integration.auth.as_ref().filter(|a| !a.secret_param.starts_with(&config.secrets_path))
+            {
+                return Err(IntegrationsError::Invalid {
+                    index,
+                    reason: format!(
+                        "auth.secret_param `{}` must be under INTEGRATION_SECRETS_PATH `{}` (the function may read no \
+                         other parameter for its integrations)",
+                        auth.secret_param, config.secrets_path
+                    ),
+                });
+            }
+        }
+        Self::from_document(document, source).await
     }
 
     pub async fn from_document(
@@ -227,7 +261,7 @@ integrations:
     url: https://crm.example.com/v1/contacts
     on_fields: ["identity.*", lead.statut]
     body: {email: identity.email, id: $customer_id}
-    auth: {header: Authorization, secret_param: /tributary/crm-token, prefix: "Bearer "}
+    auth: {header: Authorization, secret_param: /tributary/integrations/crm-token, prefix: "Bearer "}
 "#;
 
     #[test]
@@ -249,5 +283,30 @@ integrations:
         assert!(IntegrationsDocument::parse(&too_long).unwrap_err().to_string().contains("exceeds"));
         let json = r#"{"allowed_hosts": ["crm.example.com"], "integrations": []}"#;
         assert!(IntegrationsDocument::parse(json).unwrap().integrations.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_secret_outside_the_integrations_path_is_refused_at_start_up() {
+        use tributary_shared::memory::InMemorySecrets;
+        let env: HashMap<String, String> = [
+            ("CUSTOMER_TABLE", "c"),
+            ("DEAD_LETTER_QUEUE_URL", "http://q"),
+            ("INTEGRATIONS_PARAM", "/tributary/integrations"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = IntegratorConfig::from_env(&env).unwrap();
+        assert_eq!(config.secrets_path, DEFAULT_SECRETS_PATH);
+        let outside = DOCUMENT.replace("/tributary/integrations/crm-token", "/tributary/matomo-hmac-key");
+        let secrets = |document: &str| InMemorySecrets {
+            values: [("/tributary/integrations", document), ("/tributary/integrations/crm-token", "t")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let error = LoadedIntegrations::load(&config, &secrets(&outside)).await.unwrap_err().to_string();
+        assert!(error.contains("must be under INTEGRATION_SECRETS_PATH"), "{error}");
+        assert!(LoadedIntegrations::load(&config, &secrets(DOCUMENT)).await.is_ok());
     }
 }

@@ -21,6 +21,19 @@ pub enum Refused {
     NoHost,
 }
 
+impl Refused {
+    /// What the audit trail may say (it is served by the read API): no host name or address, which
+    /// the log line carries instead.
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            Self::Scheme => "refused: only https is allowed",
+            Self::HostNotAllowed(_) => "refused: the host is not in allowed_hosts",
+            Self::Address(_) => "refused: the host resolves to a private or reserved address",
+            Self::NoHost => "refused: the URL has no host",
+        }
+    }
+}
+
 /// Whether pushes to `address` are refused: everything but public unicast addresses (metadata
 /// endpoints such as 169.254.169.254 and fd00:ec2::254 fall in the link-local and unique-local
 /// ranges). Loopback passes only when `allow_loopback` (tests and the local stack).

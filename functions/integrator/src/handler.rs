@@ -15,9 +15,11 @@ use tributary_shared::customer::store::{AuditEntry, AuditKind, CustomerUpdated, 
 use tributary_shared::event::CanonicalEvent;
 use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::{CustomerStore, DeadLetterSink, PortError};
+use tributary_shared::secrets::Refreshing;
 
 pub struct Deps<S, D> {
-    pub integrations: LoadedIntegrations,
+    /// Re-read with their secrets once older than the maximum age (a rotated token is used within it).
+    pub integrations: Refreshing<LoadedIntegrations>,
     pub client: reqwest::Client,
     pub store: S,
     pub dead_letters: D,
@@ -117,21 +119,28 @@ fn failed(integration: &str, key: &str, detail: String) -> IntegrationResult {
 
 async fn push_one<S, D>(
     deps: &Deps<S, D>,
+    integrations: &LoadedIntegrations,
     integration: &Integration,
     record: &CustomerRecord,
     update: &CustomerUpdated,
 ) -> IntegrationResult {
     let key = format!("{}:{}:{}", update.customer_id, update.version, integration.name);
+    // The audit entry (served by the read API) says what kind of failure it was; the specifics
+    // (the URL, the host, the address) go to the log only.
     let url = match reqwest::Url::parse(&integration.url) {
         Ok(url) => url,
-        Err(e) => return failed(&integration.name, &key, format!("bad url: {e}")),
+        Err(e) => {
+            tracing::error!(integration = integration.name, error = %e, "the integration's URL is not valid");
+            return failed(&integration.name, &key, "the integration's URL is not valid".into());
+        }
     };
-    if let Err(refused) = check_url(&url, &deps.integrations.document.allowed_hosts, deps.allow_loopback) {
-        return failed(&integration.name, &key, format!("refused: {refused}"));
+    if let Err(refused) = check_url(&url, &integrations.document.allowed_hosts, deps.allow_loopback) {
+        tracing::warn!(integration = integration.name, reason = %refused, "push refused by the SSRF guard");
+        return failed(&integration.name, &key, refused.public_reason().into());
     }
     let mut headers = HeaderMap::new();
     if let Some(auth) = &integration.auth {
-        let secret = deps.integrations.secrets.get(&auth.secret_param).map(String::as_str).unwrap_or_default();
+        let secret = integrations.secrets.get(&auth.secret_param).map(String::as_str).unwrap_or_default();
         match (
             HeaderName::from_bytes(auth.header.as_bytes()),
             HeaderValue::from_str(&format!("{}{secret}", auth.prefix)),
@@ -166,6 +175,7 @@ where
     D: DeadLetterSink,
 {
     let mut summary = Summary::default();
+    let integrations = deps.integrations.current(now).await;
     for record in event.records {
         let message = record.sns.message;
         let (event, update) = match parse_update(&message) {
@@ -179,8 +189,7 @@ where
         };
         let span = tracing::info_span!("update", update_id = %event.id, customer = %update.customer_id);
         let _entered = span.enter();
-        let triggered: Vec<&Integration> = deps
-            .integrations
+        let triggered: Vec<&Integration> = integrations
             .document
             .integrations
             .iter()
@@ -200,7 +209,7 @@ where
         };
         // One slow or failing target does not hold the others back.
         let results = futures::future::join_all(
-            triggered.iter().map(|integration| push_one(deps, integration, &customer, &update)),
+            triggered.iter().map(|integration| push_one(deps, &integrations, integration, &customer, &update)),
         )
         .await;
         for result in results {

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use tributary_shared::aws::{self, DynamoDbCustomers, SqsDeadLetters, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
+use tributary_shared::secrets::Refreshing;
 use tributary_shared::telemetry;
 
 #[tokio::main]
@@ -13,10 +14,16 @@ async fn main() -> Result<(), Error> {
     let config =
         IntegratorConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let sdk = aws::load_sdk_config().await;
-    let integrations = LoadedIntegrations::load(&config, &SsmSecrets::new(aws::ssm_client(&sdk)))
+    let secrets = SsmSecrets::new(aws::ssm_client(&sdk));
+    let integrations = LoadedIntegrations::load(&config, &secrets)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "loading the integrations failed"))?;
     tracing::info!(integrations = integrations.document.integrations.len(), "integrations loaded");
+    let reload_config = config.clone();
+    let integrations = Refreshing::new(integrations, Timestamp::now(), config.secrets_max_age, move || {
+        let (config, secrets) = (reload_config.clone(), secrets.clone());
+        async move { LoadedIntegrations::load(&config, &secrets).await.map_err(|e| e.to_string()) }
+    });
     let deps = Deps {
         integrations,
         client: http_client(config.allow_loopback)?,

@@ -65,8 +65,15 @@ async fn attempt(client: &Client, request: &PushRequest) -> Attempt {
             }
         }
         Err(error) => match refusal(&error) {
-            Some(refused) => Attempt::Done(PushOutcome::PermanentFailure, None, Some(format!("refused: {refused}"))),
-            None if error.is_builder() => Attempt::Done(PushOutcome::PermanentFailure, None, Some(error.to_string())),
+            Some(refused) => {
+                tracing::warn!(integration = request.integration, reason = %refused, "push refused by the SSRF guard");
+                Attempt::Done(PushOutcome::PermanentFailure, None, Some(refused.public_reason().into()))
+            }
+            None if error.is_builder() => {
+                // The builder's message names the URL: logged, not kept in the audit entry.
+                tracing::error!(integration = request.integration, error = %error, "building the push request failed");
+                Attempt::Done(PushOutcome::PermanentFailure, None, Some("the request could not be built".into()))
+            }
             None => {
                 let kind = if error.is_timeout() { "timed out" } else { "connection failed" };
                 Attempt::Retry(None, kind.to_string(), None)

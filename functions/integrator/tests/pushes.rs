@@ -41,13 +41,16 @@ fn customer() -> CustomerRecord {
 }
 
 async fn deps(document: &str, allow_loopback: bool) -> Deps<InMemoryCustomers, InMemoryDeadLetters> {
-    let secrets =
-        InMemorySecrets { values: [("/tributary/crm-token".to_string(), "s3cret".to_string())].into_iter().collect() };
+    let secrets = InMemorySecrets {
+        values: [("/tributary/integrations/crm-token".to_string(), "s3cret".to_string())].into_iter().collect(),
+    };
     let document = IntegrationsDocument::parse(document).unwrap();
     let store = InMemoryCustomers::default();
     store.insert(customer());
     Deps {
-        integrations: LoadedIntegrations::from_document(document, &secrets).await.unwrap(),
+        integrations: tributary_shared::secrets::Refreshing::fixed(
+            LoadedIntegrations::from_document(document, &secrets).await.unwrap(),
+        ),
         client: http_client(allow_loopback).unwrap(),
         store,
         dead_letters: InMemoryDeadLetters::default(),
@@ -70,7 +73,7 @@ integrations:
     method: PUT
     on_fields: ["identity.*"]
     body: {{email: identity.email, name: identity.nom, phone: identity.telephone, id: $customer_id, version: $version}}
-    auth: {{header: Authorization, secret_param: /tributary/crm-token, prefix: "Bearer "}}
+    auth: {{header: Authorization, secret_param: /tributary/integrations/crm-token, prefix: "Bearer "}}
 "#,
         server.uri()
     )

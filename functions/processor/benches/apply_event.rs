@@ -64,7 +64,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("rule + diff + transaction items (existing customer)", |b| {
         b.iter(|| {
             let resolution = Resolution { customer_id: record.id.clone(), new_links: vec![] };
-            let commit = build_commit(rule, black_box(&event), Some(record.clone()), resolution, now).unwrap();
+            let commit =
+                build_commit(rule, black_box(&event), Some(record.clone()), &Default::default(), resolution, now)
+                    .unwrap();
             black_box(adapter.transaction_items(&commit).unwrap())
         })
     });
@@ -75,7 +77,7 @@ fn bench(c: &mut Criterion) {
                 customer_id: CustomerId::new(),
                 new_links: vec![Subject::external("stripe", "cus_bench"), Subject::email("ada@example.com")],
             };
-            let commit = build_commit(rule, black_box(&event), None, resolution, now).unwrap();
+            let commit = build_commit(rule, black_box(&event), None, &Default::default(), resolution, now).unwrap();
             black_box(adapter.transaction_items(&commit).unwrap())
         })
     });

@@ -20,7 +20,12 @@ pub struct Summary {
     pub duplicates: u32,
     pub without_rule: u32,
     pub without_subject: u32,
+    /// Every event dead-lettered, whatever the reason (the two below included).
     pub dead_lettered: u32,
+    /// Dead-lettered because their id was applied before with other content.
+    pub ids_reused: u32,
+    /// Dead-lettered because the record would pass the table's item limit.
+    pub records_too_large: u32,
 }
 
 impl Summary {
@@ -31,6 +36,8 @@ impl Summary {
             .count("duplicates", self.duplicates)
             .count("without_rule", self.without_rule + self.without_subject)
             .count("dead_lettered", self.dead_lettered)
+            .count("ids_reused", self.ids_reused)
+            .count("records_too_large", self.records_too_large)
     }
 }
 
@@ -82,10 +89,13 @@ where
                 tracing::info!("the event names no customer; acknowledged");
                 summary.without_subject += 1;
             }
-            Err(ProcessError::Rejected(reason)) => {
+            Err(error @ (ProcessError::Rejected(_) | ProcessError::IdReused | ProcessError::TooLarge(_))) => {
+                let reason = error.to_string();
                 tracing::error!(reason, "dead-lettering event");
                 deps.dead_letters.send(&message, &reason).await.map_err(HandlerError::DeadLetter)?;
                 summary.dead_lettered += 1;
+                summary.ids_reused += u32::from(matches!(error, ProcessError::IdReused));
+                summary.records_too_large += u32::from(matches!(error, ProcessError::TooLarge(_)));
             }
             Err(source) => {
                 tracing::error!(error = %source, "processing failed; the invocation will be retried");

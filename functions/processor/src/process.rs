@@ -4,9 +4,9 @@
 
 use jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
-use tributary_shared::customer::rules::{Registry, Rule, RuleError};
+use tributary_shared::customer::rules::{Ledger, Registry, Rule, RuleError};
 use tributary_shared::customer::store::{
-    AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated, applied_key,
+    AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated, MAX_RECORD_BYTES, applied_key,
 };
 use tributary_shared::customer::{ApplyError, CustomerId, CustomerRecord, Stamp};
 use tributary_shared::event::{CanonicalEvent, EventId, Subject};
@@ -40,6 +40,8 @@ pub enum Processed {
 
 /// The dead-letter reason of an event whose id was applied before with other content.
 pub const ID_REUSED: &str = "id_reused";
+/// The dead-letter reason of an event that would make the customer's record too large to store.
+pub const RECORD_TOO_LARGE: &str = "record_too_large";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -47,6 +49,13 @@ pub enum ProcessError {
     /// its sub-schemas): dead-letter it with this reason.
     #[error("{0}")]
     Rejected(String),
+    /// The event's id was applied before with other content: dead-letter it ([`ID_REUSED`]).
+    #[error("{ID_REUSED}: event id reused with different content")]
+    IdReused,
+    /// The record would pass DynamoDB's item limit: dead-letter it ([`RECORD_TOO_LARGE`]), never
+    /// retry it in a loop.
+    #[error("{RECORD_TOO_LARGE}: {0}")]
+    TooLarge(String),
     /// A backing service failed: fail the invocation so Lambda retries.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -91,7 +100,16 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
         };
         for attempt in 1..=self.commit_attempts {
             let (resolution, current) = self.resolve(&subjects).await?;
-            let commit = build_commit(rule, event, current, resolution, now)?;
+            // The ledger entries the rule reads; a new customer has none.
+            let keys = match (rule.ledger, &current) {
+                (Some(ledger_rule), Some(_)) => (ledger_rule.keys)(event)?,
+                _ => Vec::new(),
+            };
+            let ledger = match &current {
+                Some(record) if !keys.is_empty() => self.store.ledger(&record.id, &keys).await?,
+                _ => Ledger::new(),
+            };
+            let commit = build_commit(rule, event, current, &ledger, resolution, now)?;
             match self.store.commit(&commit).await? {
                 CommitOutcome::Committed => {
                     if let Some(update) = &commit.marker.pending {
@@ -109,6 +127,9 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
                     return self.duplicate(event, now).await;
                 }
                 CommitOutcome::Conflict => tokio::time::sleep(backoff(attempt)).await,
+                CommitOutcome::TooLarge => {
+                    return Err(ProcessError::TooLarge("the table refused an item over its size limit".into()));
+                }
             }
         }
         Err(ProcessError::Contention(self.commit_attempts))
@@ -153,7 +174,7 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
             return Ok(Processed::Duplicate { republished: false });
         };
         if marker.digest.as_ref().is_some_and(|digest| *digest != event.content_digest()) {
-            return Err(ProcessError::Rejected(format!("{ID_REUSED}: event id reused with different content")));
+            return Err(ProcessError::IdReused);
         }
         let abandoned = marker.committed_at.saturating_add(NOTIFY_GRACE).is_ok_and(|deadline| now > deadline);
         match &marker.pending {
@@ -180,20 +201,34 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_micros(base_ms * 1000 / 2 + fastrand::u64(0..base_ms * 1000))
 }
 
-/// The whole write for `event` on `current` (the record as read, or none for a new customer).
+/// The whole write for `event` on `current` (the record as read, or none for a new customer) and
+/// the customer's `ledger` entries the rule asked for.
 pub fn build_commit(
     rule: &'static Rule,
     event: &CanonicalEvent,
     current: Option<CustomerRecord>,
+    ledger: &Ledger,
     resolution: Resolution,
     now: Timestamp,
 ) -> Result<Commit, ProcessError> {
     let mut record = current.unwrap_or_else(|| CustomerRecord::new(resolution.customer_id.clone()));
     let expected_version = record.version;
-    let proposed = (rule.changes)(&record, event)?;
+    let mut proposed = (rule.changes)(&record, event)?;
+    let mut ledger_writes = Vec::new();
+    if let Some(ledger_rule) = rule.ledger {
+        let outcome = (ledger_rule.apply)(&record, ledger, event)?;
+        proposed.extend(outcome.changes);
+        ledger_writes = outcome.writes;
+    }
     let diffs = record.apply(rule.name, rule.owns, &Stamp::of(event), &proposed)?;
     record.version += 1;
     record.identities.extend(resolution.new_links.iter().map(|s| s.as_str().to_string()));
+    let size = serde_json::to_vec(&record).map_or(0, |json| json.len());
+    if size > MAX_RECORD_BYTES {
+        return Err(ProcessError::TooLarge(format!(
+            "the record would be {size} bytes of JSON, over the {MAX_RECORD_BYTES} stored per customer"
+        )));
+    }
     let changed_fields: Vec<String> = diffs.iter().map(|d| d.field.clone()).collect();
     let pending = (!changed_fields.is_empty()).then(|| CustomerUpdated {
         customer_id: record.id.clone(),
@@ -227,6 +262,7 @@ pub fn build_commit(
             pending,
         },
         record,
+        ledger: ledger_writes,
     })
 }
 

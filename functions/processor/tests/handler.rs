@@ -179,6 +179,14 @@ impl CustomerStore for CountingStore {
         self.count("TransactWriteItems");
         self.inner.commit(commit).await
     }
+    async fn ledger(
+        &self,
+        id: &CustomerId,
+        keys: &[String],
+    ) -> Result<tributary_shared::customer::rules::Ledger, PortError> {
+        self.count("BatchGetItem ledger");
+        self.inner.ledger(id, keys).await
+    }
     async fn applied(&self, key: &str) -> Result<Option<AppliedMarker>, PortError> {
         self.count("GetItem marker");
         self.inner.applied(key).await
@@ -213,12 +221,26 @@ async fn aws_calls_per_event() {
     // Its Stripe customer id is new (linked in the transaction), its e-mail address known.
     assert_eq!(
         stripe_new_link,
-        ["GetItem lookup", "GetItem lookup", "GetItem record", "TransactWriteItems", "UpdateItem marker"]
+        [
+            "GetItem lookup",
+            "GetItem lookup",
+            "GetItem record",
+            "BatchGetItem ledger",
+            "TransactWriteItems",
+            "UpdateItem marker"
+        ]
     );
+    // A payment also reads the ledger entries of its ids (one request for all of them).
     processor.process(&events[3], now()).await.unwrap();
-    assert_eq!(processor.store.take(), ["GetItem lookup", "GetItem record", "TransactWriteItems", "UpdateItem marker"]);
+    assert_eq!(
+        processor.store.take(),
+        ["GetItem lookup", "GetItem record", "BatchGetItem ledger", "TransactWriteItems", "UpdateItem marker"]
+    );
     assert_eq!(processor.updates.messages().len(), 3);
     // A duplicate: the transaction is refused by the marker, which is then read.
     processor.process(&events[3], now()).await.unwrap();
-    assert_eq!(processor.store.take(), ["GetItem lookup", "GetItem record", "TransactWriteItems", "GetItem marker"]);
+    assert_eq!(
+        processor.store.take(),
+        ["GetItem lookup", "GetItem record", "BatchGetItem ledger", "TransactWriteItems", "GetItem marker"]
+    );
 }

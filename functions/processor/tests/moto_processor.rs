@@ -151,3 +151,129 @@ async fn an_event_id_reused_with_other_content_is_dead_lettered_not_dropped() {
     assert!(reason.is_some_and(|r| r.starts_with("id_reused")), "{reason:?}");
     assert_eq!(CanonicalEvent::from_message(messages[0].body().unwrap()).unwrap(), team);
 }
+
+/// Resident and peak memory of a process, in MiB (`VmRSS`, `VmHWM` of `/proc/<pid>/status`).
+fn memory_mib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Every payment used to add a `billing.payments.<id>` field to the record item, which passed
+/// DynamoDB's 400 KB near 1 750 payments; the customer was then stuck for good. Payments are now
+/// ledger items beside the record: 3 000 distinct `invoice.paid` for one customer are all applied,
+/// the version moves with each, the total is exact and the record item stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_payments_of_one_customer_keep_its_record_small() {
+    const PAYMENTS: usize = 3_000;
+    /// The record item's size this test holds it under (it has no per-payment field at all).
+    const RECORD_LIMIT_BYTES: usize = 4_096;
+    let moto = MotoProcessor::start().await;
+    // The customer table on moto as deployed; the notifications stay in memory (not under test here).
+    let deps = moto.table_only(moto.config.registry());
+    let started = std::time::Instant::now();
+    let mut lap = std::time::Instant::now();
+    let mut expected_total = 0;
+    for n in 0..PAYMENTS {
+        if n > 0 && n % 1_000 == 0 {
+            let (rss, _) = memory_mib(moto.aws.moto.pid());
+            println!(
+                "payments {}..{n}: {:.0} events/s, moto RSS {rss} MiB",
+                n - 1_000,
+                1_000.0 / lap.elapsed().as_secs_f64()
+            );
+            lap = std::time::Instant::now();
+        }
+        let amount = 100 + (n as i64 * 37) % 9_000;
+        expected_total += amount;
+        let invoice = event(
+            &format!("evt_pay_{n:05}"),
+            "stripe.invoice.paid",
+            Some(tributary_shared::event::Subject::external("stripe", "cus_many")),
+            "2026-01-01T00:00:00Z",
+            json!({"type": "invoice.paid", "data": {"object": {"object": "invoice", "id": format!("in_{n:05}"),
+                "customer": "cus_many", "amount_paid": amount, "currency": "eur"}}}),
+        );
+        let summary = handle(&deps, delivery_of(&invoice), now()).await.unwrap();
+        assert_eq!(summary.applied, 1, "payment {n}: {summary:?}");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let id = deps.processor.store.find(&tributary_shared::event::Subject::external("stripe", "cus_many")).await;
+    let record = deps.processor.store.load(&id.unwrap().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.version, PAYMENTS as u64);
+    assert_eq!(record.value("billing.totals.eur"), Some(&json!(expected_total)));
+    let record_bytes = serde_json::to_vec(&record).unwrap().len();
+    assert!(record_bytes < RECORD_LIMIT_BYTES, "the record is {record_bytes} bytes");
+    let (rss, peak) = memory_mib(moto.aws.moto.pid());
+    println!(
+        "{PAYMENTS} payments of one customer: {:.0} events/s on moto ({seconds:.1} s), record {record_bytes} B, \
+         moto RSS {rss} MiB (peak {peak} MiB)",
+        PAYMENTS as f64 / seconds
+    );
+}
+
+/// A record that would pass the table's item limit is dead-lettered as `record_too_large`, once,
+/// and counted; the customer's smaller events go on. Five attribute sources each filling their 100
+/// keys with 1 000-character values pass the limit; and an item over 400 KB that reaches the table
+/// anyway is refused by it as too large, not taken for a passing failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_too_large_to_store_is_dead_lettered_not_retried() {
+    use tributary_shared::customer::rules::Registry;
+    let moto = MotoProcessor::start().await;
+    let sources: Vec<String> = (1..=5).map(|n| format!("src{n}")).collect();
+    let deps = moto.table_only(Registry::standard(&sources));
+    let subject = Some(tributary_shared::event::Subject::email("big@example.com"));
+    let (mut applied, mut too_large) = (0, 0);
+    for source in &sources {
+        let attributes: serde_json::Map<String, serde_json::Value> =
+            (0..100).map(|k| (format!("key_{k}"), json!("v".repeat(1_000)))).collect();
+        let row = event(
+            &format!("row_{source}"),
+            &format!("{source}.row"),
+            subject.clone(),
+            "2026-01-01T00:00:00Z",
+            json!(attributes),
+        );
+        let summary = handle(&deps, delivery_of(&row), now()).await.unwrap();
+        applied += summary.applied;
+        too_large += summary.records_too_large;
+    }
+    assert_eq!((applied, too_large), (3, 2), "three sources fit, the fourth and fifth would pass the limit");
+    let letters = deps.dead_letters.letters();
+    assert!(letters.iter().all(|(_, reason)| reason.starts_with("record_too_large")), "{letters:?}");
+    // A small event of the same customer is still applied.
+    let small = event("row_small", "src1.row", subject, "2026-01-02T00:00:00Z", json!({"plan": "pro"}));
+    assert_eq!(handle(&deps, delivery_of(&small), now()).await.unwrap().applied, 1);
+
+    // The adapter: an item the table refuses for its size is `TooLarge`.
+    let id =
+        deps.processor.store.find(&tributary_shared::event::Subject::email("big@example.com")).await.unwrap().unwrap();
+    let mut record = deps.processor.store.load(&id).await.unwrap().unwrap();
+    let stamp = record.fields.values().next().unwrap().stamp.clone();
+    record.fields.insert(
+        "attributes.src9.huge".into(),
+        tributary_shared::customer::FieldState { value: json!("x".repeat(420_000)), stamp },
+    );
+    let mut commit = processor::process::build_commit(
+        tributary_shared::customer::rules::Registry::standard(&[]).rule_for("stripe.invoice.paid").unwrap(),
+        &event("evt_x", "stripe.customer.updated", None, "2026-01-03T00:00:00Z", json!({"data": {"object": {}}})),
+        Some(deps.processor.store.load(&id).await.unwrap().unwrap()),
+        &Default::default(),
+        processor::process::Resolution { customer_id: id.clone(), new_links: vec![] },
+        now(),
+    )
+    .unwrap();
+    record.version = commit.record.version;
+    commit.record = record;
+    assert_eq!(
+        deps.processor.store.commit(&commit).await.unwrap(),
+        tributary_shared::customer::store::CommitOutcome::TooLarge
+    );
+}

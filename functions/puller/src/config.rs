@@ -17,6 +17,9 @@ pub struct PullerConfig {
     pub lake: LakeLocation,
     /// Stop this long before the Lambda deadline.
     pub deadline_margin: SignedDuration,
+    /// How long the tokens and the anonymisation key are used before they are read again (at the
+    /// start of an invocation, never during a run: one run hashes with one key).
+    pub secrets_max_age: SignedDuration,
     pub matomo: Option<MatomoConfig>,
     pub notion: Option<NotionConfig>,
 }
@@ -42,12 +45,13 @@ pub struct NotionConfig {
 }
 
 /// Every environment variable [`PullerConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 19] = [
+pub const ENVIRONMENT: [&str; 20] = [
     "INGESTION_TABLE",
     "EVENTS_TOPIC_ARN",
     "LAKE_BUCKET",
     "LAKE_PREFIX",
     "DEADLINE_MARGIN_SECONDS",
+    "SECRETS_MAX_AGE_SECONDS",
     "MATOMO_URL",
     "MATOMO_SITE_IDS",
     "MATOMO_START_DATE",
@@ -90,6 +94,7 @@ impl PullerConfig {
             events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
             lake: LakeLocation::from_env(env)?,
             deadline_margin: SignedDuration::from_secs(margin),
+            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
             matomo: MatomoConfig::from_env(env)?,
             notion: NotionConfig::from_env(env)?,
         })

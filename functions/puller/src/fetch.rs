@@ -43,8 +43,11 @@ pub enum Failure {
 #[error("{what}: {detail} (after {attempts} attempt(s))")]
 pub struct FetchError {
     pub what: String,
+    /// For the logs only: it may quote the source's answer.
     pub detail: String,
     pub attempts: u32,
+    /// The HTTP status of the last answer, if there was one.
+    pub status: Option<u16>,
 }
 
 /// The usual classification of an HTTP status: 429, 5xx (and Notion's 529) retry, other non-2xx
@@ -101,9 +104,12 @@ pub async fn fetch_with_retries<T>(
         if let Some(pacer) = pacer {
             pacer.wait().await;
         }
+        // The status of this attempt's answer (none when there was no answer).
+        let mut last_status = None;
         let failure = match request().send().await {
             Ok(response) => {
                 let status = response.status();
+                last_status = Some(status.as_u16());
                 let headers = response.headers().clone();
                 match response.bytes().await {
                     Ok(body) => match check(status, &headers, &body) {
@@ -116,21 +122,20 @@ pub async fn fetch_with_retries<T>(
             // Timeouts and connection errors: the request may not have reached the server.
             Err(e) => Failure::Retryable { detail: e.without_url().to_string(), retry_after: None },
         };
+        let error = |detail: String| FetchError { what: what.into(), detail, attempts: attempt, status: last_status };
         match failure {
-            Failure::Permanent { detail } => return Err(FetchError { what: what.into(), detail, attempts: attempt }),
-            Failure::Retryable { detail, .. } if attempt >= policy.attempts => {
-                return Err(FetchError { what: what.into(), detail, attempts: attempt });
-            }
+            Failure::Permanent { detail } => return Err(error(detail)),
+            Failure::Retryable { detail, .. } if attempt >= policy.attempts => return Err(error(detail)),
             Failure::Retryable { detail, retry_after: Some(asked) } if asked > policy.backoff.max_retry_after => {
                 let detail =
                     format!("{detail}; the server asks to wait {} s, longer than this run waits", asked.as_secs());
-                return Err(FetchError { what: what.into(), detail, attempts: attempt });
+                return Err(error(detail));
             }
             Failure::Retryable { detail, retry_after } => {
                 let delay = policy.backoff.delay(attempt, retry_after);
                 if budget.exhausted_after(delay) {
                     let detail = format!("{detail}; no time left to retry before the invocation's deadline");
-                    return Err(FetchError { what: what.into(), detail, attempts: attempt });
+                    return Err(error(detail));
                 }
                 tracing::warn!(what, attempt, detail, delay_ms = delay.as_millis() as u64, "retrying");
                 tokio::time::sleep(delay).await;

@@ -19,7 +19,7 @@ use tributary_shared::lake::schema::MATOMO_VISITS;
 use tributary_shared::lake::{LakeLocation, LakeTable};
 use tributary_shared::metrics::Metrics;
 use tributary_shared::ports::{EventPublisher, SyncStore};
-use tributary_shared::sync::{Lease, SyncOutcome, SyncRun};
+use tributary_shared::sync::{FailureReason, Lease, SyncOutcome, SyncRun};
 
 /// What a schedule asks for: `{"job": "matomo", "sites": [1]}`, `{"job": "notion",
 /// "databases": ["…"]}`; without a subset, every configured site or database.
@@ -215,7 +215,13 @@ async fn begin<S: SyncStore>(
             tracing::info!(job, scope, "another run holds the lease; skipped");
             Some(SyncOutcome::SkippedLeased)
         }
-        Err(e) => Some(SyncOutcome::Failed { reason: format!("acquiring the lease: {e}") }),
+        Err(e) => {
+            tracing::error!(job, scope, error = %e, "acquiring the lease failed");
+            Some(SyncOutcome::Failed {
+                reason: FailureReason::StoreFailed,
+                message: "acquiring the lease failed".into(),
+            })
+        }
     };
     if let Some(outcome) = not_started {
         run.finish(outcome, Timestamp::now());
@@ -238,7 +244,8 @@ async fn end<S: SyncStore>(store: &S, lease: &Lease, run: &mut SyncRun, result: 
         Ok(false) => SyncOutcome::MoreToDo,
         Err(e) => {
             tracing::error!(job = run.job, scope = run.scope, error = %e, "pull failed");
-            SyncOutcome::Failed { reason: e.to_string() }
+            let (reason, message) = e.public();
+            SyncOutcome::Failed { reason, message }
         }
     };
     run.finish(outcome, Timestamp::now());
@@ -280,7 +287,7 @@ pub async fn handle<S: SyncStore, P: EventPublisher>(
             failed: failed.len(),
             total: runs.len(),
             first: match &first.outcome {
-                SyncOutcome::Failed { reason } => format!("{}: {reason}", first.scope),
+                SyncOutcome::Failed { message, .. } => format!("{}: {message}", first.scope),
                 other => format!("{}: {other:?}", first.scope),
             },
         });

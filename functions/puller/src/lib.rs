@@ -13,6 +13,7 @@ pub mod matomo;
 pub mod notion;
 
 use jiff::{SignedDuration, Timestamp};
+use tributary_shared::sync::FailureReason;
 
 /// The allocator of everything that links the puller (the Lambda, its tests and benchmarks). A
 /// page of visits and its Parquet encoding allocate and free megabytes at a time; glibc's malloc
@@ -60,4 +61,36 @@ pub enum PullError {
     Store(tributary_shared::ports::PortError),
     #[error("{0}")]
     Config(String),
+}
+
+impl PullError {
+    /// What the sync run may say of this failure: its kind and words with no upstream answer, URL,
+    /// ARN or AWS message in them (those are in the log line the handler writes).
+    pub fn public(&self) -> (FailureReason, String) {
+        match self {
+            Self::Fetch(e) => match e.status {
+                Some(status) if (400..500).contains(&status) && status != 429 => (
+                    FailureReason::SourceRefused,
+                    format!("{}: the source refused the request (HTTP {status})", e.what),
+                ),
+                Some(status) if status == 429 || status >= 500 => (
+                    FailureReason::SourceUnavailable,
+                    format!("{}: the source answered HTTP {status} after {} attempt(s)", e.what, e.attempts),
+                ),
+                Some(_) => (
+                    FailureReason::SourceAnswer,
+                    format!("{}: the source's answer was not usable after {} attempt(s)", e.what, e.attempts),
+                ),
+                None => (
+                    FailureReason::SourceUnavailable,
+                    format!("{}: the source could not be reached after {} attempt(s)", e.what, e.attempts),
+                ),
+            },
+            Self::Source(_) => (FailureReason::SourceAnswer, "the source's answer was not usable".into()),
+            Self::Lake(_) => (FailureReason::LakeFailed, "writing to the lake failed".into()),
+            Self::Publish(_) => (FailureReason::BusFailed, "publishing to the events topic failed".into()),
+            Self::Store(_) => (FailureReason::StoreFailed, "the ingestion table failed".into()),
+            Self::Config(_) => (FailureReason::Configuration, "the job's configuration is not usable".into()),
+        }
+    }
 }

@@ -9,6 +9,7 @@ use tributary_shared::aws::{self, DynamoDbIngestion, SnsPublisher, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
 use tributary_shared::ports::SecretSource;
 use tributary_shared::runtime::invocation_deadline;
+use tributary_shared::secrets::Refreshing;
 use tributary_shared::telemetry;
 
 #[tokio::main]
@@ -17,28 +18,37 @@ async fn main() -> Result<(), Error> {
     let config =
         PullerConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let sdk = aws::load_sdk_config().await;
-    let secrets = SsmSecrets::new(aws::ssm_client(&sdk))
-        .get_secrets(&config.secret_names())
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "loading secrets failed"))?;
     // One client for both sources: rustls, a per-request timeout, redirects not followed.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tributary-puller/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let deps = Deps::from_config(
-        &config,
-        &secrets,
-        http,
-        DynamoDbIngestion::new(aws::dynamodb_client(&sdk), &config.ingestion_table),
-        SnsPublisher::new(aws::sns_client(&sdk), &config.events_topic_arn),
-    )
-    .inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let (ssm, dynamodb, sns) = (aws::ssm_client(&sdk), aws::dynamodb_client(&sdk), aws::sns_client(&sdk));
+    // The dependencies are re-built from the secrets once older than their maximum age, at the
+    // start of an invocation (a run never changes keys half-way).
+    let build = move |config: PullerConfig| {
+        let (ssm, dynamodb, sns, http) = (ssm.clone(), dynamodb.clone(), sns.clone(), http.clone());
+        async move {
+            let secrets = SsmSecrets::new(ssm).get_secrets(&config.secret_names()).await.map_err(|e| e.to_string())?;
+            Deps::from_config(
+                &config,
+                &secrets,
+                http,
+                DynamoDbIngestion::new(dynamodb, &config.ingestion_table),
+                SnsPublisher::new(sns, &config.events_topic_arn),
+            )
+            .map_err(|e| e.to_string())
+        }
+    };
+    let first = build(config.clone()).await.inspect_err(|e| tracing::error!(error = %e, "loading secrets failed"))?;
+    let reload_config = config.clone();
+    let deps = Refreshing::new(first, Timestamp::now(), config.secrets_max_age, move || build(reload_config.clone()));
     let (deps, margin) = (&deps, config.deadline_margin);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline, Timestamp::now());
-        let report = handle(deps, &event.payload, Budget { deadline, margin }).await?;
+        let deps = deps.current(Timestamp::now()).await;
+        let report = handle(&deps, &event.payload, Budget { deadline, margin }).await?;
         report.metrics().emit(&event.context.request_id);
         Ok::<_, HandlerError>(report)
     }))

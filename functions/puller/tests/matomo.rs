@@ -304,9 +304,14 @@ async fn matomo_error_answers_are_retried_and_a_dead_source_fails_the_run_with_t
     let error = h.run().await.unwrap_err().to_string();
     assert!(error.contains("1 of 1 matomo run(s) failed"), "{error}");
     let failed = h.deps.store.runs().pop().unwrap();
-    let SyncOutcome::Failed { reason } = &failed.outcome else { panic!("{failed:?}") };
-    assert!(reason.contains("HTTP 500") && reason.contains("after 2 attempt(s)"), "{reason}");
-    assert!(!reason.contains(MATOMO_TOKEN));
+    let SyncOutcome::Failed { reason, message } = &failed.outcome else { panic!("{failed:?}") };
+    assert_eq!(*reason, tributary_shared::sync::FailureReason::SourceUnavailable);
+    assert!(message.contains("HTTP 500") && message.contains("after 2 attempt(s)"), "{message}");
+    // What the status route shows: no token, no URL, nothing of the source's answer.
+    assert!(
+        !message.contains(MATOMO_TOKEN) && !message.contains("http") && !message.contains("127.0.0.1"),
+        "{message}"
+    );
     let position = h.position(1).await;
     assert_eq!(h.lake_ids().await, h.ids_before(position));
     h.faults.heal();

@@ -91,7 +91,7 @@ fn whole_handler_in_memory(c: &mut Criterion) {
             || {
                 // A fresh store each time, so every iteration is a first delivery, not a duplicate.
                 let deps = Deps {
-                    receiver: receiver.clone(),
+                    receiver: tributary_shared::secrets::Refreshing::fixed(receiver.clone()),
                     dedup: InMemoryDedup::default(),
                     archive: InMemoryArchive::default(),
                     publisher: InMemoryPublisher::default(),

@@ -33,6 +33,11 @@ pub struct WebhookConfig {
     pub make_fields: MakeFields,
     pub personnage_token_param: Option<String>,
     pub sources: Vec<SourceConfig>,
+    /// The SSM path every source's `secret_param` lies under: the function's role may read the
+    /// parameters under it and the three it names, nothing else.
+    pub source_secrets_path: String,
+    /// How long secrets are used before they are read again.
+    pub secrets_max_age: SignedDuration,
     pub limits: Limits,
 }
 
@@ -45,7 +50,7 @@ pub struct Limits {
 }
 
 /// Every environment variable [`WebhookConfig::from_env`] reads (the README's configuration table).
-pub const ENVIRONMENT: [&str; 15] = [
+pub const ENVIRONMENT: [&str; 17] = [
     "DEDUP_TABLE",
     "ARCHIVE_BUCKET",
     "EVENTS_TOPIC_ARN",
@@ -56,6 +61,8 @@ pub const ENVIRONMENT: [&str; 15] = [
     "MAKE_SUBJECT_FIELD",
     "PERSONNAGE_TOKEN_PARAM",
     "WEBHOOK_SOURCES",
+    "WEBHOOK_SOURCE_SECRETS_PATH",
+    "SECRETS_MAX_AGE_SECONDS",
     "SIGNATURE_TOLERANCE_SECONDS",
     "MAX_BODY_BYTES",
     "DEDUP_TTL_HOURS",
@@ -63,6 +70,9 @@ pub const ENVIRONMENT: [&str; 15] = [
     // Read by the telemetry set-up rather than here; listed so the template may set it.
     "RUST_LOG",
 ];
+
+/// Where the Standard Webhooks sources' secrets live unless `WEBHOOK_SOURCE_SECRETS_PATH` says.
+pub const DEFAULT_SOURCE_SECRETS_PATH: &str = "/tributary/webhook-sources/";
 
 /// Dedup markers must outlive every sender's retry window: Stripe retries for up to 3 days.
 pub const MIN_DEDUP_TTL_HOURS: i64 = 96;
@@ -100,6 +110,22 @@ impl WebhookConfig {
             }
         }
 
+        let source_secrets_path =
+            env.optional("WEBHOOK_SOURCE_SECRETS_PATH").unwrap_or_else(|| DEFAULT_SOURCE_SECRETS_PATH.into());
+        if !(source_secrets_path.starts_with('/') && source_secrets_path.ends_with('/')) {
+            return Err(ConfigError::invalid("WEBHOOK_SOURCE_SECRETS_PATH", "must start and end with /"));
+        }
+        if let Some(source) = sources.iter().find(|s| !s.secret_param.starts_with(&source_secrets_path)) {
+            return Err(ConfigError::invalid(
+                "WEBHOOK_SOURCES",
+                format!(
+                    "source `{}`: its secret_param `{}` must be under WEBHOOK_SOURCE_SECRETS_PATH `{source_secrets_path}` \
+                     (the function may read no other parameter for its sources)",
+                    source.name, source.secret_param
+                ),
+            ));
+        }
+
         let dedup_ttl_hours: i64 = env.parsed_or("DEDUP_TTL_HOURS", 168)?;
         if dedup_ttl_hours < MIN_DEDUP_TTL_HOURS {
             return Err(ConfigError::invalid("DEDUP_TTL_HOURS", format!("must be at least {MIN_DEDUP_TTL_HOURS}")));
@@ -130,6 +156,8 @@ impl WebhookConfig {
             },
             personnage_token_param: env.optional("PERSONNAGE_TOKEN_PARAM"),
             sources,
+            source_secrets_path,
+            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
             limits: Limits {
                 tolerance: Tolerance { seconds: tolerance_seconds },
                 max_body_bytes,
@@ -302,16 +330,22 @@ mod tests {
         assert!(with("MAX_BODY_BYTES", "300000").contains("MAX_BODY_BYTES"));
         assert!(with("WEBHOOK_SOURCES", "{").contains("WEBHOOK_SOURCES"));
         assert!(with("WEBHOOK_SOURCES", r#"[{"name":"stripe","secret_param":"/p"}]"#).contains("WEBHOOK_SOURCES"));
+        // A source's secret outside the sources' path: the role could not read it.
+        let outside = with("WEBHOOK_SOURCES", r#"[{"name":"acme","secret_param":"/tributary/api-key-hashes"}]"#);
+        assert!(outside.contains("must be under WEBHOOK_SOURCE_SECRETS_PATH"), "{outside}");
         // A sender named after one of the product's own families could forge its events.
         for reserved in RESERVED_SOURCE_NAMES {
-            let sources = format!(r#"[{{"name":"{reserved}","secret_param":"/p"}}]"#);
+            let sources = format!(r#"[{{"name":"{reserved}","secret_param":"/tributary/webhook-sources/p"}}]"#);
             let mut pairs = base();
             pairs.push(("WEBHOOK_SOURCES", &sources));
             let error = WebhookConfig::from_env(&env(&pairs)).unwrap_err().to_string();
             assert!(error.contains(&format!("`{reserved}`")) && error.contains("own event families"), "{error}");
         }
         assert!(
-            with("WEBHOOK_SOURCES", r#"[{"name":"a","secret_param":"/p"},{"name":"a","secret_param":"/q"}]"#)
+            with(
+                "WEBHOOK_SOURCES",
+                r#"[{"name":"a","secret_param":"/tributary/webhook-sources/p"},{"name":"a","secret_param":"/tributary/webhook-sources/q"}]"#
+            )
                 .contains("twice")
         );
         assert!(with("SIGNATURE_TOLERANCE_SECONDS", "0").contains("SIGNATURE_TOLERANCE_SECONDS"));
@@ -324,12 +358,13 @@ mod tests {
             ("STRIPE_SECRET_PARAM", "/s"),
             ("MAKE_TOKEN_PARAM", "/m"),
             ("PERSONNAGE_TOKEN_PARAM", "/p"),
-            ("WEBHOOK_SOURCES", r#"[{"name":"acme","secret_param":"/a","subject_field":"data.email"}]"#),
+            ("WEBHOOK_SOURCES", r#"[{"name":"acme","secret_param":"/w/a","subject_field":"data.email"}]"#),
+            ("WEBHOOK_SOURCE_SECRETS_PATH", "/w/"),
         ]);
         let config = WebhookConfig::from_env(&env(&pairs)).unwrap();
-        assert_eq!(config.secret_params(), vec!["/a", "/m", "/p", "/s"]);
+        assert_eq!(config.secret_params(), vec!["/m", "/p", "/s", "/w/a"]);
         let secrets = InMemorySecrets {
-            values: [("/s", "whsec_x"), ("/m", "tok"), ("/p", "ptok"), ("/a", "whsec_YWJj")]
+            values: [("/s", "whsec_x"), ("/m", "tok"), ("/p", "ptok"), ("/w/a", "whsec_YWJj")]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
@@ -340,9 +375,9 @@ mod tests {
         assert!(receiver.sources.contains_key("acme"));
 
         let mut bad = secrets.values.clone();
-        bad.insert("/a".into(), "not base64 !!".into());
+        bad.insert("/w/a".into(), "not base64 !!".into());
         let error = Receiver::load(&config, &InMemorySecrets { values: bad }).await.unwrap_err();
-        assert_eq!(error.to_string(), "secret parameter /a is empty or not in the expected format");
+        assert_eq!(error.to_string(), "secret parameter /w/a is empty or not in the expected format");
         let mut missing = secrets.values.clone();
         missing.remove("/m");
         assert!(Receiver::load(&config, &InMemorySecrets { values: missing }).await.is_err());

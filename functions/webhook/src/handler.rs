@@ -19,10 +19,12 @@ use tributary_shared::ports::{
     SNS_MAX_MESSAGE_BYTES,
 };
 use tributary_shared::problem::{Problem, json_response, request_id};
+use tributary_shared::secrets::Refreshing;
 
-/// The receiver and the ports it writes to.
+/// The receiver (re-built from its secrets once older than their maximum age) and the ports it
+/// writes to.
 pub struct Deps<D, A, P> {
-    pub receiver: Receiver,
+    pub receiver: Refreshing<Receiver>,
     pub dedup: D,
     pub archive: A,
     pub publisher: P,
@@ -165,7 +167,7 @@ where
     A: RawArchive,
     P: EventPublisher,
 {
-    let receiver = &deps.receiver;
+    let receiver = &*deps.receiver.current(now).await;
     let Some(route) = route(request.uri().path()) else {
         outcome.outcome = "not_found";
         return not_found();
@@ -317,7 +319,8 @@ pub fn archive_metadata(event: &CanonicalEvent, headers: &[(&str, &str)]) -> Vec
         ("received-at".to_string(), event.received_at.to_string()),
     ];
     // Room kept for the `truncated-headers` list itself (every header name, comma-separated).
-    let shortfall_room = "x-amz-meta-truncated-headers".len() + ARCHIVED_HEADERS.iter().map(|h| h.len() + 1).sum::<usize>();
+    let shortfall_room =
+        "x-amz-meta-truncated-headers".len() + ARCHIVED_HEADERS.iter().map(|h| h.len() + 1).sum::<usize>();
     let mut shortened = Vec::new();
     for name in ARCHIVED_HEADERS {
         let Some((_, value)) = headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)) else { continue };
@@ -363,7 +366,7 @@ where
     A: RawArchive,
     P: EventPublisher,
 {
-    let limits = &deps.receiver.limits;
+    let limits = &deps.receiver.current(now).await.limits;
     let claim = DedupClaim {
         key: DedupClaim::key_for(&event.source, &event.id),
         token: uuid::Uuid::new_v4().to_string(),
@@ -385,9 +388,7 @@ where
             tracing::warn!(event_id = %event.id, "event id reused with different content; refused");
             outcome.outcome = "id_reused";
             return Problem::new(409, "Conflict")
-                .with_detail(
-                    "this event id was already used for different content; send new content under a new id",
-                )
+                .with_detail("this event id was already used for different content; send new content under a new id")
                 .into_response();
         }
         Ok(ClaimOutcome::InProgress) => {
@@ -447,8 +448,9 @@ mod tests {
 
     #[test]
     fn archive_metadata_stays_within_s3s_limit_whatever_the_headers() {
-        let event = normalise::personnage_event(br#"{"nom":"N","score":1}"#, Some(&"k".repeat(200)), Timestamp::UNIX_EPOCH)
-            .unwrap();
+        let event =
+            normalise::personnage_event(br#"{"nom":"N","score":1}"#, Some(&"k".repeat(200)), Timestamp::UNIX_EPOCH)
+                .unwrap();
         let short = archive_metadata(&event, &[("content-type", "application/json"), ("user-agent", "curl/8")]);
         assert_eq!(short.iter().find(|(n, _)| n == "user-agent").map(|(_, v)| v.as_str()), Some("curl/8"));
         assert!(short.iter().all(|(n, _)| n != "truncated-headers"));

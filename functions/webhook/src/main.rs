@@ -3,6 +3,7 @@ use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
 use tributary_shared::aws::{self, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
+use tributary_shared::secrets::Refreshing;
 use tributary_shared::telemetry;
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::{Deps, handle};
@@ -16,6 +17,11 @@ async fn main() -> Result<(), Error> {
     let receiver = Receiver::load(&config, &SsmSecrets::new(aws::ssm_client(&sdk)))
         .await
         .inspect_err(|e| tracing::error!(error = %e, "loading secrets failed"))?;
+    let (reload_config, ssm) = (config.clone(), aws::ssm_client(&sdk));
+    let receiver = Refreshing::new(receiver, Timestamp::now(), config.secrets_max_age, move || {
+        let (config, secrets) = (reload_config.clone(), SsmSecrets::new(ssm.clone()));
+        async move { Receiver::load(&config, &secrets).await.map_err(|e| e.to_string()) }
+    });
     let deps = Deps {
         receiver,
         dedup: DynamoDbDedup::new(aws::dynamodb_client(&sdk), &config.dedup_table),

@@ -158,8 +158,13 @@ async fn long_headers_are_cut_to_fit_the_archive_metadata() {
     let response = handle(&local.deps, request, now).await;
     assert_eq!(response.status(), 202, "{:?}", response.body());
     let key = local.archived_keys().await.pop().unwrap();
-    let object =
-        aws::s3_client(&local.aws.sdk).get_object().bucket(&local.config.archive_bucket).key(&key).send().await.unwrap();
+    let object = aws::s3_client(&local.aws.sdk)
+        .get_object()
+        .bucket(&local.config.archive_bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
     let metadata = object.metadata().cloned().unwrap_or_default();
     let size: usize = metadata.iter().map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len()).sum();
     assert!(size <= webhook::handler::MAX_ARCHIVE_METADATA_BYTES, "{size}");

@@ -250,7 +250,10 @@ async fn an_abandoned_claim_is_taken_over_after_its_timeout() {
 async fn make_uses_standard_webhooks_when_configured_as_a_source() {
     // The token stays configured: being a Standard Webhooks source takes precedence over it.
     let mut env = base_env();
-    env.insert("WEBHOOK_SOURCES".into(), r#"[{"name":"make","secret_param":"/tributary/acme-secret"}]"#.into());
+    env.insert(
+        "WEBHOOK_SOURCES".into(),
+        r#"[{"name":"make","secret_param":"/tributary/webhook-sources/acme"}]"#.into(),
+    );
     let deps = memory_deps_with(env).await;
     // The token alone is no longer enough: Make must sign.
     let (request, now) = sample("webhook-make.json");
@@ -296,4 +299,44 @@ async fn an_id_reused_with_other_content_is_a_conflict_not_a_duplicate() {
     let (request, now) = sample("webhook-personnage.json");
     assert_eq!(handle(&deps, request, now).await.status(), 200);
     assert_eq!(deps.publisher.messages().len(), 2);
+}
+
+/// A rotated secret: a warm instance keeps accepting the old one for at most the maximum age
+/// (5 minutes by default), then only the new one. The clock is the handler's `now`.
+#[tokio::test]
+async fn a_revoked_secret_stops_working_on_a_warm_instance_within_the_maximum_age() {
+    use std::sync::{Arc, Mutex};
+    use tributary_shared::memory::InMemorySecrets;
+    use tributary_shared::secrets::Refreshing;
+    use webhook::config::{Receiver, WebhookConfig};
+    let config = WebhookConfig::from_env(&base_env()).unwrap();
+    assert_eq!(config.secrets_max_age, SignedDuration::from_mins(5));
+    let stored: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(common::local_secrets()));
+    let read = |stored: &Arc<Mutex<Vec<(String, String)>>>| InMemorySecrets {
+        values: stored.lock().unwrap().iter().cloned().collect(),
+    };
+    let (_, t0) = sample("webhook-make.json");
+    let receiver = Receiver::load(&config, &read(&stored)).await.unwrap();
+    let (reload_store, reload_config) = (stored.clone(), config.clone());
+    let mut deps = memory_deps().await;
+    deps.receiver = Refreshing::new(receiver, t0, config.secrets_max_age, move || {
+        let (secrets, config) = (read(&reload_store), reload_config.clone());
+        async move { Receiver::load(&config, &secrets).await.map_err(|e| e.to_string()) }
+    });
+    // The Make token is revoked (a new one replaces it) just after the cold start.
+    for (name, value) in stored.lock().unwrap().iter_mut() {
+        if name == "/tributary/make-token" {
+            *value = "rotated-make-token".into();
+        }
+    }
+    let make = |token: &str, id: &str| {
+        let (mut request, _) = with_body("webhook-make.json", &format!(r#"{{"id":"{id}","email":"a@b.io"}}"#));
+        request.headers_mut().insert("x-make-token", token.parse().unwrap());
+        request
+    };
+    let later = |seconds: i64| t0.checked_add(SignedDuration::from_secs(seconds)).unwrap();
+    assert_eq!(handle(&deps, make("local-demo-make-token", "r1"), later(60)).await.status(), 202);
+    assert_eq!(handle(&deps, make("local-demo-make-token", "r2"), later(299)).await.status(), 202);
+    assert_eq!(handle(&deps, make("local-demo-make-token", "r3"), later(300)).await.status(), 401);
+    assert_eq!(handle(&deps, make("rotated-make-token", "r4"), later(301)).await.status(), 202);
 }

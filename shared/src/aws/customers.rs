@@ -6,6 +6,7 @@
 //! | audit entry | `CUSTOMER#<id>` | `AUDIT#<version, 20 digits>[#<integration>#<ms>]` | `kind`, `entry` (JSON) |
 //! | identity lookup | `LOOKUP#<subject>` | `LOOKUP` | `customer_id` |
 //! | applied-event marker | `EVENT#<source>#<event id>` | `APPLIED` | `marker` (JSON), `pending` (JSON, until published), `expires_at` (TTL) |
+//! | ledger entry (a payment, under each of its ids) | `CUSTOMER#<id>` | `LEDGER#<key>` (`LEDGER#PAYMENT#pi_…`) | `entry` (JSON) |
 
 use super::{describe, pk_sk as key, string_attribute as s};
 use crate::customer::store::{AUDIT_PREFIX, AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
@@ -13,8 +14,9 @@ use crate::customer::{CustomerId, CustomerRecord};
 use crate::event::Subject;
 use crate::ports::{CustomerStore, PortError};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use jiff::SignedDuration;
 use std::collections::HashMap;
 
@@ -26,6 +28,9 @@ pub const APPLIED_MARKER_TTL: SignedDuration = SignedDuration::from_hours(24 * 3
 const RECORD_SK: &str = "RECORD";
 const LOOKUP_SK: &str = "LOOKUP";
 const APPLIED_SK: &str = "APPLIED";
+const LEDGER_PREFIX: &str = "LEDGER#";
+/// BatchGetItem reads at most 100 keys per call.
+const MAX_BATCH_GET_KEYS: usize = 100;
 /// Position of the marker in the commit transaction (its cancellation reason tells a duplicate).
 const MARKER_INDEX: usize = 1;
 
@@ -70,6 +75,12 @@ fn put(table: &str, item: HashMap<String, AttributeValue>, condition: &str) -> R
         .build()
         .map_err(|e| PortError::new("build transaction", e))?;
     Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// Whether DynamoDB's message is about an item's size ("Item size has exceeded the maximum allowed
+/// size", "Item size to update has exceeded …").
+fn is_size_message(message: Option<&str>) -> bool {
+    message.is_some_and(|m| m.to_ascii_lowercase().contains("item size"))
 }
 
 impl DynamoDbCustomers {
@@ -140,6 +151,17 @@ impl DynamoDbCustomers {
             lookup.insert("customer_id".into(), s(record.id.as_str()));
             items.push(put(&self.table, lookup, "attribute_not_exists(pk)")?);
         }
+        for (ledger_key, entry) in &commit.ledger {
+            // Unconditional: the record's version check above guards every entry of the customer.
+            let mut item = key(customer_pk(&record.id), &format!("{LEDGER_PREFIX}{ledger_key}"));
+            item.insert("entry".into(), s(to_json(entry, OP)?));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| PortError::new(OP, e))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
         Ok(items)
     }
 }
@@ -174,6 +196,10 @@ impl CustomerStore for DynamoDbCustomers {
                 if code(MARKER_INDEX) == "ConditionalCheckFailed" {
                     return Ok(CommitOutcome::AlreadyApplied);
                 }
+                // DynamoDB cancels a transaction with an item over 400 KB with `ValidationError`.
+                if reasons.iter().any(|r| r.code() == Some("ValidationError") && is_size_message(r.message())) {
+                    return Ok(CommitOutcome::TooLarge);
+                }
                 if reasons.is_empty() {
                     // No reasons returned: the marker tells whether it was a duplicate.
                     let applied = self.applied(&commit.marker.key()).await?.is_some();
@@ -190,8 +216,41 @@ impl CustomerStore for DynamoDbCustomers {
                     Some(code) => Err(PortError::new("commit customer", format!("transaction cancelled: {code}"))),
                 }
             }
+            // Some implementations (moto) refuse the whole request instead.
+            Some(other) if other.code() == Some("ValidationException") && is_size_message(other.message()) => {
+                Ok(CommitOutcome::TooLarge)
+            }
             _ => Err(PortError::new("commit customer", describe(&error))),
         }
+    }
+
+    async fn ledger(&self, id: &CustomerId, keys: &[String]) -> Result<crate::customer::rules::Ledger, PortError> {
+        let mut found = crate::customer::rules::Ledger::new();
+        for chunk in keys.chunks(MAX_BATCH_GET_KEYS) {
+            let mut wanted = KeysAndAttributes::builder().consistent_read(true);
+            for ledger_key in chunk {
+                wanted = wanted.keys(key(customer_pk(id), &format!("{LEDGER_PREFIX}{ledger_key}")));
+            }
+            let mut request =
+                HashMap::from([(self.table.clone(), wanted.build().map_err(|e| PortError::new("read ledger", e))?)]);
+            // Unprocessed keys (throttling) are asked again until none is left.
+            while !request.is_empty() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| PortError::new("read ledger", describe(&e)))?;
+                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    let sort_key = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    let Some(ledger_key) = sort_key.strip_prefix(LEDGER_PREFIX) else { continue };
+                    found.insert(ledger_key.to_string(), json_attribute(&item, "entry", "read ledger")?);
+                }
+                request = output.unprocessed_keys.unwrap_or_default();
+            }
+        }
+        Ok(found)
     }
 
     async fn applied(&self, applied_key: &str) -> Result<Option<AppliedMarker>, PortError> {

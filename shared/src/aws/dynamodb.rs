@@ -60,7 +60,10 @@ impl DedupStore for DynamoDbDedup {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(
-                "attribute_not_exists(#pk) OR #ttl < :now_s OR (#status = :in_progress AND in_progress_until < :now_ms)",
+                // An abandoned claim is taken over only for the same content (or a marker written
+                // before digests were kept): other content under its id is a reuse of the id.
+                "attribute_not_exists(#pk) OR #ttl < :now_s OR (#status = :in_progress AND in_progress_until < :now_ms \
+                 AND (attribute_not_exists(digest) OR digest = :digest))",
             )
             .expression_attribute_names("#pk", DEDUP_KEY_ATTRIBUTE)
             .expression_attribute_names("#ttl", DEDUP_TTL_ATTRIBUTE)
@@ -68,6 +71,7 @@ impl DedupStore for DynamoDbDedup {
             .expression_attribute_values(":now_s", number(claim.now.as_second()))
             .expression_attribute_values(":now_ms", number(claim.now.as_millisecond()))
             .expression_attribute_values(":in_progress", AttributeValue::S(STATUS_IN_PROGRESS.into()))
+            .expression_attribute_values(":digest", AttributeValue::S(claim.digest.clone()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 /// `GetParameters` takes at most ten names per call.
 const MAX_NAMES_PER_CALL: usize = 10;
 
+#[derive(Clone)]
 pub struct SsmSecrets {
     client: Client,
 }

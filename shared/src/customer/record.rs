@@ -144,9 +144,10 @@ pub const SCHEMA: &[(&str, SubSchema, Merge)] = &[
     ("lead.statut", SubSchema::Lead, Merge::Latest),
     ("billing.stripe_customer", SubSchema::Billing, Merge::Latest),
     ("billing.last_payment", SubSchema::Billing, Merge::Latest),
+    // Each payment counted once, refunds subtracted: the payments themselves are ledger entries
+    // outside the record (`rules::stripe_payments`), so the record does not grow with them.
+    // (Records written before the ledger may still hold `billing.payments.<id>` fields.)
     ("billing.totals.", SubSchema::Billing, Merge::Sum),
-    // One entry per payment (`{amount, currency}`), so that each counts once in the totals.
-    ("billing.payments.", SubSchema::Billing, Merge::Latest),
     ("web.visit_count", SubSchema::Web, Merge::Sum),
     ("web.first_visit", SubSchema::Web, Merge::Earliest),
     ("web.last_visit", SubSchema::Web, Merge::Latest),

@@ -152,6 +152,9 @@ pub struct Commit {
     pub new_links: Vec<Subject>,
     pub audit: AuditEntry,
     pub marker: AppliedMarker,
+    /// Ledger entries to write (key, value), each its own item under the customer; guarded by the
+    /// record's version check like the rest of the commit.
+    pub ledger: Vec<(String, serde_json::Value)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +164,14 @@ pub enum CommitOutcome {
     Conflict,
     /// The event's marker exists: it was applied before.
     AlreadyApplied,
+    /// An item of the commit is over DynamoDB's 400 KB item limit: retrying cannot help.
+    TooLarge,
 }
+
+/// Largest record item the processor writes, in bytes of its JSON: below DynamoDB's 400 KB item
+/// limit with room for the item's other attributes. A record that would pass it is refused
+/// (dead-lettered as `record_too_large`) instead of failing its every retry.
+pub const MAX_RECORD_BYTES: usize = 350_000;
 
 /// A page of audit entries, newest first, and the cursor of the next page.
 #[derive(Debug, Clone, PartialEq)]

@@ -102,6 +102,20 @@ impl MotoProcessor {
         Self { aws, config, deps, updates }
     }
 
+    /// A processor on this moto's customer table with `registry`, its notifications and dead
+    /// letters kept in memory (for tests about the table, not the bus).
+    pub fn table_only(&self, registry: Registry) -> Deps<DynamoDbCustomers, InMemoryPublisher, InMemoryDeadLetters> {
+        Deps {
+            processor: Processor {
+                registry,
+                store: DynamoDbCustomers::new(aws::dynamodb_client(&self.aws.sdk), &self.config.customer_table),
+                updates: InMemoryPublisher::default(),
+                commit_attempts: self.config.commit_attempts,
+            },
+            dead_letters: InMemoryDeadLetters::default(),
+        }
+    }
+
     /// A new table with the customer table's keys, as the template declares them.
     pub async fn table_like_customers(&self, name: &str) -> String {
         use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement};

@@ -51,7 +51,9 @@ pub fn visit_message(row: &VisitRow, summary: &VisitSummary, now: Timestamp) -> 
         id: EventId::parse(format!("matomo-{}-{}", row.site_id, row.id_visit)).map_err(|e| build(&e))?,
         source: "matomo".into(),
         event_type: "matomo.visit".into(),
-        subject: summary.user_id.as_deref().map(|user| Subject::from_field_value("matomo", user)),
+        // Matomo's own id, whatever it looks like: whether an address-shaped userId is also the
+        // visitor's e-mail identity is the processor's configured decision (`MATOMO_USER_ID_AS_EMAIL`).
+        subject: summary.user_id.as_deref().map(|user| Subject::external("matomo", user)),
         occurred_at: summary.time,
         received_at: now,
         payload: serde_json::value::to_raw_value(summary).map_err(|e| build(&e))?,
@@ -209,7 +211,11 @@ mod tests {
         let message = visit_message(&row, &summary, Timestamp::now()).unwrap();
         let event = CanonicalEvent::from_message(&message.body).unwrap();
         assert_eq!(event.id.as_str(), "matomo-3-77");
-        assert_eq!(event.subject.unwrap().as_str(), "email:ada@example.com");
+        assert_eq!(
+            event.subject.unwrap().as_str(),
+            "matomo:ada@example.com",
+            "Matomo's id, never an e-mail identity here"
+        );
         assert_eq!((message.source.as_str(), message.event_type.as_str()), ("matomo", "matomo.visit"));
     }
 }

@@ -82,7 +82,12 @@ impl NotionApi {
     }
 
     fn url(&self, path: &str) -> Result<Url, FetchError> {
-        self.base.join(path).map_err(|e| FetchError { what: path.into(), detail: e.to_string(), attempts: 0 })
+        self.base.join(path).map_err(|e| FetchError {
+            what: path.into(),
+            detail: e.to_string(),
+            attempts: 0,
+            status: None,
+        })
     }
 
     async fn send<T: for<'de> Deserialize<'de>>(

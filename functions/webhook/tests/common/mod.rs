@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use tributary_shared::aws::{self, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
 use tributary_shared::config::Env;
 use tributary_shared::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
+use tributary_shared::secrets::Refreshing;
 use tributary_shared::testing::{LocalAws, Probe, demo_secrets, put_demo_secrets, sample_event};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::Deps;
 
 /// The Standard Webhooks source the samples use (`events/webhook-standard-acme.json`).
 pub const ACME_SOURCES: &str =
-    r#"[{"name":"acme","secret_param":"/tributary/acme-secret","subject_field":"data.email"}]"#;
+    r#"[{"name":"acme","secret_param":"/tributary/webhook-sources/acme","subject_field":"data.email"}]"#;
 
 pub fn sample_text(name: &str) -> String {
     sample_event(name).unwrap()
@@ -61,7 +62,7 @@ pub async fn memory_deps_with(env: HashMap<String, String>) -> MemoryDeps {
     let config = WebhookConfig::from_env(&env).unwrap();
     let secrets = InMemorySecrets { values: local_secrets().into_iter().collect() };
     Deps {
-        receiver: Receiver::load(&config, &secrets).await.unwrap(),
+        receiver: Refreshing::fixed(Receiver::load(&config, &secrets).await.unwrap()),
         dedup: InMemoryDedup::default(),
         archive: InMemoryArchive::default(),
         publisher: InMemoryPublisher::default(),
@@ -95,7 +96,7 @@ impl MotoReceiver {
     pub async fn deps_for(aws: &LocalAws, config: &WebhookConfig, topic_arn: &str) -> AwsDeps {
         let receiver = Receiver::load(config, &SsmSecrets::new(aws::ssm_client(&aws.sdk))).await.unwrap();
         Deps {
-            receiver,
+            receiver: Refreshing::fixed(receiver),
             dedup: DynamoDbDedup::new(aws::dynamodb_client(&aws.sdk), &config.dedup_table),
             archive: S3Archive::new(aws::s3_client(&aws.sdk), &config.archive_bucket),
             publisher: SnsPublisher::new(aws::sns_client(&aws.sdk), topic_arn),

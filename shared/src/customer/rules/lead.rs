@@ -9,7 +9,8 @@ use crate::customer::record::{Change, CustomerRecord, SubSchema};
 use crate::event::{CanonicalEvent, Subject};
 use crate::lead::Lead;
 
-pub const RULE: Rule = Rule { name: "lead", owns: &[SubSchema::Identity, SubSchema::Lead], identities, changes };
+pub const RULE: Rule =
+    Rule { name: "lead", owns: &[SubSchema::Identity, SubSchema::Lead], identities, changes, ledger: None };
 
 fn lead_of(event: &CanonicalEvent) -> Result<Lead, RuleError> {
     event.payload_as::<Lead>().map_err(|e| RuleError::payload("lead", e))

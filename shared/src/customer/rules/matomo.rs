@@ -5,16 +5,16 @@
 //! [`RULE_EMAIL_USER_IDS`] (the processor's `MATOMO_USER_ID_AS_EMAIL`) makes an address-shaped
 //! `userId` an e-mail identity, for sites that set it only for signed-in visitors.
 
-use super::{Rule, RuleError, non_blank, subjects};
+use super::{Rule, RuleError, non_blank};
 use crate::customer::record::{Change, CustomerRecord, SubSchema};
 use crate::event::{CanonicalEvent, Subject};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub const RULE: Rule = Rule { name: "matomo", owns: &[SubSchema::Web], identities, changes };
+pub const RULE: Rule = Rule { name: "matomo", owns: &[SubSchema::Web], identities, changes, ledger: None };
 /// [`RULE`], with an address-shaped `userId` taken as the visitor's e-mail address.
 pub const RULE_EMAIL_USER_IDS: Rule =
-    Rule { name: "matomo", owns: &[SubSchema::Web], identities: identities_with_emails, changes };
+    Rule { name: "matomo", owns: &[SubSchema::Web], identities: identities_with_emails, changes, ledger: None };
 
 /// The payload of a `matomo.visit` event: the compact summary the puller publishes per visit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,15 +35,19 @@ fn visit_of(event: &CanonicalEvent) -> Result<VisitSummary, RuleError> {
     event.payload_as::<VisitSummary>().map_err(|e| RuleError::payload("Matomo visit summary", e))
 }
 
+/// The visitor from the visit's `userId` only: the event's subject is not consulted, so that no
+/// producer can turn a userId into an e-mail identity behind the configuration's back.
 fn identities(event: &CanonicalEvent) -> Result<Vec<Subject>, RuleError> {
     let visit = visit_of(event)?;
-    subjects(event, non_blank(visit.user_id.as_deref()).map(|user| Subject::external("matomo", user)))
+    non_blank(visit.user_id.as_deref()).map(|user| vec![Subject::external("matomo", user)]).ok_or(RuleError::NoSubject)
 }
 
 fn identities_with_emails(event: &CanonicalEvent) -> Result<Vec<Subject>, RuleError> {
     let visit = visit_of(event)?;
     // Sites often set the userId to the visitor's e-mail address: then it meets the other sources.
-    subjects(event, non_blank(visit.user_id.as_deref()).map(|user| Subject::from_field_value("matomo", user)))
+    non_blank(visit.user_id.as_deref())
+        .map(|user| vec![Subject::from_field_value("matomo", user)])
+        .ok_or(RuleError::NoSubject)
 }
 
 fn changes(_record: &CustomerRecord, event: &CanonicalEvent) -> Result<Vec<Change>, RuleError> {
@@ -93,7 +97,10 @@ mod tests {
             "2025-01-01T10:00:00Z",
             json!({"visit_id": "9", "site_id": 1, "time": "2025-01-01T10:00:00Z", "user_id": "Ada@X.io", "actions": 1}),
         );
-        assert_eq!(identities(&e).unwrap()[0].as_str(), "matomo:Ada@X.io");
-        assert_eq!(identities_with_emails(&e).unwrap()[0].as_str(), "email:ada@x.io");
+        assert_eq!(identities(&e).unwrap(), [Subject::external("matomo", "Ada@X.io")]);
+        assert_eq!(identities_with_emails(&e).unwrap(), [Subject::email("ada@x.io")]);
+        // An e-mail subject on the event changes nothing unless configured.
+        let claimed = CanonicalEvent { subject: Some(Subject::email("victim@x.io")), ..e.clone() };
+        assert_eq!(identities(&claimed).unwrap(), [Subject::external("matomo", "Ada@X.io")]);
     }
 }

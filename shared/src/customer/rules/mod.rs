@@ -9,12 +9,13 @@ mod lead;
 mod matomo;
 mod personnage;
 mod stripe;
+pub mod stripe_payments;
 
 pub use matomo::VisitSummary;
 
 use super::record::{Change, CustomerRecord, SubSchema};
 use crate::event::{CanonicalEvent, Subject};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
@@ -42,6 +43,32 @@ pub struct Rule {
     pub identities: fn(&CanonicalEvent) -> Result<Vec<Subject>, RuleError>,
     /// The changes the event proposes to `record`.
     pub changes: fn(&CustomerRecord, &CanonicalEvent) -> Result<Vec<Change>, RuleError>,
+    /// What the rule remembers outside the record, when it must remember something per event
+    /// family member that would grow the record without bound (every payment of a customer).
+    pub ledger: Option<&'static LedgerRule>,
+}
+
+/// The entries of a customer's ledger an event reads, by key (as stored; absent keys are absent).
+pub type Ledger = BTreeMap<String, serde_json::Value>;
+
+/// A rule's ledger: entries kept as their own items under the customer (never in the record item,
+/// so a customer's record stays the same size whatever the number of its payments), read before
+/// the event is applied and written in the same transaction as the record, under its version check.
+#[derive(Debug)]
+pub struct LedgerRule {
+    /// The keys of the entries the event may touch.
+    pub keys: fn(&CanonicalEvent) -> Result<Vec<String>, RuleError>,
+    /// The record changes and the entries to write, given the entries read under [`LedgerRule::keys`]
+    /// and the record.
+    pub apply: fn(&CustomerRecord, &Ledger, &CanonicalEvent) -> Result<LedgerOutcome, RuleError>,
+}
+
+/// What a ledger rule decided for one event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LedgerOutcome {
+    pub changes: Vec<Change>,
+    /// Entries to write (key, value): each replaces the entry of that key.
+    pub writes: Vec<(String, serde_json::Value)>,
 }
 
 /// Rules by event type: exact types first, then families (`stripe.` matches `stripe.invoice.paid`).

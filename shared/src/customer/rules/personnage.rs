@@ -6,7 +6,7 @@ use crate::event::{CanonicalEvent, Subject};
 use serde::Deserialize;
 
 pub const RULE: Rule =
-    Rule { name: "personnage", owns: &[SubSchema::Identity, SubSchema::Attributes], identities, changes };
+    Rule { name: "personnage", owns: &[SubSchema::Identity, SubSchema::Attributes], identities, changes, ledger: None };
 
 #[derive(Deserialize)]
 struct Personnage {
