@@ -257,6 +257,19 @@ impl Lead {
     }
 }
 
+/// What a batch of leads says, for an idempotency marker: SHA-256 (128 bits, hex) of the validated
+/// leads in order.
+pub fn batch_digest(leads: &[Lead]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for lead in leads {
+        // A plain struct of strings always serialises.
+        hasher.update(serde_json::to_vec(lead).unwrap_or_default());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
 /// One refused item of a batch: its index and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ItemProblem {

@@ -44,6 +44,11 @@ pub struct DedupClaim {
 }
 
 impl DedupClaim {
+    /// A fresh claim token (random per attempt).
+    pub fn new_token() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
     pub fn key_for(source: &str, event_id: &crate::event::EventId) -> String {
         format!("{source}#{event_id}")
     }
@@ -195,7 +200,7 @@ mod tests {
     }
 }
 
-/// Secret values by parameter name, read once at cold start.
+/// Secret values by parameter name (read at cold start, and again by `crate::secrets::Refreshing`).
 pub trait SecretSource: Send + Sync {
     fn get_secrets(
         &self,

@@ -108,6 +108,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
         keys: tributary_shared::secrets::Refreshing::fixed(keys),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&local.sdk), &config.events_topic_arn),
+        dedup: tributary_shared::aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &config.dedup_table),
     };
     let found = api::handler::handle(&api, api_get("/api/v1/customers", "email=Ada.Lovelace@example.com"), now).await;
     assert_eq!(found.status(), 200);

@@ -69,6 +69,7 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
         keys: tributary_shared::secrets::Refreshing::fixed(keys),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &api_config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&local.sdk), &api_config.events_topic_arn),
+        dedup: tributary_shared::aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &api_config.dedup_table),
     };
 
     let a = json!([{"id": "L-77", "nom": "Ada", "email": "ada@example.com", "statut": "contacte",
@@ -77,18 +78,26 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
         "date_prise_contact": "2026-11-02", "date_appel_propose": "2026-11-05"}]);
     let start: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
     let at = |seconds: i64| start.checked_add(SignedDuration::from_secs(seconds)).unwrap();
-    // A, B, A; then the last request retried by the client with its Idempotency-Key.
-    for (leads, key, when) in [(&a, None, 0), (&b, Some("req-2"), 10), (&a, Some("req-3"), 20), (&a, Some("req-3"), 30)]
-    {
-        assert_eq!(api::handler::handle(&api, ingest(leads, key), at(when)).await.status(), 202);
+    // A, B, A; then the last request retried with its Idempotency-Key, and B's request retried late
+    // (after the newer A): both answered as duplicates, nothing published again.
+    for (leads, key, when, status) in [
+        (&a, None, 0, 202),
+        (&b, Some("req-2"), 10, 202),
+        (&a, Some("req-3"), 20, 202),
+        (&a, Some("req-3"), 30, 200),
+        (&b, Some("req-2"), 35, 200),
+    ] {
+        let response = api::handler::handle(&api, ingest(leads, key), at(when)).await;
+        assert_eq!(response.status(), status, "{key:?} at {when} s");
     }
+    // A key reused for another batch is a conflict.
+    assert_eq!(api::handler::handle(&api, ingest(&a, Some("req-2")), at(36)).await.status(), 409);
     let published = events.drain().await.unwrap();
-    assert_eq!(published.len(), 4);
     let ids: std::collections::HashSet<String> = published
         .iter()
         .map(|m| serde_json::from_str::<Value>(&m.message).unwrap()["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids.len(), 3, "A, B and A again are three versions; the retry is the third again");
+    assert_eq!((published.len(), ids.len()), (3, 3), "A, B and A again are three versions, published once each");
 
     // The processor applies every message (the retry is a duplicate) ...
     let config =
@@ -107,6 +116,7 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
         let mut delivery: SnsEvent = serde_json::from_value(sample("processor-lead-upserted.json")).unwrap();
         delivery.records[0].sns.message = message.message.clone();
         let summary = processor::handler::handle(&processor, delivery, at(40)).await.unwrap();
+        assert_eq!(summary.dead_lettered, 0, "{summary:?}");
         applied += summary.applied;
     }
     assert_eq!(applied, 3);
@@ -144,7 +154,19 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0]["statut"], "contacte");
     assert_eq!(latest[0]["date_appel_propose"], Value::Null);
-    let record_lead = &customer["profile"]["lead"];
-    assert_eq!(record_lead["statut"], latest[0]["statut"], "{customer}");
-    assert_eq!(record_lead["date_prise_contact"], latest[0]["date_prise_contact"]);
+    // Every lead field of the record equals the lake's latest row (B's proposed call cleared).
+    let profile = &customer["profile"];
+    for field in [
+        "statut",
+        "date_prise_contact",
+        "date_reponse_prospect",
+        "date_appel_propose",
+        "date_appel_booke",
+        "date_relance",
+    ] {
+        assert_eq!(profile["lead"][field], latest[0][field], "lead.{field}: {customer}");
+    }
+    for field in ["nom", "email", "telephone"] {
+        assert_eq!(profile["identity"][field], latest[0][field], "identity.{field}: {customer}");
+    }
 }

@@ -13,11 +13,18 @@ pub struct ApiConfig {
     pub api_key_hashes_param: String,
     /// How long the key hashes are used before they are read again.
     pub secrets_max_age: jiff::SignedDuration,
+    /// The dedup table, where ingestion `Idempotency-Key`s are remembered.
+    pub dedup_table: String,
 }
 
 /// Every environment variable [`ApiConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 4] =
-    ["CUSTOMER_TABLE", "EVENTS_TOPIC_ARN", "API_KEY_HASHES_PARAM", tributary_shared::secrets::MAX_AGE_VARIABLE];
+pub const ENVIRONMENT: [&str; 5] = [
+    "CUSTOMER_TABLE",
+    "EVENTS_TOPIC_ARN",
+    "API_KEY_HASHES_PARAM",
+    tributary_shared::secrets::MAX_AGE_VARIABLE,
+    "DEDUP_TABLE",
+];
 
 impl ApiConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
@@ -26,6 +33,7 @@ impl ApiConfig {
             events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
             api_key_hashes_param: env.required("API_KEY_HASHES_PARAM")?,
             secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
+            dedup_table: env.required("DEDUP_TABLE")?,
         })
     }
 }

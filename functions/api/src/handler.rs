@@ -13,16 +13,25 @@ use tributary_shared::customer::{CustomerId, CustomerRecord, FieldState};
 use tributary_shared::event::Subject;
 use tributary_shared::lead::{ItemProblem, validate_batch};
 use tributary_shared::metrics::Metrics;
-use tributary_shared::ports::{CustomerStore, EventPublisher, PortError};
+use tributary_shared::ports::{ClaimOutcome, CustomerStore, DedupClaim, DedupStore, EventPublisher, PortError};
 use tributary_shared::problem::{Problem, json_response, request_id};
 use tributary_shared::secrets::Refreshing;
 
-pub struct Deps<S, P> {
+pub struct Deps<S, P, D> {
     pub keys: Refreshing<ApiKeys>,
     pub store: S,
     /// The `events` topic, for ingested leads.
     pub events: P,
+    /// The dedup table: one marker per ingestion `Idempotency-Key`, so that a retried request is
+    /// answered without publishing again.
+    pub dedup: D,
 }
+
+/// How long an ingestion `Idempotency-Key` is remembered (as the webhook's event ids).
+pub const IDEMPOTENCY_KEY_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(168);
+/// After this long, an unfinished claim of a key is taken as abandoned (the function's timeout is
+/// shorter).
+pub const IDEMPOTENCY_IN_PROGRESS: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 /// Most leads accepted in one request (the body stays well under API Gateway's 10 MB).
 pub const MAX_LEADS_PER_REQUEST: usize = 1000;
@@ -41,6 +50,8 @@ pub struct ValidationProblem {
 #[derive(Debug, Serialize)]
 pub struct Accepted {
     pub accepted: usize,
+    /// A retry of a request already handled (same `Idempotency-Key`, same batch): nothing published.
+    pub duplicate: bool,
 }
 
 pub const DEFAULT_AUDIT_LIMIT: usize = 50;
@@ -128,8 +139,8 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
     String::from_utf8(bytes).ok().filter(|key| is_audit_sort_key(key))
 }
 
-pub async fn handle<S: CustomerStore, P: EventPublisher>(
-    deps: &Deps<S, P>,
+pub async fn handle<S: CustomerStore, P: EventPublisher, D: DedupStore>(
+    deps: &Deps<S, P, D>,
     request: Request,
     now: Timestamp,
 ) -> Response<Body> {
@@ -153,8 +164,8 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     response
 }
 
-async fn respond<S: CustomerStore, P: EventPublisher>(
-    deps: &Deps<S, P>,
+async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore>(
+    deps: &Deps<S, P, D>,
     request: &Request,
     path: &str,
     now: Timestamp,
@@ -241,7 +252,11 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 /// `lead.upserted` event, a new version of its lead ([`tributary_shared::lead::Lead::version_id_in_request`]): a retry of
 /// the request with the same `Idempotency-Key` header gives the same event ids (duplicates
 /// downstream), any other request new versions.
-async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request, now: Timestamp) -> Response<Body> {
+async fn ingest_leads<S, P: EventPublisher, D: DedupStore>(
+    deps: &Deps<S, P, D>,
+    request: &Request,
+    now: Timestamp,
+) -> Response<Body> {
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
         return Problem::new(415, "Unsupported Media Type").with_detail("send application/json").into_response();
@@ -290,12 +305,59 @@ async fn ingest_leads<S, P: EventPublisher>(deps: &Deps<S, P>, request: &Request
         Ok(messages) => messages,
         Err(e) => return unavailable(&e),
     };
+    // A request with a key is claimed first: its retry after a success is answered as a duplicate
+    // and publishes nothing (a late copy would be a newer row in the lake than a later request's);
+    // the same key with another batch is a conflict.
+    let claim = idempotency_key.map(|key| DedupClaim {
+        key: format!("ingestion#{key}"),
+        token: DedupClaim::new_token(),
+        event_type: "lead.upserted".into(),
+        digest: tributary_shared::lead::batch_digest(&leads),
+        now,
+        in_progress_until: now.saturating_add(IDEMPOTENCY_IN_PROGRESS).unwrap_or(now),
+        expires_at: now.saturating_add(IDEMPOTENCY_KEY_TTL).unwrap_or(now),
+    });
+    if let Some(claim) = &claim {
+        match deps.dedup.claim(claim).await {
+            Ok(ClaimOutcome::Claimed) => {}
+            Ok(ClaimOutcome::AlreadyCompleted) => {
+                return json_response(200, "application/json", &Accepted { accepted: messages.len(), duplicate: true });
+            }
+            Ok(ClaimOutcome::InProgress) => {
+                let mut response = Problem::new(409, "Conflict")
+                    .with_detail("a request with this Idempotency-Key is being processed; retry later")
+                    .into_response();
+                response.headers_mut().insert("retry-after", header::HeaderValue::from_static("5"));
+                return response;
+            }
+            Ok(ClaimOutcome::Reused) => {
+                tracing::warn!("Idempotency-Key reused for another batch; refused");
+                return Problem::new(409, "Conflict")
+                    .with_detail("this Idempotency-Key was already used for a different batch; send it under a new key")
+                    .into_response();
+            }
+            Err(e) => return unavailable(&e),
+        }
+    }
     match deps.events.publish_all(&messages).await {
-        Ok(()) => json_response(202, "application/json", &Accepted { accepted: messages.len() }),
+        Ok(()) => {
+            if let Some(claim) = &claim
+                && let Err(e) = deps.dedup.complete(claim).await
+            {
+                // Published: a 5xx would make the client send it again. The claim expires on its own.
+                tracing::warn!(error = %e, "leads published but their idempotency marker was not completed");
+            }
+            json_response(202, "application/json", &Accepted { accepted: messages.len(), duplicate: false })
+        }
         Err(e) => {
             // Some may be published already: the client's retry republishes them with the same
             // ids, which consumers recognise as duplicates.
             tracing::error!(error = %e, "publishing ingested leads failed");
+            if let Some(claim) = &claim
+                && let Err(e) = deps.dedup.release(claim).await
+            {
+                tracing::error!(error = %e, "releasing the idempotency claim failed; it expires on its own");
+            }
             Problem::new(503, "Service Unavailable").with_detail("retry the whole request").into_response()
         }
     }

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
 use tributary_shared::api_key::refreshing_api_keys;
-use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SsmSecrets};
+use tributary_shared::aws::{self, DynamoDbCustomers, DynamoDbDedup, SnsPublisher, SsmSecrets};
 use tributary_shared::config::ProcessEnv;
 use tributary_shared::telemetry;
 
@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         keys,
         store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&sdk), &config.events_topic_arn),
+        dedup: DynamoDbDedup::new(aws::dynamodb_client(&sdk), &config.dedup_table),
     };
     let deps = &deps;
     run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request, Timestamp::now()).await) }))

@@ -40,7 +40,7 @@ fn now() -> Timestamp {
     "2026-11-23T09:00:05Z".parse().unwrap()
 }
 
-async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher> {
+async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher, tributary_shared::memory::InMemoryDedup> {
     let hashes = demo_secrets().unwrap().into_iter().find(|(name, _)| name == "/tributary/api-key-hashes").unwrap().1;
     let store = InMemoryCustomers::default();
     let id = CustomerId::parse(CUSTOMER).unwrap();
@@ -77,6 +77,7 @@ async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher> {
         keys: tributary_shared::secrets::Refreshing::fixed(ApiKeys::parse(&hashes).unwrap()),
         store,
         events: InMemoryPublisher::default(),
+        dedup: tributary_shared::memory::InMemoryDedup::default(),
     }
 }
 
@@ -156,7 +157,7 @@ async fn a_valid_lead_batch_is_published_as_lead_upserted_events() {
     let deps = deps().await;
     let response = handle(&deps, request(&sample_value("api-ingest-leads.json")), now()).await;
     assert_eq!(response.status(), 202);
-    assert_eq!(body(&response), json!({"accepted": 2}));
+    assert_eq!(body(&response), json!({"accepted": 2, "duplicate": false}));
     let messages = deps.events.messages();
     assert_eq!(messages.len(), 2);
     assert!(messages.iter().all(|m| m.event_type == "lead.upserted" && m.source == "ingestion"));
@@ -164,11 +165,59 @@ async fn a_valid_lead_batch_is_published_as_lead_upserted_events() {
     assert_eq!(event.subject.as_ref().unwrap().as_str(), "lead:lead-0001");
     let lead: tributary_shared::lead::Lead = event.payload_as().unwrap();
     assert_eq!(lead.telephone.as_deref(), Some("+33612345678"), "normalised before publishing");
-    // The same batch again: the same event ids, so consumers see duplicates.
-    handle(&deps, request(&sample_value("api-ingest-leads.json")), now()).await;
-    let again = deps.events.messages();
-    let id = |body: &str| tributary_shared::event::CanonicalEvent::from_message(body).unwrap().id;
-    assert_eq!(id(&again[2].body), id(&again[0].body));
+}
+
+/// Lead versions follow the request: a retry with the same `Idempotency-Key` is answered as a
+/// duplicate and publishes nothing (after a failed attempt it publishes the same event ids); the
+/// key with another batch is a conflict; any other request is new versions, even of the same content.
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_batch_a_duplicate() {
+    let deps = deps().await;
+    let with_key = |key: Option<&str>, body: Option<&str>| {
+        let mut value = sample_value("api-ingest-leads.json");
+        if let Some(key) = key {
+            value["headers"]["idempotency-key"] = json!(key);
+        }
+        if let Some(body) = body {
+            value["body"] = json!(body);
+        }
+        request(&value)
+    };
+    let ids = |from: usize| -> Vec<String> {
+        deps.events.messages()[from..]
+            .iter()
+            .map(|m| tributary_shared::event::CanonicalEvent::from_message(&m.body).unwrap().id.to_string())
+            .collect()
+    };
+    let later = now() + jiff::SignedDuration::from_secs(30);
+    assert_eq!(handle(&deps, with_key(Some("batch-1"), None), now()).await.status(), 202);
+    let retry = handle(&deps, with_key(Some("batch-1"), None), later).await;
+    assert_eq!((retry.status().as_u16(), body(&retry)), (200, json!({"accepted": 2, "duplicate": true})));
+    assert_eq!(deps.events.messages().len(), 2, "the retry published nothing");
+    let other_batch = r#"[{"id": "lead-0009", "nom": "Zoé"}]"#;
+    assert_eq!(handle(&deps, with_key(Some("batch-1"), Some(other_batch)), later).await.status(), 409);
+
+    // A failed attempt releases the key: its retry publishes the same ids.
+    deps.events.set_failing(true);
+    assert_eq!(handle(&deps, with_key(Some("batch-2"), None), now()).await.status(), 503);
+    deps.events.set_failing(false);
+    assert_eq!(handle(&deps, with_key(Some("batch-2"), None), later).await.status(), 202);
+    let second = ids(2);
+    assert!(second.iter().all(|id| !ids(0)[..2].contains(id)), "another key: new versions");
+    assert_eq!(handle(&deps, with_key(Some("batch-3"), None), later).await.status(), 202);
+    assert_ne!(ids(4), second, "the same batch under another key: new versions");
+
+    assert_eq!(handle(&deps, with_key(None, None), now()).await.status(), 202);
+    assert_eq!(handle(&deps, with_key(None, None), later).await.status(), 202);
+    assert_ne!(ids(6)[..2], ids(8)[..], "no key: each request is new versions");
+    for bad in ["", "a b", &"k".repeat(201)] {
+        let mut value = sample_value("api-ingest-leads.json");
+        value["headers"]["idempotency-key"] = json!(bad);
+        let response = handle(&deps, request(&value), now()).await;
+        assert_eq!(response.status(), 400, "{bad:?}");
+        assert_eq!(body(&response)["field"], "idempotency-key");
+    }
+    assert_eq!(deps.events.messages().len(), 10, "nothing published for a bad key");
 }
 
 #[tokio::test]

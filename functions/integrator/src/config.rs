@@ -207,7 +207,8 @@ impl IntegrationsDocument {
     }
 }
 
-/// The integrations and the secret values of their auth headers, loaded once at cold start.
+/// The integrations and the secret values of their auth headers (loaded at cold start, and again
+/// once older than `SECRETS_MAX_AGE_SECONDS`).
 #[derive(Debug, Clone, Default)]
 pub struct LoadedIntegrations {
     pub document: IntegrationsDocument,

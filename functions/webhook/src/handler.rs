@@ -369,7 +369,7 @@ where
     let limits = &deps.receiver.current(now).await.limits;
     let claim = DedupClaim {
         key: DedupClaim::key_for(&event.source, &event.id),
-        token: uuid::Uuid::new_v4().to_string(),
+        token: DedupClaim::new_token(),
         event_type: event.event_type.clone(),
         digest: event.content_digest(),
         now,

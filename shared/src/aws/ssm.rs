@@ -1,4 +1,5 @@
-//! Secrets from SSM Parameter Store (`SecureString`), read once at cold start.
+//! Secrets from SSM Parameter Store (`SecureString`), read at cold start and again once older than
+//! their maximum age (`crate::secrets`).
 
 use super::describe;
 use crate::ports::{PortError, SecretSource};
