@@ -180,3 +180,55 @@ fn every_role_reads_only_the_parameters_its_environment_names() {
     }
     assert_eq!(functions_with_secrets, 5, "webhook, api, integrator, puller, aggregator");
 }
+
+/// What moto cannot check (it enforces no IAM, keeps no logs, encrypts nothing): every function
+/// logs to its own group with the retention parameter, the HTTP API is throttled by the parameters,
+/// every topic is encrypted, every bucket refuses requests without TLS, and the processor may read
+/// the payments ledger in one request.
+#[test]
+fn logs_throttling_encryption_and_tls_are_declared_for_every_resource() {
+    use serde_json::json;
+    let template = Template::workspace().unwrap();
+    let mut functions = 0;
+    for (logical_id, function) in template.resources_of_type("AWS::Serverless::Function") {
+        let group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{logical_id} has no log group of its own"));
+        let group = template.resource(group).unwrap_or_else(|| panic!("{logical_id}: {group} is not declared"));
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{logical_id}");
+        assert_eq!(group["Properties"]["RetentionInDays"], json!({"Ref": "LogRetentionDays"}), "{logical_id}");
+        functions += 1;
+    }
+    assert_eq!(functions, 9);
+    let routes = &template.resource("HttpApi").unwrap()["Properties"]["DefaultRouteSettings"];
+    assert_eq!(routes["ThrottlingRateLimit"], json!({"Ref": "ApiThrottlingRateLimit"}));
+    assert_eq!(routes["ThrottlingBurstLimit"], json!({"Ref": "ApiThrottlingBurstLimit"}));
+    let topics: Vec<_> = template.resources_of_type("AWS::SNS::Topic").collect();
+    assert_eq!(topics.len(), 3);
+    for (logical_id, topic) in topics {
+        assert_eq!(topic["Properties"]["KmsMasterKeyId"], "alias/aws/sns", "{logical_id} is not encrypted");
+    }
+    let policies: Vec<&serde_json::Value> =
+        template.resources_of_type("AWS::S3::BucketPolicy").map(|(_, policy)| &policy["Properties"]).collect();
+    for (bucket, _) in template.resources_of_type("AWS::S3::Bucket") {
+        let tls_only = policies.iter().any(|policy| {
+            policy["Bucket"] == json!({"Ref": bucket})
+                && policy["PolicyDocument"]["Statement"].as_array().into_iter().flatten().any(|statement| {
+                    statement["Effect"] == "Deny" && statement["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+                })
+        });
+        assert!(tls_only, "{bucket} accepts requests without TLS");
+    }
+    let processor = template.resource("ProcessorFunction").unwrap();
+    let actions: Vec<&str> = processor["Properties"]["Policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|policy| policy["Statement"].as_array().into_iter().flatten())
+        .filter(|statement| statement["Resource"] == json!({"Fn::GetAtt": ["CustomerTable", "Arn"]}))
+        .flat_map(|statement| statement["Action"].as_array().into_iter().flatten().filter_map(|a| a.as_str()))
+        .collect();
+    for needed in ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"] {
+        assert!(actions.contains(&needed), "the processor may not {needed}: {actions:?}");
+    }
+}
