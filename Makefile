@@ -3,6 +3,11 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 CARGO ?= cargo
+# Where cargo builds (CARGO_TARGET_DIR when set): the demo runs the binaries from there.
+TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+# What `cargo test --workspace` builds (every binary and test, one feature resolution): built once,
+# it serves the tests, the demo and its functions alike.
+BUILD_ALL = $(CARGO) build --workspace --locked --bins --tests
 
 .PHONY: help setup test test-rust lint demo demo-check bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
 
@@ -14,17 +19,20 @@ setup: ## Install moto, cfn-lint, aws-sam-cli, cargo-lambda and zig into .venv (
 
 test: setup ## The whole test suite: unit, moto integration, template lint, then the demo as a check
 	$(CARGO) test --workspace --locked
-	$(CARGO) run -q --locked -p tributary-tests --bin demo -- --check
+	$(BUILD_ALL) --quiet  # nothing to do: cargo test built every binary
+	$(TARGET_DIR)/debug/demo --check
 
 lint: setup ## cfn-lint and sam validate --lint on template.yaml
 	cfn-lint template.yaml
 	sam validate --lint --region us-east-1
 
 demo: setup ## The whole pipeline locally (moto, fake Matomo/Notion/CRM, every function); stays up until Ctrl-C
-	$(CARGO) run -q --locked -p tributary-tests --bin demo
+	$(BUILD_ALL)
+	$(TARGET_DIR)/debug/demo
 
 demo-check: setup ## The demo unattended on free ports: its summary checked against tests/demo/expected.json
-	$(CARGO) run -q --locked -p tributary-tests --bin demo -- --check
+	$(BUILD_ALL)
+	$(TARGET_DIR)/debug/demo --check
 
 demo-data: ## Regenerate tests/demo/ (the demo's Matomo visits, Notion leads, lead batch, expected summary)
 	python3 scripts/generate-demo-data.py

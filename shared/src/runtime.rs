@@ -3,8 +3,8 @@
 use jiff::{SignedDuration, Timestamp};
 
 /// The invocation's deadline from the runtime's `Lambda-Runtime-Deadline-Ms`. Lambda sends epoch
-/// milliseconds; `cargo lambda watch` (the local runtime) sends the milliseconds left (600000), so
-/// a value too small to be an instant of this century is read as relative to `now`.
+/// milliseconds; cargo-lambda's emulator sends the milliseconds left (600000) instead, so a value
+/// too small to be an instant of this century is read as relative to `now`.
 pub fn invocation_deadline(deadline_ms: u64, now: Timestamp) -> Timestamp {
     // 2001-09-09T01:46:40Z in epoch milliseconds: no real deadline is earlier.
     const EARLIEST_EPOCH_MS: u64 = 1_000_000_000_000;

@@ -1,11 +1,12 @@
 //! `make demo`: the whole pipeline on this machine. moto with every resource of `template.yaml`,
 //! local Matomo, Notion and CRM servers over the demo data of `tests/demo/`, every function as its
-//! real Lambda binary under `cargo lambda watch`, the event sources played by [`Dispatcher`]; then
+//! real Lambda binary behind a local Runtime API (built beside the demo's own binary), the event sources played by [`Dispatcher`]; then
 //! sample deliveries, both pulls, and a summary. `--check` compares the summary with
 //! `tests/demo/expected.json` and stops; otherwise the stack stays up until Ctrl-C.
 
 use crate::dispatch::Dispatcher;
-use crate::functions::{FunctionClient, FunctionProcess, FunctionSpec, build_all, function_env};
+use crate::functions::{FunctionClient, FunctionProcess, FunctionSpec, function_env};
+use crate::local_lambda::binary_dir;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -102,7 +103,7 @@ fn demo_data_dir() -> PathBuf {
 
 impl Demo {
     /// Starts everything; on failure, stops what was started.
-    pub async fn start(ports: Ports, release: bool) -> Result<Self, String> {
+    pub async fn start(ports: Ports) -> Result<Self, String> {
         let clock = Clock(Instant::now());
         let expected = read_json(demo_data_dir().join("expected.json"))?;
         let api_key = secret("_api_key")?;
@@ -163,25 +164,20 @@ impl Demo {
             api_key,
             clock,
         };
-        if let Err(error) = demo.start_functions(ports, release).await {
+        if let Err(error) = demo.start_functions(ports).await {
             demo.stop();
             return Err(error);
         }
         Ok(demo)
     }
 
-    async fn start_functions(&mut self, ports: Ports, release: bool) -> Result<(), String> {
+    async fn start_functions(&mut self, ports: Ports) -> Result<(), String> {
         let specs = FunctionSpec::all(&self.stack.template)?;
-        self.clock.say(format!("building the {} function binaries (cargo build)", specs.len()));
-        build_all(&specs, release)?;
+        let binaries = binary_dir()?;
         let moto = self.moto.as_ref().map(Moto::endpoint).unwrap_or_default();
         let mut clients = HashMap::new();
         for (index, spec) in specs.iter().enumerate() {
-            let port = if ports.functions == 0 {
-                free_port().map_err(|e| e.to_string())?
-            } else {
-                ports.functions + index as u16
-            };
+            let port = if ports.functions == 0 { 0 } else { ports.functions + index as u16 };
             let mut env = function_env(&self.stack, &spec.logical_id, &moto)?;
             // The template points the puller at api.notion.com; the demo's Notion is local.
             if env.contains_key("NOTION_URL") {
@@ -191,15 +187,20 @@ impl Demo {
             if spec.logical_id == "IntegratorFunction" {
                 env.insert("INTEGRATIONS_ALLOW_LOOPBACK".into(), "true".into());
             }
-            let mut process = FunctionProcess::start(spec, port, &env, &state_dir(), release)?;
-            process.wait_until_listening(Duration::from_secs(120)).await?;
+            let process = FunctionProcess::start(spec, port, env, &state_dir(), &binaries).await?;
             clients.insert(spec.logical_id.clone(), process.client.clone());
-            self.ports.push(port);
+            self.ports.push(process.client.port);
             self.functions.push(process);
         }
+        // Every bootstrap runs its init at once (as a cold start does); a function that cannot
+        // start fails the demo here, with its log, rather than at its first invocation.
+        for function in &self.functions {
+            function.wait_until_ready(Duration::from_secs(60)).await?;
+        }
         self.clock.say(format!(
-            "{} functions under cargo lambda watch: {}",
+            "{} functions started from {} (each its bootstrap behind a local Runtime API): {}",
             self.functions.len(),
+            binaries.display(),
             self.functions.iter().map(|f| format!("{}:{}", f.spec.binary, f.client.port)).collect::<Vec<_>>().join(" ")
         ));
         let dispatcher = Dispatcher::start(&self.sdk, &self.stack, clients, Duration::from_secs(1)).await?;

@@ -1,22 +1,26 @@
-//! Every function of `template.yaml` as its real Lambda binary under `cargo lambda watch`: one
-//! watch process per function (each has its own environment, as in AWS), on its own port.
+//! Every function of `template.yaml` as its real Lambda binary behind a local Runtime API
+//! ([`LocalFunction`]): one process per function (each has its own environment, as in AWS), on its
+//! own port.
 
+use crate::local_lambda::{FunctionConfig, LocalFunction};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use tributary_shared::testing::{Stack, Template, workspace_root};
+use std::time::Duration;
+use tributary_shared::testing::{Stack, Template};
 
-/// A function of the template: its logical id and the binary `BuildProperties.Binary` names.
+/// A function of the template: its logical id, the binary `BuildProperties.Binary` names, and the
+/// settings Lambda hands its runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSpec {
     pub logical_id: String,
     pub binary: String,
     /// The workspace package holding the binary (a package may ship more than one function).
     pub package: String,
+    /// `Timeout`, the function's own or `Globals.Function`'s (the deadline of each invocation).
+    pub timeout_seconds: u64,
+    /// `MemorySize`, the function's own or `Globals.Function`'s.
+    pub memory_mb: u32,
 }
 
 impl FunctionSpec {
@@ -24,48 +28,41 @@ impl FunctionSpec {
     /// package is the crate `CodeUri` names (`functions/<package>`), which builds the binary (the
     /// template test checks that).
     pub fn all(template: &Template) -> Result<Vec<Self>, String> {
+        let globals = &template.document["Globals"]["Function"];
         template
             .resources_of_type("AWS::Serverless::Function")
             .map(|(logical_id, resource)| {
+                let properties = &resource["Properties"];
                 let binary = resource["Metadata"]["BuildProperties"]["Binary"]
                     .as_str()
                     .ok_or(format!("{logical_id}: no Metadata.BuildProperties.Binary"))?
                     .to_string();
-                let package = resource["Properties"]["CodeUri"]
+                let package = properties["CodeUri"]
                     .as_str()
                     .and_then(|uri| uri.strip_prefix("functions/"))
                     .ok_or(format!("{logical_id}: CodeUri is not functions/<package>"))?
                     .to_string();
-                Ok(Self { logical_id: logical_id.to_string(), package, binary })
+                let setting = |key: &str| {
+                    properties[key]
+                        .as_u64()
+                        .or_else(|| globals[key].as_u64())
+                        .ok_or(format!("{logical_id}: no {key}, neither its own nor in Globals.Function"))
+                };
+                let timeout_seconds = setting("Timeout")?;
+                let memory_mb =
+                    u32::try_from(setting("MemorySize")?).map_err(|e| format!("{logical_id}: MemorySize: {e}"))?;
+                Ok(Self { logical_id: logical_id.to_string(), package, binary, timeout_seconds, memory_mb })
             })
             .collect()
     }
 }
 
-/// `cargo build` of every function binary, one package at a time as `cargo lambda watch` builds it
-/// (each package resolves its own features, so a single build of all of them would produce other
-/// artifacts), so that every function starts at once on its first invocation.
-pub fn build_all(specs: &[FunctionSpec], release: bool) -> Result<(), String> {
-    for spec in specs {
-        let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        command.args(["build", "--locked", "--quiet", "--package", &spec.package, "--bin", &spec.binary]);
-        if release {
-            command.arg("--release");
-        }
-        let status = command.current_dir(workspace_root()).status().map_err(|e| format!("cargo build: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo build of {} failed ({status})", spec.binary));
-        }
-    }
-    Ok(())
-}
-
-/// One function running under `cargo lambda watch`.
+/// One function of the template running locally: its bootstrap behind a local Runtime API.
 pub struct FunctionProcess {
     pub spec: FunctionSpec,
     pub log_path: PathBuf,
     pub client: FunctionClient,
-    watch: Child,
+    local: LocalFunction,
 }
 
 /// How to reach a running function: its invoke endpoint and its function URL.
@@ -77,7 +74,7 @@ pub struct FunctionClient {
 }
 
 impl FunctionClient {
-    /// Base URL of the function behind `cargo lambda watch`'s function-URL emulation.
+    /// Base URL of the function's URL (a function URL's HTTP request becomes its payload 2.0 event).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/lambda-url/{}", self.port, self.binary)
     }
@@ -115,80 +112,45 @@ impl Invocation {
 }
 
 impl FunctionProcess {
-    /// Starts `cargo lambda watch` for `spec` with `env` on `port`; `state_dir` keeps its env file
-    /// and log. `release` runs the optimised build.
-    pub fn start(
+    /// Starts `spec`'s binary from `binary_dir` with `env`, its APIs on `port` (0: a free one);
+    /// `state_dir` keeps its log.
+    pub async fn start(
         spec: &FunctionSpec,
         port: u16,
-        env: &HashMap<String, String>,
+        env: HashMap<String, String>,
         state_dir: &Path,
-        release: bool,
+        binary_dir: &Path,
     ) -> Result<Self, String> {
-        let root = workspace_root();
-        let cargo_lambda = root.join(".venv/bin/cargo-lambda");
-        if !cargo_lambda.exists() {
-            return Err("cargo-lambda is not installed: run `make setup` first".into());
-        }
         std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
-        let env_file = state_dir.join(format!("{}.env", spec.binary));
-        write_env_file(&env_file, env)?;
         let log_path = state_dir.join(format!("{}.log", spec.binary));
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let watch = Command::new(&cargo_lambda)
-            .args(["lambda", "watch", "--package", &spec.package, "--bin", &spec.binary])
-            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
-            .args(["--ignore-changes", "--quiet", "--env-file"])
-            .arg(&env_file)
-            .args(if release { &["--release"][..] } else { &[][..] })
-            .current_dir(&root)
-            .env("PATH", path_with_venv())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            // Its own process group, so that stopping it also stops the function it started.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("starting cargo lambda watch for {}: {e}", spec.binary))?;
-        let client = FunctionClient { binary: spec.binary.clone(), port, http: reqwest::Client::new() };
-        Ok(Self { spec: spec.clone(), log_path, client, watch })
+        // A fresh log per run; the processes of this run append to it.
+        std::fs::write(&log_path, b"").map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let config = FunctionConfig {
+            name: spec.binary.clone(),
+            binary: binary_dir.join(&spec.binary),
+            env,
+            timeout: Duration::from_secs(spec.timeout_seconds),
+            memory_mb: spec.memory_mb,
+            log_path: log_path.clone(),
+        };
+        let local = LocalFunction::start(config, port).await?;
+        let client = FunctionClient { binary: spec.binary.clone(), port: local.port, http: reqwest::Client::new() };
+        Ok(Self { spec: spec.clone(), log_path, client, local })
     }
 
-    /// Waits until `cargo lambda watch` accepts connections (a TCP connection only: any HTTP
-    /// request to it would invoke the function). The function itself starts on its first invocation.
-    pub async fn wait_until_listening(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.client.port));
-        loop {
-            if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if matches!(self.watch.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
-                let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-                return Err(format!("cargo lambda watch for {} did not come up\n{log}", self.spec.binary));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    /// Waits until the bootstrap has finished its init and asks for an event.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), String> {
+        self.local.wait_until_ready(timeout).await
     }
 
-    /// Peak resident memory (`VmHWM`, KiB) of the function process started by this watch.
+    /// Peak resident memory (`VmHWM`, KiB) of the function's current process.
     pub fn peak_memory_kib(&self) -> Option<u64> {
-        peak_memory_of(&self.spec.binary, self.watch.id())
+        peak_memory_kib(self.local.pid())
     }
 
-    /// Stops the watch and the function it runs (the whole process group).
-    pub fn stop(mut self) {
-        let group = self.watch.id();
-        signal_group(group, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.watch.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        signal_group(group, libc::SIGKILL);
-        let _ = self.watch.wait();
+    /// Stops the function's process and its local APIs.
+    pub fn stop(self) {
+        self.local.stop();
     }
 }
 
@@ -214,26 +176,6 @@ pub fn local_aws_env(endpoint: &str) -> HashMap<String, String> {
     .collect()
 }
 
-fn write_env_file(path: &Path, env: &HashMap<String, String>) -> Result<(), String> {
-    let mut names: Vec<&String> = env.keys().collect();
-    names.sort();
-    let mut file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for name in names {
-        // dotenv syntax: single quotes keep JSON values (quotes, braces) literal.
-        let value = &env[name];
-        if value.contains('\'') || value.contains('\n') {
-            return Err(format!("{name}: a local environment value may not contain a single quote or a newline"));
-        }
-        writeln!(file, "{name}='{value}'").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-pub fn path_with_venv() -> String {
-    let venv_bin = workspace_root().join(".venv/bin");
-    format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default())
-}
-
 /// Signals the process group `group` (a child started with `process_group(0)`, so the group id is
 /// its pid). Never called with 0 or 1, which would reach our own group or every process.
 pub fn signal_group(group: u32, signal: libc::c_int) {
@@ -246,37 +188,8 @@ pub fn signal_group(group: u32, signal: libc::c_int) {
     }
 }
 
-/// `VmHWM` of the process named `command` that descends from `ancestor`.
-fn peak_memory_of(command: &str, ancestor: u32) -> Option<u64> {
-    // (command, parent pid) of a process, from /proc/<pid>/stat.
-    fn stat(pid: u32) -> Option<(String, u32)> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let (head, rest) = stat.rsplit_once(") ")?;
-        let command = head.split_once(" (")?.1.to_string();
-        let parent = rest.split_whitespace().nth(1)?.parse().ok()?;
-        Some((command, parent))
-    }
-    let descends = |mut pid: u32| {
-        while pid > 1 {
-            if pid == ancestor {
-                return true;
-            }
-            pid = match stat(pid) {
-                Some((_, parent)) => parent,
-                None => return false,
-            };
-        }
-        false
-    };
-    // /proc/<pid>/stat truncates the command to 15 characters.
-    let short: String = command.chars().take(15).collect();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let (name, _) = stat(pid)?;
-        if name != short || !descends(pid) {
-            return None;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status.lines().find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
-    })
+/// `VmHWM` (KiB) of process `pid`.
+pub fn peak_memory_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
 }

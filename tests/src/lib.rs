@@ -3,3 +3,4 @@
 pub mod demo;
 pub mod dispatch;
 pub mod functions;
+pub mod local_lambda;

@@ -4,7 +4,8 @@
 //! `demo --check`  the same on free ports, compare the summary with tests/demo/expected.json, then
 //!                 send every sample of events/ to its function (events/answers.json), stop
 //!
-//! `DEMO_RELEASE=1` runs the functions' release builds.
+//! The functions run from the binaries cargo built beside this one (`make demo` builds the
+//! workspace first), so a release build of the workspace runs release functions.
 
 use std::process::ExitCode;
 use tributary_tests::demo::{Demo, Ports};
@@ -30,8 +31,7 @@ async fn main() -> ExitCode {
 
 async fn run(check: bool) -> Result<(), String> {
     let ports = if check { Ports::free()? } else { Ports::well_known()? };
-    let release = std::env::var_os("DEMO_RELEASE").is_some();
-    let mut demo = Demo::start(ports, release).await?;
+    let mut demo = Demo::start(ports).await?;
     let outcome = play(&demo, check).await;
     if outcome.is_ok() && !check {
         println!("\nThe stack stays up: Ctrl-C stops every process it started.");
