@@ -8,8 +8,10 @@ TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c
 # What `cargo test --workspace` builds (every binary and test, one feature resolution): built once,
 # it serves the tests, the demo and its functions alike.
 BUILD_ALL = $(CARGO) build --workspace --locked --bins --tests
+# The binaries the demo and the load run use (cargo metadata failing leaves TARGET_DIR empty).
+BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/debug,$(error cargo metadata did not name the target directory))
 
-.PHONY: help setup test test-rust lint demo demo-check bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
+.PHONY: help setup test test-rust lint demo demo-check load bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,7 +22,7 @@ setup: ## Install moto, cfn-lint, aws-sam-cli, cargo-lambda and zig into .venv (
 test: setup ## The whole test suite: unit, moto integration, template lint, then the demo as a check
 	$(CARGO) test --workspace --locked
 	$(BUILD_ALL) --quiet  # nothing to do: cargo test built every binary
-	$(TARGET_DIR)/debug/demo --check
+	$(BIN)/demo --check
 
 lint: setup ## cfn-lint and sam validate --lint on template.yaml
 	cfn-lint template.yaml
@@ -28,11 +30,15 @@ lint: setup ## cfn-lint and sam validate --lint on template.yaml
 
 demo: setup ## The whole pipeline locally (moto, fake Matomo/Notion/CRM, every function); stays up until Ctrl-C
 	$(BUILD_ALL)
-	$(TARGET_DIR)/debug/demo
+	$(BIN)/demo
 
 demo-check: setup ## The demo unattended on free ports: its summary checked against tests/demo/expected.json
 	$(BUILD_ALL)
-	$(TARGET_DIR)/debug/demo --check
+	$(BIN)/demo --check
+
+load: setup ## The demo stack under volume: DELIVERIES signed deliveries, LEADS ingested leads; events/s and memory of every process
+	$(BUILD_ALL)
+	$(BIN)/load --deliveries $(or $(DELIVERIES),2000) --leads $(or $(LEADS),2000)
 
 demo-data: ## Regenerate tests/demo/ (the demo's Matomo visits, Notion leads, lead batch, expected summary)
 	python3 scripts/generate-demo-data.py

@@ -63,7 +63,7 @@ fn state_dir() -> PathBuf {
 }
 
 /// A value of `events/local-secrets.json`: a secret (`/tributary/…`) or the demo API key (`_api_key`).
-fn secret(key: &str) -> Result<String, String> {
+pub fn secret(key: &str) -> Result<String, String> {
     let secrets = read_json(workspace_root().join("events/local-secrets.json"))?;
     secrets[key].as_str().map(str::to_string).ok_or(format!("events/local-secrets.json has no {key}"))
 }
@@ -209,7 +209,7 @@ impl Demo {
         Ok(())
     }
 
-    fn client(&self, logical_id: &str) -> Result<&FunctionClient, String> {
+    pub fn client(&self, logical_id: &str) -> Result<&FunctionClient, String> {
         self.functions
             .iter()
             .find(|f| f.spec.logical_id == logical_id)
@@ -217,7 +217,7 @@ impl Demo {
             .ok_or(format!("{logical_id} is not running"))
     }
 
-    fn dispatcher(&self) -> Result<&Dispatcher, String> {
+    pub fn dispatcher(&self) -> Result<&Dispatcher, String> {
         self.dispatcher.as_ref().ok_or("the dispatcher is not running".to_string())
     }
 
@@ -605,6 +605,24 @@ impl Demo {
     }
 
     /// Peak resident memory (`VmHWM`) of each function process so far.
+    /// Every process the demo started, by name: moto, the sources, each function's current one.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let mut processes = Vec::new();
+        if let Some(moto) = &self.moto {
+            processes.push(("moto".to_string(), moto.pid()));
+        }
+        if let Some(sources) = &self.sources {
+            processes.push(("sources".to_string(), sources.id()));
+        }
+        processes.extend(self.functions.iter().map(|f| (f.spec.binary.clone(), f.pid())));
+        processes
+    }
+
+    /// The demo's API key (`events/local-secrets.json`).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
     pub fn peak_memory(&self) -> String {
         let peaks: Vec<String> = self
             .functions
@@ -676,7 +694,12 @@ fn contains(answer: &Value, expected: &Value) -> bool {
 }
 
 /// POSTs a JSON body; returns the status and the answer.
-async fn post(http: &reqwest::Client, url: &str, body: &str, headers: &[(&str, &str)]) -> Result<(u16, Value), String> {
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value), String> {
     let mut request = http.post(url).header("content-type", "application/json").body(body.to_string());
     for (name, value) in headers {
         request = request.header(*name, *value);

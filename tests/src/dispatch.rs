@@ -320,9 +320,10 @@ impl SnsPoller {
                     continue;
                 }
             };
-            for message in messages {
-                // Counted in flight from receipt to deletion, so "idle" never misses it.
-                self.stats.in_flight.fetch_add(1, Ordering::SeqCst);
+            // Counted in flight from receipt to deletion, so "idle" never misses them.
+            let received = messages.len() as i64;
+            self.stats.in_flight.fetch_add(received, Ordering::SeqCst);
+            for message in &messages {
                 match self.sns_event(message.body().unwrap_or_default()) {
                     Ok(event) => {
                         self.stats.records.fetch_add(1, Ordering::Relaxed);
@@ -330,11 +331,27 @@ impl SnsPoller {
                     }
                     Err(error) => eprintln!("  ! {error}"),
                 }
-                if let Some(receipt) = message.receipt_handle() {
-                    let _ = self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(receipt).send().await;
-                }
-                self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
             }
+            // One request for the whole receive (at most ten), after every invocation ended.
+            let entries: Vec<_> = messages
+                .iter()
+                .enumerate()
+                .filter_map(|(index, message)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .set_receipt_handle(message.receipt_handle().map(str::to_string))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !entries.is_empty() {
+                let deleted =
+                    self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await;
+                if let Err(error) = deleted {
+                    eprintln!("  ! deleting from {}: {}", self.queue_url, describe(&error));
+                }
+            }
+            self.stats.in_flight.fetch_sub(received, Ordering::SeqCst);
         }
     }
 

@@ -143,6 +143,11 @@ impl FunctionProcess {
         self.local.wait_until_ready(timeout).await
     }
 
+    /// Pid of the function's current process.
+    pub fn pid(&self) -> u32 {
+        self.local.pid()
+    }
+
     /// Peak resident memory (`VmHWM`, KiB) of the function's current process.
     pub fn peak_memory_kib(&self) -> Option<u64> {
         peak_memory_kib(self.local.pid())
@@ -188,8 +193,17 @@ pub fn signal_group(group: u32, signal: libc::c_int) {
     }
 }
 
-/// `VmHWM` (KiB) of process `pid`.
+/// `VmHWM` (KiB, the peak) of process `pid`.
 pub fn peak_memory_kib(pid: u32) -> Option<u64> {
+    memory_kib(pid, "VmHWM:")
+}
+
+/// `VmRSS` (KiB, now) of process `pid`.
+pub fn resident_memory_kib(pid: u32) -> Option<u64> {
+    memory_kib(pid, "VmRSS:")
+}
+
+fn memory_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+    status.lines().find_map(|line| line.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
 }

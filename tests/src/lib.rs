@@ -3,4 +3,5 @@
 pub mod demo;
 pub mod dispatch;
 pub mod functions;
+pub mod load;
 pub mod local_lambda;

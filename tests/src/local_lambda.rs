@@ -5,13 +5,18 @@
 //! tested); nothing is compiled here. Lambda's three Runtime API routes are served as AWS documents
 //! them (`invocation/next`, `…/response`, `…/error`, plus `init/error`), so the process cannot tell
 //! this from the service: it gets the request id, the deadline (the template's `Timeout`) and the
-//! function ARN as headers, and its environment is only the template's plus Lambda's own variables.
+//! function ARN as headers, and its environment is only the template's, Lambda's own variables and
+//! what reaches moto instead of AWS (endpoint, region, dummy credentials, `RUST_LOG`).
 //!
 //! As in Lambda, one invocation runs at a time per process and a process that exits is started
 //! again; an invocation it was running fails with `Runtime.ExitError`, and one that was waiting for
 //! a process that failed its init fails with `Runtime.InitError`, so that a misconfigured function
-//! answers an error instead of hanging. The deadline is not enforced: a debug build on moto may
-//! overrun a 10 s `Timeout` that the release build in AWS keeps.
+//! answers an error instead of hanging; an init longer than [`INIT_TIMEOUT`] is killed. The
+//! invocation deadline is not enforced: a debug build on moto may overrun a 10 s `Timeout` that the
+//! release build in AWS keeps.
+//!
+//! The binaries are taken as they are ([`binary_dir`]): `make demo` and `make test` build the
+//! workspace first; a `cargo run --bin demo` after editing a function would run its old binary.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -25,7 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot};
@@ -40,6 +45,8 @@ const LOCAL_ACCOUNT: &str = "123456789012";
 /// Pause before starting a process again after one that failed its init, so that a function that
 /// cannot start does not spin.
 const INIT_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+/// Lambda gives an init 10 s; a debug build on a busy 2-core machine gets more.
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What to run and how: the binary, its environment, and the template's settings for it.
 #[derive(Debug, Clone)]
@@ -78,127 +85,169 @@ pub struct StartTimings {
     pub starts: u64,
 }
 
+/// The process side, changed only under its lock, so that a stop, an exit and a start never
+/// interleave and a signal never goes to a pid that was already reaped.
+#[derive(Debug, Default)]
+struct ProcessState {
+    /// The running process, 0 between an exit and the next start.
+    pid: u32,
+    /// Which process is current: connections accepted while generation N runs belong to process
+    /// N, and a waiter of another generation never takes an event (it would go to a dead socket).
+    generation: u64,
+    /// Whether the current process has asked for its first event (its init is done).
+    polled: bool,
+    spawned_at: Option<Instant>,
+    timings: StartTimings,
+    /// Why no process can be started any more; invocations then fail at once.
+    gave_up: Option<String>,
+}
+
 /// State shared by the HTTP side (async) and the supervisor thread (blocking).
 struct Shared {
     config: FunctionConfig,
+    process: Mutex<ProcessState>,
     queue: Mutex<VecDeque<Queued>>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
-    /// Wakes `invocation/next` waiters: a new event, or a new process (stale waiters then leave).
+    /// Wakes `invocation/next` waiters: a new event, or another process (stale waiters then leave).
     wake: Notify,
-    /// Process generation: connections accepted while generation N runs belong to process N, and
-    /// a waiter of an older one never takes an event (it would send it to a dead socket).
-    generation: AtomicU64,
-    pid: AtomicU32,
     stopping: AtomicBool,
-    /// Whether the current process has asked for its first event (then it passed its init).
-    polled: AtomicBool,
-    timings: Mutex<(Option<Instant>, StartTimings)>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn error_body(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(json!({"errorType": error_type, "errorMessage": message}).to_string())
 }
 
 impl Shared {
     fn fail(reply: oneshot::Sender<Outcome>, error_type: &str, message: &str) {
-        let body = json!({"errorType": error_type, "errorMessage": message}).to_string();
         // The invoker may have gone (a client timeout): nobody is left to tell.
-        let _ = reply.send(Outcome::Error(Bytes::from(body)));
+        let _ = reply.send(Outcome::Error(error_body(error_type, message)));
     }
 
-    /// Called by the supervisor when the process `generation` has exited with `status`.
+    /// Called by the supervisor once the current process is reaped: it is no longer current, what
+    /// it was running fails, and if it never finished its init, so does the next live invocation.
     fn process_exited(&self, status: &str) {
+        let passed_init = {
+            let mut process = locked(&self.process);
+            process.pid = 0;
+            process.generation += 1;
+            process.polled
+        };
+        // Its waiters leave before the in-flight map is emptied: no event can reach it any more.
+        self.wake.notify_waiters();
         let message = format!("Runtime exited with error: {status}");
-        let in_flight: Vec<_> = self.lock_in_flight().drain().collect();
+        let in_flight: Vec<_> = locked(&self.in_flight).drain().collect();
         for (request_id, reply) in in_flight {
             Self::fail(reply, "Runtime.ExitError", &format!("RequestId: {request_id} Error: {message}"));
         }
-        if !self.polled.load(Ordering::SeqCst) {
-            // It never asked for an event: its init failed, which fails the next waiting invocation
-            // (as Lambda fails the invocation that triggered a cold start that failed).
-            if let Some(queued) = self.lock_queue().pop_front() {
-                Self::fail(
-                    queued.reply,
-                    "Runtime.InitError",
-                    &format!("RequestId: {} Error: {message}", queued.request_id),
-                );
+        if !passed_init {
+            // As Lambda fails the invocation whose cold start failed.
+            let mut queue = locked(&self.queue);
+            while let Some(queued) = queue.pop_front() {
+                if !queued.reply.is_closed() {
+                    let text = format!("RequestId: {} Error: {message}", queued.request_id);
+                    Self::fail(queued.reply, "Runtime.InitError", &text);
+                    break;
+                }
             }
         }
     }
 
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
-        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Outcome>>> {
-        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn lock_timings(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, StartTimings)> {
-        self.timings.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// No process will run again: everything waiting fails now, and every later invocation at once.
+    fn give_up(&self, error_type: &str, reason: &str) {
+        locked(&self.process).gave_up = Some(reason.to_string());
+        for queued in locked(&self.queue).drain(..) {
+            Self::fail(queued.reply, error_type, reason);
+        }
     }
 
     /// Queues `event` and waits for the function's answer.
     async fn invoke(&self, event: Bytes) -> Outcome {
-        let stopped = || {
-            Outcome::Error(Bytes::from(
-                json!({"errorType": "Local.Stopped", "errorMessage": "the local function stopped"}).to_string(),
-            ))
-        };
         if self.stopping.load(Ordering::SeqCst) {
-            return stopped();
+            return Outcome::Error(error_body("Local.Stopped", "the local function stopped"));
+        }
+        if let Some(reason) = locked(&self.process).gave_up.clone() {
+            return Outcome::Error(error_body("Local.Unavailable", &reason));
         }
         let (reply, answer) = oneshot::channel();
         let request_id = uuid::Uuid::new_v4().to_string();
-        self.lock_queue().push_back(Queued { request_id, event, reply });
+        locked(&self.queue).push_back(Queued { request_id, event, reply });
         self.wake.notify_waiters();
-        answer.await.unwrap_or_else(|_| stopped())
+        answer.await.unwrap_or_else(|_| Outcome::Error(error_body("Local.Stopped", "the local function stopped")))
     }
 
     /// `GET invocation/next` of a connection accepted under `generation`.
     async fn next_invocation(&self, generation: u64) -> Response<Full<Bytes>> {
-        if !self.polled.swap(true, Ordering::SeqCst) {
-            let mut timings = self.lock_timings();
-            if let Some(spawned) = timings.0 {
-                timings.1.init = Some(spawned.elapsed());
+        {
+            let mut process = locked(&self.process);
+            if process.generation == generation && !process.polled {
+                process.polled = true;
+                process.timings.init = process.spawned_at.map(|at| at.elapsed());
             }
         }
         loop {
             let notified = self.wake.notified();
-            if generation != self.generation.load(Ordering::SeqCst) || self.stopping.load(Ordering::SeqCst) {
-                return plain(StatusCode::GONE, "this process was replaced");
+            if self.stopping.load(Ordering::SeqCst) {
+                // Lambda never answers `next` while shutting a sandbox down: the process ends on
+                // its SIGTERM with no answer to misread.
+                std::future::pending::<()>().await;
             }
-            let next = self.lock_queue().pop_front();
-            if let Some(Queued { request_id, event, reply }) = next {
-                if reply.is_closed() {
-                    continue;
+            let taken = {
+                // The generation check, the take and the in-flight entry under the process lock:
+                // an exit either comes first (this waiter leaves) or finds the entry to fail.
+                let process = locked(&self.process);
+                if process.generation != generation {
+                    return plain(StatusCode::GONE, "this process was replaced");
                 }
-                self.lock_in_flight().insert(request_id.clone(), reply);
-                let deadline = SystemTime::now()
-                    .checked_add(self.config.timeout)
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis());
-                let name = &self.config.name;
-                let arn = format!("arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{name}");
-                let trace = format!("Root=1-{:08x}-{};Sampled=0", deadline / 1000, &request_id.replace('-', "")[..24]);
-                let mut response = Response::new(Full::new(event));
-                let headers = response.headers_mut();
-                for (name, value) in [
-                    ("lambda-runtime-aws-request-id", request_id.as_str()),
-                    ("lambda-runtime-deadline-ms", &deadline.to_string()),
-                    ("lambda-runtime-invoked-function-arn", &arn),
-                    ("lambda-runtime-trace-id", &trace),
-                    ("content-type", "application/json"),
-                ] {
-                    if let Ok(value) = HeaderValue::from_str(value) {
-                        headers.insert(HeaderName::from_static(name), value);
+                let mut queue = locked(&self.queue);
+                let mut taken = None;
+                while let Some(queued) = queue.pop_front() {
+                    if !queued.reply.is_closed() {
+                        locked(&self.in_flight).insert(queued.request_id.clone(), queued.reply);
+                        taken = Some((queued.request_id, queued.event));
+                        break;
                     }
                 }
-                return response;
+                taken
+            };
+            if let Some((request_id, event)) = taken {
+                return self.event_response(request_id, event);
             }
             notified.await;
         }
     }
 
+    /// The event with the headers the runtime client reads.
+    fn event_response(&self, request_id: String, event: Bytes) -> Response<Full<Bytes>> {
+        let deadline = SystemTime::now()
+            .checked_add(self.config.timeout)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis());
+        let name = &self.config.name;
+        let arn = format!("arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{name}");
+        let trace = format!("Root=1-{:08x}-{};Sampled=0", deadline / 1000, &request_id.replace('-', "")[..24]);
+        let mut response = Response::new(Full::new(event));
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("lambda-runtime-aws-request-id", request_id.as_str()),
+            ("lambda-runtime-deadline-ms", &deadline.to_string()),
+            ("lambda-runtime-invoked-function-arn", &arn),
+            ("lambda-runtime-trace-id", &trace),
+            ("content-type", "application/json"),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        response
+    }
+
     /// `POST invocation/<id>/response` and `…/error`.
     fn complete(&self, request_id: &str, outcome: Outcome) -> Response<Full<Bytes>> {
-        match self.lock_in_flight().remove(request_id) {
+        match locked(&self.in_flight).remove(request_id) {
             Some(reply) => {
                 let _ = reply.send(outcome);
                 accepted()
@@ -206,9 +255,16 @@ impl Shared {
             None => plain(StatusCode::BAD_REQUEST, "unknown or completed request id"),
         }
     }
+
+    /// Sends `signal` to the current process's group, under the lock (so never to a reaped pid).
+    fn signal(&self, signal: libc::c_int) {
+        let process = locked(&self.process);
+        signal_group(process.pid, signal);
+    }
 }
 
-/// A running function: its server and the thread that keeps its process running.
+/// A running function: its server and the thread that keeps its process running. Dropping it
+/// stops both.
 pub struct LocalFunction {
     shared: Arc<Shared>,
     server: JoinHandle<()>,
@@ -231,38 +287,35 @@ impl LocalFunction {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let shared = Arc::new(Shared {
             config,
+            process: Mutex::default(),
             queue: Mutex::default(),
             in_flight: Mutex::default(),
             wake: Notify::new(),
-            generation: AtomicU64::new(0),
-            pid: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
-            polled: AtomicBool::new(false),
-            timings: Mutex::default(),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
-        let first = spawn_process(&shared, port)?;
-        let supervisor = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("lambda-{}", shared.config.name))
-                .spawn(move || supervise(&shared, port, first))
-                .map_err(|e| e.to_string())?
-        };
-        Ok(Self { shared, server, supervisor: Some(supervisor), port })
+        // From here on, an error drops `function`, which stops what was started.
+        let mut function = Self { shared: Arc::clone(&shared), server, supervisor: None, port };
+        let first = spawn_process(&shared, port)?.ok_or("stopped while starting")?;
+        let supervisor = std::thread::Builder::new()
+            .name(format!("lambda-{}", shared.config.name))
+            .spawn(move || supervise(&shared, port, first))
+            .map_err(|e| e.to_string())?;
+        function.supervisor = Some(supervisor);
+        Ok(function)
     }
 
     /// Waits until the process has asked for its first event (its init is done).
     pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
-        while !self.shared.polled.load(Ordering::SeqCst) {
+        while !locked(&self.shared.process).polled {
             if Instant::now() > deadline {
                 let log = std::fs::read_to_string(&self.shared.config.log_path).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
                 return Err(format!(
-                    "{} did not ask for an event within {timeout:?}; its log ends with:\n{}",
-                    self.shared.config.name,
-                    tail.join("\n")
+                    "{} did not ask for an event within {timeout:?}; its log ends with:\n{tail}",
+                    self.shared.config.name
                 ));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -279,39 +332,46 @@ impl LocalFunction {
     }
 
     pub fn timings(&self) -> StartTimings {
-        self.shared.lock_timings().1
+        locked(&self.shared.process).timings
     }
 
-    /// Pid of the current process (0 before it started).
+    /// Pid of the current process (0 between an exit and the next start).
     pub fn pid(&self) -> u32 {
-        self.shared.pid.load(Ordering::SeqCst)
+        locked(&self.shared.process).pid
     }
 
-    /// Stops the process (SIGTERM, then SIGKILL after 5 s) and the server.
-    pub fn stop(mut self) {
+    /// Stops the process and the server (what dropping does).
+    pub fn stop(self) {}
+
+    /// SIGTERM to the process, SIGKILL after 5 s; then the server; then fails what is queued.
+    fn shutdown(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wake.notify_waiters();
-        let pid = self.pid();
-        signal_group(pid, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
         if let Some(supervisor) = self.supervisor.take() {
+            self.shared.signal(libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
             while !supervisor.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if !supervisor.is_finished() {
-                signal_group(pid, libc::SIGKILL);
+                self.shared.signal(libc::SIGKILL);
             }
             let _ = supervisor.join();
         }
         self.server.abort();
-        for queued in self.shared.lock_queue().drain(..) {
-            Shared::fail(queued.reply, "Local.Stopped", "the local function stopped");
-        }
+        self.shared.give_up("Local.Stopped", "the local function stopped");
     }
 }
 
-/// Starts the function's process; its environment is the template's and Lambda's, nothing of ours.
-fn spawn_process(shared: &Shared, port: u16) -> Result<Child, String> {
+impl Drop for LocalFunction {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts the function's process, unless stopping; its environment is the template's and
+/// Lambda's, nothing of ours.
+fn spawn_process(shared: &Shared, port: u16) -> Result<Option<Child>, String> {
     let config = &shared.config;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -319,43 +379,65 @@ fn spawn_process(shared: &Shared, port: u16) -> Result<Child, String> {
         .open(&config.log_path)
         .map_err(|e| format!("{}: {e}", config.log_path.display()))?;
     let log_err = log.try_clone().map_err(|e| e.to_string())?;
-    let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
-    shared.polled.store(false, Ordering::SeqCst);
+    let mut process = locked(&shared.process);
+    if shared.stopping.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    process.generation += 1;
+    process.polled = false;
+    process.timings.init = None;
+    process.timings.starts += 1;
+    let region = config.env.get("AWS_REGION").cloned().unwrap_or_else(|| "us-east-1".into());
     let mut command = Command::new(&config.binary);
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TZ", ":UTC")
+        .env("AWS_DEFAULT_REGION", &region)
         .envs(&config.env)
         .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
         .env("AWS_LAMBDA_FUNCTION_NAME", &config.name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string())
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", config.name))
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{generation}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{}", process.generation))
         .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
         // Its own process group, so that stopping it reaches anything it started.
         .process_group(0);
-    {
-        // Before the exec: its first poll may come before `spawn` returns.
-        let mut timings = shared.lock_timings();
-        timings.0 = Some(Instant::now());
-        timings.1 = StartTimings { init: None, starts: timings.1.starts + 1 };
-    }
+    // Before the exec: its first poll may come before `spawn` returns.
+    process.spawned_at = Some(Instant::now());
     let child = command.spawn().map_err(|e| format!("starting {}: {e}", config.binary.display()))?;
-    shared.pid.store(child.id(), Ordering::SeqCst);
+    process.pid = child.id();
+    drop(process);
     // Waiters of the previous process leave; the new one's connections are of this generation.
     shared.wake.notify_waiters();
-    Ok(child)
+    Ok(Some(child))
 }
 
 /// Waits for the process; when it exits, fails what it was running and starts another (until stop).
+/// A process still in its init after [`INIT_TIMEOUT`] is killed, as Lambda does.
 fn supervise(shared: &Shared, port: u16, mut child: Child) {
     loop {
-        let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
-        let passed_init = shared.polled.load(Ordering::SeqCst);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status.to_string(),
+                Ok(None) => {}
+                Err(error) => break error.to_string(),
+            }
+            let init_overdue = {
+                let process = locked(&shared.process);
+                !process.polled && process.spawned_at.is_some_and(|at| at.elapsed() > INIT_TIMEOUT)
+            };
+            if init_overdue && !shared.stopping.load(Ordering::SeqCst) {
+                eprintln!("{}: init took longer than {INIT_TIMEOUT:?}; killed", shared.config.name);
+                shared.signal(libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let passed_init = locked(&shared.process).polled;
         shared.process_exited(&status);
         if shared.stopping.load(Ordering::SeqCst) {
             return;
@@ -364,9 +446,11 @@ fn supervise(shared: &Shared, port: u16, mut child: Child) {
             std::thread::sleep(INIT_FAILURE_BACKOFF);
         }
         child = match spawn_process(shared, port) {
-            Ok(child) => child,
+            Ok(Some(child)) => child,
+            Ok(None) => return,
             Err(error) => {
                 eprintln!("{}: {error}", shared.config.name);
+                shared.give_up("Local.Unavailable", &error);
                 return;
             }
         };
@@ -380,7 +464,7 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let generation = shared.generation.load(Ordering::SeqCst);
+        let generation = locked(&shared.process).generation;
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
@@ -469,7 +553,7 @@ pub fn function_url_event(parts: &hyper::http::request::Parts, raw_path: &str, b
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == hyper::header::COOKIE {
-            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_string())));
+            cookies.extend(value.split(';').map(str::trim).filter(|c| !c.is_empty()).map(|c| Value::String(c.into())));
             continue;
         }
         // Repeated headers are joined with commas, as the service does.
@@ -545,6 +629,10 @@ fn http_answer(answer: &[u8]) -> Response<Full<Bytes>> {
     let Ok(answer) = serde_json::from_slice::<Value>(answer) else {
         return json_response(StatusCode::BAD_GATEWAY, Bytes::from_static(br#"{"message":"Internal Server Error"}"#));
     };
+    if answer.get("statusCode").is_none() {
+        // Not a payload 2.0 answer: the service answers 200 with the function's JSON as the body.
+        return json_response(StatusCode::OK, Bytes::from(answer.to_string()));
+    }
     let status = answer["statusCode"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(200);
     let body = answer["body"].as_str().unwrap_or_default();
     let body = if answer["isBase64Encoded"].as_bool() == Some(true) {

@@ -150,3 +150,37 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     let ada = body(&api::handler::handle(&api, api_get(&format!("/api/v1/customers/{id}"), ""), now).await);
     assert_eq!(ada["profile"]["identity"]["telephone"], "+33612345678", "the ingested lead met Ada's record");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_messages_are_published_each_once_with_batches_in_flight_together() {
+    use tributary_shared::ports::{BusMessage, EventPublisher, MAX_BATCH_ENTRIES, SNS_MAX_MESSAGE_BYTES};
+    let local = LocalAws::start(&[]).await.unwrap();
+    let topic = local.stack.function_env("ApiFunction").unwrap()["EVENTS_TOPIC_ARN"].clone();
+    let probe = Probe::subscribe(&local.sdk, &topic, "publish-all").await.unwrap();
+    let publisher = SnsPublisher::new(aws::sns_client(&local.sdk), &topic);
+    // More batches than are in flight at once, and the last one short.
+    let count = aws::PUBLISH_BATCHES_IN_FLIGHT * MAX_BATCH_ENTRIES * 2 + 7;
+    let messages: Vec<BusMessage> = (0..count)
+        .map(|index| BusMessage {
+            body: json!({"n": index}).to_string(),
+            source: "test".into(),
+            event_type: "test.published".into(),
+        })
+        .collect();
+    publisher.publish_all(&messages).await.unwrap();
+    let mut received: Vec<u64> = probe
+        .drain()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(&m.message).unwrap()["n"].as_u64().unwrap())
+        .collect();
+    received.sort_unstable();
+    assert_eq!(received, (0..count as u64).collect::<Vec<_>>(), "each message exactly once");
+
+    // A message no batch can carry is refused before anything is published.
+    let mut with_oversized = messages[..30].to_vec();
+    with_oversized[25].body = "x".repeat(SNS_MAX_MESSAGE_BYTES);
+    assert!(publisher.publish_all(&with_oversized).await.is_err());
+    assert!(probe.drain().await.unwrap().is_empty());
+}

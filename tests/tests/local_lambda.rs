@@ -9,7 +9,7 @@ use std::time::Duration;
 use tributary_tests::local_lambda::{FunctionConfig, LocalFunction};
 
 fn probe(env: &[(&str, &str)]) -> FunctionConfig {
-    let dir = std::env::temp_dir().join(format!("local-lambda-{}", uuid::Uuid::new_v4()));
+    let dir = std::env::temp_dir().join("tributary-local-lambda-tests");
     std::fs::create_dir_all(&dir).unwrap();
     FunctionConfig {
         name: "probe".into(),
@@ -17,7 +17,7 @@ fn probe(env: &[(&str, &str)]) -> FunctionConfig {
         env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
         timeout: Duration::from_secs(42),
         memory_mb: 256,
-        log_path: dir.join("probe.log"),
+        log_path: dir.join(format!("probe-{}.log", uuid::Uuid::new_v4())),
     }
 }
 
@@ -29,8 +29,8 @@ async fn started(env: &[(&str, &str)]) -> LocalFunction {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invocation_carries_lambdas_context_and_only_the_functions_environment() {
-    // SAFETY: set before any process of this test starts; the probe must not inherit it.
-    unsafe { std::env::set_var("TRIBUTARY_TEST_PARENT_ONLY", "leak") };
+    // cargo sets this for the test process; the function must not inherit it.
+    assert!(std::env::var("CARGO_MANIFEST_DIR").is_ok());
     let function = started(&[("SETTING", "from the template")]).await;
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let answer = function.invoke(&json!({"hello": "world"})).await.unwrap();
@@ -44,7 +44,7 @@ async fn an_invocation_carries_lambdas_context_and_only_the_functions_environmen
     assert_eq!(environment["AWS_LAMBDA_FUNCTION_NAME"], "probe");
     assert_eq!(environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
     assert_eq!(environment["AWS_LAMBDA_RUNTIME_API"], format!("127.0.0.1:{}", function.port));
-    assert!(environment.get("TRIBUTARY_TEST_PARENT_ONLY").is_none(), "the parent's environment leaked");
+    assert!(environment.get("CARGO_MANIFEST_DIR").is_none(), "the parent's environment leaked");
     // Invocations run one after another on the same process.
     let second = function.invoke(&json!({"n": 2})).await.unwrap();
     assert_eq!(second["event"], json!({"n": 2}));
@@ -139,4 +139,23 @@ async fn a_function_url_request_becomes_a_payload_2_event_and_its_answer_http() 
     let answer = http.get(format!("http://127.0.0.1:{}/lambda-url/other", function.port)).send().await.unwrap();
     assert_eq!(answer.status(), 404);
     function.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_ends_the_process_quietly_and_dropping_stops_too() {
+    let config = probe(&[]);
+    let log_path = config.log_path.clone();
+    let function = LocalFunction::start(config, 0).await.unwrap();
+    function.wait_until_ready(Duration::from_secs(30)).await.unwrap();
+    let pid = function.pid();
+    function.stop();
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the process outlived stop()");
+    // Its pending `next` was never answered: nothing for the runtime client to misread.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+
+    let function = started(&[]).await;
+    let pid = function.pid();
+    drop(function);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the process outlived its LocalFunction");
 }

@@ -12,7 +12,7 @@ pub use customers::{APPLIED_MARKER_TTL, CUSTOMER_KEY_ATTRIBUTES, DynamoDbCustome
 pub use dynamodb::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
 pub use ingestion::{DynamoDbIngestion, SYNC_RUN_RETENTION_DAYS};
 pub use s3::S3Archive;
-pub use sns::SnsPublisher;
+pub use sns::{PUBLISH_BATCHES_IN_FLIGHT, SnsPublisher};
 pub use sqs::SqsDeadLetters;
 pub use ssm::SsmSecrets;
 

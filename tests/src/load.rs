@@ -1,0 +1,283 @@
+//! `make load`: the demo's stack under volume. Signed Stripe deliveries (one new customer each) and
+//! lead batches through the ingestion API, then everything they cause (processor, integrator, lake
+//! writer) until the stack is idle; reports events/s end to end and the memory of every process,
+//! sampled while it runs, so that growth with the number of customers shows.
+
+use crate::demo::{Demo, Ports, post, secret};
+use crate::dispatch::FunctionStats;
+use crate::functions::resident_memory_kib;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use webhook::signature::StripeVerifier;
+
+/// What to send.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadPlan {
+    /// Stripe `customer.created` deliveries, each a new customer.
+    pub deliveries: usize,
+    /// Leads posted to the ingestion API, each a new customer, in requests of `batch` leads.
+    pub leads: usize,
+    pub batch: usize,
+    /// Deliveries in flight at once (a sender's retry workers).
+    pub senders: usize,
+}
+
+impl LoadPlan {
+    /// `--deliveries N --leads N --batch N --senders N`, each optional.
+    pub fn from_args(args: &[String]) -> Result<Self, String> {
+        let mut plan = Self { deliveries: 2_000, leads: 2_000, batch: 1_000, senders: 4 };
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or(format!("{flag} needs a number"))?;
+            let number: usize = value.parse().map_err(|_| format!("{flag} {value}: not a number"))?;
+            match flag.as_str() {
+                "--deliveries" => plan.deliveries = number,
+                "--leads" => plan.leads = number,
+                "--batch" if (1..=1_000).contains(&number) => plan.batch = number,
+                "--batch" => return Err("--batch takes 1 to 1000 leads (the ingestion API's limit)".into()),
+                "--senders" if number > 0 => plan.senders = number,
+                "--senders" => return Err("--senders takes at least 1".into()),
+                other => {
+                    return Err(format!("unknown argument {other}: use --deliveries, --leads, --batch, --senders"));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    pub fn events(&self) -> usize {
+        self.deliveries + self.leads
+    }
+}
+
+/// Memory of every process over the run (KiB): first sample, peak, last sample.
+#[derive(Debug, Default, Clone)]
+struct MemoryTrack {
+    first: u64,
+    peak: u64,
+    last: u64,
+    /// (events processed, RSS) every sample, to show growth against customers.
+    curve: Vec<(u64, u64)>,
+}
+
+/// Runs `plan` against a fresh demo stack (free ports) and returns the report.
+pub async fn run(plan: LoadPlan) -> Result<String, String> {
+    let started = Instant::now();
+    let mut demo = Demo::start(Ports::free()?).await?;
+    let outcome = drive(&demo, plan).await;
+    let still_bound = demo.stop();
+    let report = outcome?;
+    if !still_bound.is_empty() {
+        return Err(format!("ports still bound after stopping: {still_bound:?}"));
+    }
+    Ok(format!("{report}\n(whole run, stack start and stop included: {:.0} s)", started.elapsed().as_secs_f64()))
+}
+
+async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
+    let dispatcher = demo.dispatcher()?;
+    let stats = |id: &str| dispatcher.stats.get(id).cloned().ok_or(format!("no dispatcher stats for {id}"));
+    let (processor, lake_writer) = (stats("ProcessorFunction")?, stats("LakeWriterFunction")?);
+    let processes = demo.processes();
+    let memory: Arc<Mutex<BTreeMap<String, MemoryTrack>>> = Arc::default();
+    let sent = Arc::new(AtomicU64::new(0));
+    let began = Instant::now();
+    let sampler = tokio::spawn(sample(
+        processes,
+        Arc::clone(&memory),
+        Arc::clone(&processor),
+        Arc::clone(&lake_writer),
+        Arc::clone(&sent),
+        began,
+    ));
+
+    let webhook = demo.client("WebhookFunction")?.url();
+    let api = demo.client("ApiFunction")?.url();
+    let http = reqwest::Client::new();
+    let stripe_secret = secret("/tributary/stripe-signing-secret")?;
+    let bearer = format!("Bearer {}", demo.api_key());
+    let run_id = jiff::Timestamp::now().as_second();
+
+    // Deliveries: `senders` at a time, each answer checked (202 for a new event).
+    let refused = AtomicU64::new(0);
+    futures::stream::iter(0..plan.deliveries)
+        .for_each_concurrent(plan.senders, |index| {
+            let (http, webhook, stripe_secret, sent, refused) = (&http, &webhook, &stripe_secret, &sent, &refused);
+            async move {
+                let now = jiff::Timestamp::now().as_second();
+                let body = json!({"id": format!("evt_load_{run_id}_{index}"), "object": "event",
+                    "type": "customer.created", "created": now,
+                    "data": {"object": {"object": "customer", "id": format!("cus_load_{run_id}_{index}"),
+                    "email": format!("load.{run_id}.{index}@example.com"), "name": format!("Load Customer {index}")}}})
+                .to_string();
+                let signature = StripeVerifier::sign(stripe_secret, now, body.as_bytes());
+                let answer =
+                    post(http, &format!("{webhook}/webhooks/stripe"), &body, &[("stripe-signature", &signature)]).await;
+                match answer {
+                    Ok((202, _)) => {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((status, body)) => {
+                        eprintln!("  ! delivery {index}: {status} {body}");
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        eprintln!("  ! delivery {index}: {error}");
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+        .await;
+    let deliveries_sent = began.elapsed();
+
+    // Lead batches: one request after another, as a nightly export would send them.
+    let mut ingestion_times = Vec::new();
+    for (number, first) in (0..plan.leads).step_by(plan.batch).enumerate() {
+        let leads: Vec<Value> = (first..(first + plan.batch).min(plan.leads))
+            .map(|index| {
+                json!({"id": format!("load-{run_id}-{index}"), "nom": format!("Load Lead {index}"),
+                    "email": format!("lead.{run_id}.{index}@example.com"), "statut": "nouveau",
+                    "date_prise_contact": "2026-10-05"})
+            })
+            .collect();
+        let key = format!("load-{run_id}-{number}");
+        let request = Instant::now();
+        let (status, body) = post(
+            &http,
+            &format!("{api}/api/v1/ingestion/leads"),
+            &Value::Array(leads.clone()).to_string(),
+            &[("authorization", &bearer), ("idempotency-key", &key)],
+        )
+        .await?;
+        if status != 202 {
+            return Err(format!("lead batch {number}: {status} {body}"));
+        }
+        ingestion_times.push(request.elapsed());
+        sent.fetch_add(leads.len() as u64, Ordering::Relaxed);
+    }
+    let all_sent = began.elapsed();
+
+    dispatcher.wait_until_idle(Duration::from_secs(3_600)).await?;
+    let idle = began.elapsed();
+    sampler.abort();
+
+    let sent = sent.load(Ordering::Relaxed);
+    let (_, processed, processor_failures) = processor.snapshot();
+    let (_, lake_records, lake_failures) = lake_writer.snapshot();
+    let failures: u64 = dispatcher.stats.values().map(|s| s.snapshot().2).sum();
+    let mut report = String::new();
+    let rate = |count: u64, time: Duration| count as f64 / time.as_secs_f64().max(0.001);
+    let _ = writeln!(
+        report,
+        "load: {} deliveries ({} senders), {} leads in requests of {}",
+        plan.deliveries, plan.senders, plan.leads, plan.batch
+    );
+    let _ =
+        writeln!(report, "  accepted {sent} of {} events; refused {}", plan.events(), refused.load(Ordering::Relaxed));
+    let _ = writeln!(
+        report,
+        "  webhook: {} deliveries in {:.1} s = {:.1} deliveries/s",
+        plan.deliveries,
+        deliveries_sent.as_secs_f64(),
+        rate(plan.deliveries as u64, deliveries_sent)
+    );
+    if !ingestion_times.is_empty() {
+        let total: Duration = ingestion_times.iter().sum();
+        let slowest = ingestion_times.iter().max().copied().unwrap_or_default();
+        let _ = writeln!(
+            report,
+            "  ingestion API: {} requests, {:.2} s each on average, slowest {:.2} s",
+            ingestion_times.len(),
+            total.as_secs_f64() / ingestion_times.len() as f64,
+            slowest.as_secs_f64()
+        );
+    }
+    let _ = writeln!(
+        report,
+        "  end to end (first send → every event processed and in the lake): {} events in {:.1} s = {:.1} events/s",
+        sent,
+        idle.as_secs_f64(),
+        rate(sent, idle)
+    );
+    let _ = writeln!(
+        report,
+        "  processor: {processed} records ({processor_failures} failed); lake writer: {lake_records} records ({lake_failures} failed); all sent by {:.1} s",
+        all_sent.as_secs_f64()
+    );
+    let _ = writeln!(report, "  failed invocations after retries, all functions: {failures}");
+    let _ = writeln!(
+        report,
+        "  memory (RSS, MiB): first sample → peak → last, and the RSS at each quarter of the events processed"
+    );
+    let memory = memory.lock().map_err(|_| "memory samples poisoned")?.clone();
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    for (name, track) in &memory {
+        let quarters: Vec<String> = (1..=4)
+            .map(|quarter| {
+                let mark = sent * quarter / 4;
+                track
+                    .curve
+                    .iter()
+                    .find(|(done, _)| *done >= mark)
+                    .or(track.curve.last())
+                    .map_or("-".into(), |(_, rss)| format!("{:.0}", mib(*rss)))
+            })
+            .collect();
+        let _ = writeln!(
+            report,
+            "    {name:<17} {:>7.1} → {:>7.1} → {:>7.1}   quarters {}",
+            mib(track.first),
+            mib(track.peak),
+            mib(track.last),
+            quarters.join(" / ")
+        );
+    }
+    if processed < sent || lake_records < sent || failures > 0 {
+        return Err(format!("{report}not every event was processed and written to the lake"));
+    }
+    Ok(report)
+}
+
+/// Every second: the RSS of every process against the events processed so far; every 10 s a line.
+async fn sample(
+    processes: Vec<(String, u32)>,
+    memory: Arc<Mutex<BTreeMap<String, MemoryTrack>>>,
+    processor: Arc<FunctionStats>,
+    lake_writer: Arc<FunctionStats>,
+    sent: Arc<AtomicU64>,
+    began: Instant,
+) {
+    let mut tick = 0u64;
+    loop {
+        let processed = processor.snapshot().1;
+        if let Ok(mut memory) = memory.lock() {
+            for (name, pid) in &processes {
+                let Some(rss) = resident_memory_kib(*pid) else { continue };
+                let track = memory.entry(name.clone()).or_default();
+                if track.curve.is_empty() {
+                    track.first = rss;
+                }
+                track.peak = track.peak.max(rss);
+                track.last = rss;
+                track.curve.push((processed, rss));
+            }
+            if tick % 10 == 0 {
+                let moto = memory.get("moto").map_or(0, |t| t.last) / 1024;
+                println!(
+                    "[{:>5.0}s] sent {:>6}  processed {:>6}  in the lake {:>6}  moto {moto} MiB",
+                    began.elapsed().as_secs_f64(),
+                    sent.load(Ordering::Relaxed),
+                    processed,
+                    lake_writer.snapshot().1,
+                );
+            }
+        }
+        tick += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
