@@ -1,7 +1,7 @@
 //! The processor's handler over in-memory adapters: the samples of `events/`, failures, and
 //! order independence over every order of six events.
 
-mod common;
+use crate::common;
 
 use common::*;
 use processor::handler::{Summary, handle};

@@ -1,7 +1,7 @@
 //! The aggregator's routes and monthly job with the samples of `events/`, over a local lake
 //! written by the lake writer from its own sample batch, and in-memory sync runs.
 
-mod support;
+use crate::support;
 
 use aggregator::alerts::AlertRules;
 use aggregator::config::LakeQueryConfig;

@@ -2,7 +2,7 @@
 //! template declares: concurrent writers lose no commit (conditional puts), and compaction plus
 //! vacuum keep every row while appends go on.
 
-mod support;
+use crate::support;
 
 use jiff::{SignedDuration, Timestamp};
 use lake_writer::maintenance::{MaintenanceConfig, maintain};

@@ -3,7 +3,7 @@
 //! aggregator's answers equal a reference computed in plain Rust over the same leads — with
 //! several versions of a lead and a batch delivered twice.
 
-mod support;
+use crate::support;
 
 use aggregator::config::HttpConfig;
 use aggregator::http::Deps;

@@ -1,7 +1,7 @@
 //! The Notion job against a fake Notion (wiremock, fixture-shaped answers): both API versions,
 //! delta sync with the watermark, rate limits, invalid pages, and crash/resume with no gap.
 
-mod support;
+use crate::support;
 
 use jiff::{SignedDuration, Timestamp};
 use puller::Budget;

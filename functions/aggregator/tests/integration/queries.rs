@@ -1,7 +1,7 @@
 //! The aggregator's questions over a lake written by the real lake writer, checked against a
 //! reference computed independently in plain Rust (tests/support).
 
-mod support;
+use crate::support;
 
 use aggregator::alerts::{AlertRules, alerts};
 use aggregator::config::LakeQueryConfig;

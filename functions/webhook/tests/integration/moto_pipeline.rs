@@ -1,6 +1,6 @@
 //! The webhook receiver against moto, with every resource provisioned from `template.yaml`.
 
-mod common;
+use crate::common;
 
 use common::{MotoReceiver, body_json, sample};
 use jiff::SignedDuration;

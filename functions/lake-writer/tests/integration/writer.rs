@@ -1,6 +1,6 @@
 //! The lake writer on a local-disk lake: rows per table, refused records, concurrent writers.
 
-mod support;
+use crate::support;
 
 use jiff::Timestamp;
 use lake_writer::{BatchSummary, Tables, write_batch};

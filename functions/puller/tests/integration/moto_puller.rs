@@ -1,7 +1,7 @@
 //! The puller wired from `template.yaml` against moto: configuration from the function's
 //! environment, secrets from SSM, sync runs and leases in DynamoDB, the lake on S3, events on SNS.
 
-mod support;
+use crate::support;
 
 use jiff::{SignedDuration, Timestamp};
 use puller::Budget;

@@ -1,7 +1,7 @@
 //! The Matomo job against a fake Matomo (wiremock, fixture-shaped answers) and a lake on local
 //! disk: paging, metadata, anonymisation, errors, deadline, lease, and crash/resume exactly once.
 
-mod support;
+use crate::support;
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};

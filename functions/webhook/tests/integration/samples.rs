@@ -1,7 +1,7 @@
 //! Every sample of `events/` through the handler with in-memory adapters: the answers the README
 //! documents, and what each one leaves behind.
 
-mod common;
+use crate::common;
 
 use common::{base_env, body_json, memory_deps, memory_deps_with, sample};
 use jiff::{SignedDuration, Timestamp};

@@ -1,0 +1,7 @@
+//! The package's integration tests as one test binary: each file here was its own binary,
+//! linked against every dependency (a few seconds each on two cores).
+
+mod common;
+mod moto_pipeline;
+mod samples;
+mod template_env;

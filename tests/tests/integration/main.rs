@@ -1,0 +1,7 @@
+//! The package's integration tests as one test binary: each file here was its own binary,
+//! linked against every dependency (a few seconds each on two cores).
+
+mod customer_pipeline;
+mod lead_versions;
+mod local_lambda;
+mod template;
