@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p puller --bench pull_memory -- --days 10` (or `make bench-puller-memory`).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 use jiff::civil::Date;

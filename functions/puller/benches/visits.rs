@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p puller --bench visits` (or `make bench`).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
