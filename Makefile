@@ -11,7 +11,7 @@ BUILD_ALL = $(CARGO) build --workspace --locked --bins --tests
 # The binaries the demo and the load run use (cargo metadata failing leaves TARGET_DIR empty).
 BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/debug,$(error cargo metadata did not name the target directory))
 
-.PHONY: help setup test test-rust lint demo demo-check load bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
+.PHONY: help setup test test-rust lint demo demo-check load bench-coldstart bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ bench: ## Criterion benchmarks: webhook in-process path, processor apply, puller
 	$(CARGO) bench -p processor --bench apply_event
 	$(CARGO) bench -p puller --bench visits --no-run
 	taskset -c 0 $(CARGO) bench -p puller --bench visits  # one core, as the target is stated (built on both above)
+
+bench-coldstart: setup ## Cold start of each function (release): init, first invocation, peak memory, AWS calls; STARTS each (20)
+	$(CARGO) build --workspace --locked --release --bins
+	$(TARGET_DIR)/release/coldstart --starts $(or $(STARTS),20)
 
 bench-puller-memory: ## Peak memory of whole Matomo pulls: 10 and 100 days of 10 000 visits (release build)
 	$(CARGO) bench -p puller --bench pull_memory -- --days 10

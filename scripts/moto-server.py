@@ -29,11 +29,17 @@ request listed moto's package directory each time; each received SQS message cou
 queue to read its retention period; each message sent to a queue counted the queue three times,
 reading the clock twice per message (one pass, one clock reading here: the same counts).
 
+Each request is counted by service and action; `GET /_tributary/requests` answers the counts, and
+`DELETE` answers them and resets them (the cold-start benchmark counts the AWS calls of a function's init).
+
 Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
 """
 
 import argparse
+import collections
 import copy
+import io
+import json
 import signal
 import sys
 import threading
@@ -183,12 +189,67 @@ def metadata_bytes(environ) -> int:
     return total
 
 
+class RequestCounts:
+    """What the functions asked AWS for, by service and action (`GET /_tributary/requests`; `DELETE`
+    answers and resets): the cold-start benchmark counts the calls a function makes during its init and
+    its first invocation. Counting reads the request's headers (and an SNS query-protocol form body,
+    put back for moto)."""
+
+    PATH = "/_tributary/requests"
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = collections.Counter()
+
+    @staticmethod
+    def name(environ):
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        service = "?"
+        if "Credential=" in auth:
+            scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+            if len(scope) >= 4:
+                service = scope[3]
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            return f"{service} {target.rsplit('.', 1)[-1]}"
+        query = environ.get("QUERY_STRING", "")
+        for pair in query.split("&"):
+            if pair.startswith("Action="):
+                return f"{service} {pair[len('Action='):]}"
+        if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            for pair in body.split(b"&"):
+                if pair.startswith(b"Action="):
+                    return f"{service} {pair[len(b'Action='):].decode('ascii', 'replace')}"
+        if service == "s3":
+            parts = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)
+            kind = "object" if len(parts) == 2 and parts[1] else "bucket"
+            return f"s3 {environ.get('REQUEST_METHOD', '?')} {kind}"
+        return f"{service} {environ.get('REQUEST_METHOD', '?')}"
+
+    def count(self, environ):
+        name = self.name(environ)
+        with self.lock:
+            self.counts[name] += 1
+
+    def answer(self, environ, start_response):
+        with self.lock:
+            body = json.dumps(dict(sorted(self.counts.items()))).encode()
+            if environ.get("REQUEST_METHOD") == "DELETE":
+                self.counts.clear()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
 class SerialisedAtomicRequests:
     """WSGI middleware: one DynamoDB request at a time (its JSON protocol names the target), and
     one conditional S3 write at a time."""
 
     def __init__(self, app):
         self.app = app
+        self.requests = RequestCounts()
         self.dynamodb = threading.Lock()
         self.conditional_puts = threading.Lock()
 
@@ -202,6 +263,9 @@ class SerialisedAtomicRequests:
         return None
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == RequestCounts.PATH:
+            return self.requests.answer(environ, start_response)
+        self.requests.count(environ)
         if environ.get("REQUEST_METHOD") == "PUT" and metadata_bytes(environ) > S3_MAX_METADATA_BYTES:
             body = (
                 b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>MetadataTooLarge</Code>'

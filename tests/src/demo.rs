@@ -58,7 +58,7 @@ impl Ports {
     }
 }
 
-fn state_dir() -> PathBuf {
+pub fn state_dir() -> PathBuf {
     workspace_root().join(".local")
 }
 
@@ -92,7 +92,7 @@ pub struct Demo {
     clock: Clock,
 }
 
-fn read_json(path: PathBuf) -> Result<Value, String> {
+pub fn read_json(path: PathBuf) -> Result<Value, String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -562,17 +562,8 @@ impl Demo {
     /// that file gives (HTTP samples: the status code).
     pub async fn smoke(&self) -> Result<String, String> {
         let started = Instant::now();
-        let dir = state_dir().join("events");
+        let dir = fresh_samples()?;
         let root = workspace_root();
-        let status = Command::new("python3")
-            .arg(root.join("scripts/generate-sample-events.py"))
-            .args(["--now", "--out"])
-            .arg(&dir)
-            .status()
-            .map_err(|e| format!("scripts/generate-sample-events.py: {e}"))?;
-        if !status.success() {
-            return Err(format!("scripts/generate-sample-events.py --now failed ({status})"));
-        }
         let answers = read_json(root.join("events/answers.json"))?;
         let answers = answers.as_array().ok_or("events/answers.json is not a list")?;
         let mut problems = Vec::new();
@@ -604,7 +595,6 @@ impl Demo {
         }
     }
 
-    /// Peak resident memory (`VmHWM`) of each function process so far.
     /// Every process the demo started, by name: moto, the sources, each function's current one.
     pub fn processes(&self) -> Vec<(String, u32)> {
         let mut processes = Vec::new();
@@ -623,6 +613,24 @@ impl Demo {
         &self.api_key
     }
 
+    /// Stops the event sources (the stack stays up): nothing is delivered or polled any more.
+    pub fn stop_dispatcher(&mut self) {
+        if let Some(dispatcher) = self.dispatcher.take() {
+            dispatcher.stop();
+        }
+    }
+
+    /// The running functions.
+    pub fn functions(&self) -> &[FunctionProcess] {
+        &self.functions
+    }
+
+    /// moto's endpoint.
+    pub fn moto_endpoint(&self) -> Option<String> {
+        self.moto.as_ref().map(Moto::endpoint)
+    }
+
+    /// Peak resident memory (`VmHWM`) of each function process so far.
     pub fn peak_memory(&self) -> String {
         let peaks: Vec<String> = self
             .functions
@@ -654,6 +662,21 @@ impl Drop for Demo {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The samples of `events/` signed at the current time (`.local/events/`), as senders would send them now.
+pub fn fresh_samples() -> Result<PathBuf, String> {
+    let dir = state_dir().join("events");
+    let status = Command::new("python3")
+        .arg(workspace_root().join("scripts/generate-sample-events.py"))
+        .args(["--now", "--out"])
+        .arg(&dir)
+        .status()
+        .map_err(|e| format!("scripts/generate-sample-events.py: {e}"))?;
+    if !status.success() {
+        return Err(format!("scripts/generate-sample-events.py --now failed ({status})"));
+    }
+    Ok(dir)
 }
 
 /// Starts `scripts/demo-sources.py`; returns it and the port it listens on.

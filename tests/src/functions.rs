@@ -60,6 +60,8 @@ impl FunctionSpec {
 /// One function of the template running locally: its bootstrap behind a local Runtime API.
 pub struct FunctionProcess {
     pub spec: FunctionSpec,
+    /// The local Lambda's settings for it (binary, environment, timeout, memory, log).
+    pub config: FunctionConfig,
     pub log_path: PathBuf,
     pub client: FunctionClient,
     local: LocalFunction,
@@ -133,9 +135,9 @@ impl FunctionProcess {
             memory_mb: spec.memory_mb,
             log_path: log_path.clone(),
         };
-        let local = LocalFunction::start(config, port).await?;
+        let local = LocalFunction::start(config.clone(), port).await?;
         let client = FunctionClient { binary: spec.binary.clone(), port: local.port, http: reqwest::Client::new() };
-        Ok(Self { spec: spec.clone(), log_path, client, local })
+        Ok(Self { spec: spec.clone(), config, log_path, client, local })
     }
 
     /// Waits until the bootstrap has finished its init and asks for an event.

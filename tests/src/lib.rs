@@ -1,5 +1,6 @@
 //! Cross-function tests (in `tests/`) and the local demo of the whole pipeline (`src/bin/demo.rs`).
 
+pub mod coldstart;
 pub mod demo;
 pub mod dispatch;
 pub mod functions;

@@ -13,8 +13,17 @@ pub struct Template {
     pub document: Value,
 }
 
-/// The workspace root (the directory holding `template.yaml`).
+/// The workspace root (the directory holding `template.yaml`): the nearest one above the working
+/// directory (cargo runs a test in its package's directory, `make` runs from the root), else the
+/// one this crate was compiled in. Found at run time because a target directory shared between
+/// checkouts can hold a build made in another checkout, whose compile-time path names that one.
 pub fn workspace_root() -> PathBuf {
+    let is_root = |dir: &Path| dir.join("template.yaml").is_file() && dir.join("Cargo.toml").is_file();
+    if let Ok(current) = std::env::current_dir()
+        && let Some(root) = current.ancestors().find(|dir| is_root(dir))
+    {
+        return root.to_path_buf();
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
