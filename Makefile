@@ -10,6 +10,7 @@ TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c
 BUILD_ALL = $(CARGO) build --workspace --locked --bins --tests
 # The binaries the demo and the load run use (cargo metadata failing leaves TARGET_DIR empty).
 BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/debug,$(error cargo metadata did not name the target directory))
+RELEASE_BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/release,$(error cargo metadata did not name the target directory))
 
 .PHONY: help setup test test-rust lint demo demo-check load bench-coldstart bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
 
@@ -51,7 +52,7 @@ bench: ## Criterion benchmarks: webhook in-process path, processor apply, puller
 
 bench-coldstart: setup ## Cold start of each function (release): init, first invocation, peak memory, AWS calls; STARTS each (20)
 	$(CARGO) build --workspace --locked --release --bins
-	$(TARGET_DIR)/release/coldstart --starts $(or $(STARTS),20)
+	$(RELEASE_BIN)/coldstart --starts $(or $(STARTS),20)
 
 bench-puller-memory: ## Peak memory of whole Matomo pulls: 10 and 100 days of 10 000 visits (release build)
 	$(CARGO) bench -p puller --bench pull_memory -- --days 10

@@ -27,7 +27,7 @@ stack fails where S3 would.
 Three of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
 request listed moto's package directory each time; each received SQS message counted the whole
 queue to read its retention period; each message sent to a queue counted the queue three times,
-reading the clock twice per message (one pass, one clock reading here: the same counts).
+reading the clock twice per message (here one pass per send, one clock reading: the same counts).
 
 Each request is counted by service and action; `GET /_tributary/requests` answers the counts, and
 `DELETE` answers them and resets them (the cold-start benchmark counts the AWS calls of a function's init).
@@ -143,9 +143,10 @@ def message_within_retention_period(self, queue_name, message):
 
 def queue_counts(queue):
     """The three ApproximateNumberOfMessages* of a queue in one pass with one clock reading. moto
-    computes each in its own pass, reading the clock twice per message, and does so for every
-    message sent to the queue (its `attributes` are built whole to read one FIFO setting): with a
-    backlog of thousands, each send cost tens of milliseconds."""
+    computes each in its own pass, reading the clock twice per message, and builds all of a
+    queue's attributes (the three counts with them) for every message sent to it, to read one FIFO
+    setting: with a backlog of thousands, each send cost tens of milliseconds. `attributes` is
+    patched below to count once per call; the three properties read that count while it is built."""
     import time
 
     now = time.time() * 1000.0
@@ -163,20 +164,34 @@ def queue_counts(queue):
 
 
 def patch_moto() -> None:
-    import functools
-
     from moto import backends
     from moto.dynamodb.models import DynamoDBBackend
     from moto.sqs.models import Queue, SQSBackend
 
     DynamoDBBackend.transact_write_items = transact_write_items_without_table_copies
     SQSBackend.is_message_valid_based_on_retention_period = message_within_retention_period
-    Queue.approximate_number_of_messages = property(lambda queue: queue_counts(queue)[0])
-    Queue.approximate_number_of_messages_delayed = property(lambda queue: queue_counts(queue)[1])
-    Queue.approximate_number_of_messages_not_visible = property(lambda queue: queue_counts(queue)[2])
+    counting = threading.local()
+
+    def counts(queue):
+        cached = getattr(counting, "counts", None)
+        return cached[1] if cached is not None and cached[0] is queue else queue_counts(queue)
+
+    original_attributes = Queue.attributes.fget
+
+    def attributes_counted_once(queue):
+        counting.counts = (queue, queue_counts(queue))
+        try:
+            return original_attributes(queue)
+        finally:
+            counting.counts = None
+
+    Queue.attributes = property(attributes_counted_once)
+    Queue.approximate_number_of_messages = property(lambda queue: counts(queue)[0])
+    Queue.approximate_number_of_messages_delayed = property(lambda queue: counts(queue)[1])
+    Queue.approximate_number_of_messages_not_visible = property(lambda queue: counts(queue)[2])
     # Lists moto's package directory (a stat per service) for every request it routes.
     modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = functools.lru_cache(maxsize=1)(lambda: modules)
+    backends.list_of_moto_modules = lambda: modules
 
 
 def metadata_bytes(environ) -> int:
@@ -216,9 +231,12 @@ class RequestCounts:
         for pair in query.split("&"):
             if pair.startswith("Action="):
                 return f"{service} {pair[len('Action='):]}"
-        if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        form = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
+        # SNS's query protocol names the action in its form body; it is read and put back for moto.
+        # Never a chunked body (no length) nor an S3 upload.
+        if form and length and service != "s3" and not environ.get("wsgi.input_terminated"):
+            body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)
             for pair in body.split(b"&"):
                 if pair.startswith(b"Action="):

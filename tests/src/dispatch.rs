@@ -347,8 +347,19 @@ impl SnsPoller {
             if !entries.is_empty() {
                 let deleted =
                     self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await;
-                if let Err(error) = deleted {
-                    eprintln!("  ! deleting from {}: {}", self.queue_url, describe(&error));
+                match deleted {
+                    Err(error) => eprintln!("  ! deleting from {}: {}", self.queue_url, describe(&error)),
+                    // Not deleted: it comes back after the visibility timeout and is invoked again.
+                    Ok(output) => {
+                        for failed in output.failed() {
+                            eprintln!(
+                                "  ! deleting message {} from {}: {}",
+                                failed.id(),
+                                self.queue_url,
+                                failed.code()
+                            );
+                        }
+                    }
                 }
             }
             self.stats.in_flight.fetch_sub(received, Ordering::SeqCst);

@@ -179,12 +179,12 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
     );
     let _ =
         writeln!(report, "  accepted {sent} of {} events; refused {}", plan.events(), refused.load(Ordering::Relaxed));
+    let accepted_deliveries = (plan.deliveries as u64).saturating_sub(refused.load(Ordering::Relaxed));
     let _ = writeln!(
         report,
-        "  webhook: {} deliveries in {:.1} s = {:.1} deliveries/s",
-        plan.deliveries,
+        "  webhook: {accepted_deliveries} deliveries accepted in {:.1} s = {:.1} deliveries/s",
         deliveries_sent.as_secs_f64(),
-        rate(plan.deliveries as u64, deliveries_sent)
+        rate(accepted_deliveries, deliveries_sent)
     );
     if !ingestion_times.is_empty() {
         let total: Duration = ingestion_times.iter().sum();
@@ -236,6 +236,9 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
             mib(track.last),
             quarters.join(" / ")
         );
+    }
+    if sent < plan.events() as u64 {
+        return Err(format!("{report}not every delivery was accepted (see the lines above)"));
     }
     if processed < sent || lake_records < sent || failures > 0 {
         return Err(format!("{report}not every event was processed and written to the lake"));
