@@ -20,14 +20,14 @@ help: ## This list
 setup: ## Install moto, cfn-lint, aws-sam-cli, cargo-lambda and zig into .venv (idempotent)
 	bash scripts/setup.sh
 
-test: setup ## The whole test suite: unit, moto integration, template lint, then the demo as a check
+test: setup lint ## make lint, then every test (unit, moto integration, template lint), then the demo as a check
 	$(CARGO) test --workspace --locked
 	$(BUILD_ALL) --quiet  # nothing to do: cargo test built every binary
 	$(BIN)/demo --check
 
-lint: setup ## cfn-lint and sam validate --lint on template.yaml
-	cfn-lint template.yaml
-	sam validate --lint --region us-east-1
+lint: ## Formatting, and clippy with warnings as errors (the workspace lints of Cargo.toml); the template's lint is a test
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 demo: setup ## The whole pipeline locally (moto, fake Matomo/Notion/CRM, every function); stays up until Ctrl-C
 	$(BUILD_ALL)

@@ -7,7 +7,7 @@
 The table goes to `<out>/leads` (default out: /var/tmp/tributary-bench/leads-<rows>), written with
 python deltalake's `write_deltalake` in appends of `--batch-rows` rows (one commit each, one Parquet
 file each: delta-rs's default writer properties, as the lake writer's `RecordBatchWriter`), with
-the exact LEADS schema of shared/src/lake/schema.rs (same column order; `id`, `nom`, `_event_id`
+the exact LEADS schema of shared/lake/src/schema.rs (same column order; `id`, `nom`, `_event_id`
 utf8 not null, the other texts nullable, `_occurred_at` and `_ingested_at` timestamp[us, UTC] not
 null) and the lake's checkpoint interval (20).
 

@@ -147,7 +147,7 @@ def iso(epoch: int) -> str:
 
 
 def canonical(event_id: str, source: str, event_type: str, subject, occurred_at: int, payload) -> dict:
-    """A canonical event as the producers publish it (see shared/src/event.rs)."""
+    """A canonical event as the producers publish it (see shared/domain/src/event.rs)."""
     event = {"id": event_id, "source": source, "type": event_type, "occurred_at": iso(occurred_at),
              "received_at": iso(NOW), "payload": payload}
     if subject is not None:

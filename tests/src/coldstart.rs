@@ -10,7 +10,7 @@ use crate::local_lambda::LocalFunction;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
-use tributary_shared::testing::workspace_root;
+use tributary_testing::workspace_root;
 
 /// One function's figures over its starts.
 #[derive(Debug, Default)]

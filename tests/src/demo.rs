@@ -14,10 +14,10 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tributary_shared::testing::{
+use tributary_testing::senders::{standard_webhooks_signature, stripe_signature_header};
+use tributary_testing::{
     Moto, Stack, Template, free_port, put_demo_secrets, put_secrets, sdk_config_for, workspace_root,
 };
-use webhook::signature::{StandardVerifier, StripeVerifier};
 
 /// The Standard Webhooks sender the demo configures (its secret is in `events/local-secrets.json`).
 pub const DEMO_SOURCES: &str =
@@ -264,13 +264,13 @@ impl Demo {
             "customer": "cus_demo_camille", "customer_email": star, "amount_paid": 4900, "currency": "eur"}}})
         .to_string();
         for (label, body) in [("Stripe customer.created", &customer_created), ("Stripe invoice.paid", &invoice_paid)] {
-            let signature = StripeVerifier::sign(&stripe_secret, now, body.as_bytes());
+            let signature = stripe_signature_header(&stripe_secret, now, body.as_bytes());
             let answer =
                 post(&http, &format!("{webhook}/webhooks/stripe"), body, &[("stripe-signature", &signature)]).await?;
             run.deliveries.push((label.to_string(), answer));
         }
         // Stripe retries a delivery it thinks failed: same event, accepted once.
-        let signature = StripeVerifier::sign(&stripe_secret, now, invoice_paid.as_bytes());
+        let signature = stripe_signature_header(&stripe_secret, now, invoice_paid.as_bytes());
         let answer =
             post(&http, &format!("{webhook}/webhooks/stripe"), &invoice_paid, &[("stripe-signature", &signature)])
                 .await?;
@@ -279,9 +279,13 @@ impl Demo {
         let acme = json!({"type": "subscription.activated", "timestamp": "2026-10-15T09:00:00Z",
             "data": {"email": star, "plan": "team", "seats": 5}})
         .to_string();
-        let acme_signature =
-            StandardVerifier::sign(&secret("/tributary/webhook-sources/acme")?, "msg_demo_0001", now, acme.as_bytes())
-                .map_err(|_| "the demo acme secret is not a Standard Webhooks secret".to_string())?;
+        let acme_signature = standard_webhooks_signature(
+            &secret("/tributary/webhook-sources/acme")?,
+            "msg_demo_0001",
+            now,
+            acme.as_bytes(),
+        )
+        .map_err(|_| "the demo acme secret is not a Standard Webhooks secret".to_string())?;
         let timestamp = now.to_string();
         let answer = post(
             &http,
@@ -434,7 +438,7 @@ impl Demo {
     async fn download_report(&self, report: &Value) -> Result<String, String> {
         let key = report["report"].as_str().ok_or(format!("the report job named no file: {report}"))?;
         let bucket = self.stack.physical("ReportsBucket").map_err(|e| e.to_string())?.name.clone();
-        let s3 = tributary_shared::aws::s3_client(&self.sdk);
+        let s3 = tributary_aws::s3_client(&self.sdk);
         let object = s3.get_object().bucket(&bucket).key(key).send().await.map_err(|e| format!("{key}: {e:?}"))?;
         let bytes = object.body.collect().await.map_err(|e| format!("{key}: {e}"))?.into_bytes();
         let path = state_dir().join(key.rsplit('/').next().unwrap_or("monthly-report.xlsx"));

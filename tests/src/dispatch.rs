@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use tributary_shared::aws::describe;
-use tributary_shared::testing::{ACCOUNT_ID, REGION, Stack, create_queue};
+use tributary_aws::describe;
+use tributary_testing::{ACCOUNT_ID, REGION, Stack, create_queue};
 
 /// Counters of one function's invocations by the dispatcher.
 #[derive(Debug, Default)]

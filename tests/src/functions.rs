@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tributary_shared::testing::{Stack, Template};
+use tributary_testing::{Stack, Template};
 
 /// A function of the template: its logical id, the binary `BuildProperties.Binary` names, and the
 /// settings Lambda hands its runtime.
@@ -185,6 +185,7 @@ pub fn local_aws_env(endpoint: &str) -> HashMap<String, String> {
 
 /// Signals the process group `group` (a child started with `process_group(0)`, so the group id is
 /// its pid). Never called with 0 or 1, which would reach our own group or every process.
+#[allow(unsafe_code, reason = "kill(2) on a process group has no safe std equivalent")]
 pub fn signal_group(group: u32, signal: libc::c_int) {
     let Ok(group) = libc::pid_t::try_from(group) else { return };
     if group > 1 {

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use webhook::signature::StripeVerifier;
+use tributary_testing::senders::stripe_signature_header;
 
 /// What to send.
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +114,7 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
                     "data": {"object": {"object": "customer", "id": format!("cus_load_{run_id}_{index}"),
                     "email": format!("load.{run_id}.{index}@example.com"), "name": format!("Load Customer {index}")}}})
                 .to_string();
-                let signature = StripeVerifier::sign(stripe_secret, now, body.as_bytes());
+                let signature = stripe_signature_header(stripe_secret, now, body.as_bytes());
                 let answer =
                     post(http, &format!("{webhook}/webhooks/stripe"), &body, &[("stripe-signature", &signature)]).await;
                 match answer {
@@ -269,7 +269,7 @@ async fn sample(
                 track.last = rss;
                 track.curve.push((processed, rss));
             }
-            if tick % 10 == 0 {
+            if tick.is_multiple_of(10) {
                 let moto = memory.get("moto").map_or(0, |t| t.last) / 1024;
                 println!(
                     "[{:>5.0}s] sent {:>6}  processed {:>6}  in the lake {:>6}  moto {moto} MiB",

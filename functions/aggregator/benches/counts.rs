@@ -16,6 +16,12 @@
 //! what every later request pays until the snapshot changes. `--print-sql FILE` writes the view,
 //! the `latest_dates` statement and the count statement, separated by `-- statement` lines, for the
 //! Python script's `--sql-file` (which times them the same way: set-up, "prep", query).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 use aggregator::alerts::AlertRules;
 use aggregator::config::LakeQueryConfig;
@@ -25,8 +31,8 @@ use aggregator::sql::{Bucket, build_latest_dates, count_dates as count_sql, lead
 use aggregator::stats::{CountQuery, count_dates};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tributary_shared::lake::schema::LEADS;
-use tributary_shared::lake::{LakeLocation, LakeTable};
+use tributary_lake::schema::LEADS;
+use tributary_lake::{LakeLocation, LakeTable};
 
 fn arg(name: &str) -> Option<String> {
     let mut args = std::env::args().skip_while(|a| a != name);

@@ -3,8 +3,8 @@
 use crate::alerts::AlertRules;
 use crate::engine::EngineLimits;
 use std::path::PathBuf;
-use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::lake::LakeLocation;
+use tributary_domain::config::{ConfigError, Env};
+use tributary_lake::LakeLocation;
 
 /// What both binaries (HTTP and scheduled jobs) read.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl HttpConfig {
             query: LakeQueryConfig::from_env(env)?,
             ingestion_table: env.required("INGESTION_TABLE")?,
             api_key_hashes_param: env.required("API_KEY_HASHES_PARAM")?,
-            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
+            secrets_max_age: tributary_domain::secrets::max_age_from_env(env)?,
         })
     }
 }

@@ -140,7 +140,8 @@ mod tests {
         let allowed = temp_dir("allowed");
         let outside = temp_dir("outside");
         let engine =
-            Engine::open(EngineLimits { threads: 1, memory_limit_mb: 128 }, &[allowed.clone()], &allowed).unwrap();
+            Engine::open(EngineLimits { threads: 1, memory_limit_mb: 128 }, std::slice::from_ref(&allowed), &allowed)
+                .unwrap();
         let connection = engine.connection();
         for (dir, name) in [(&allowed, "inside"), (&outside, "outside")] {
             let path = dir.join(format!("{name}.parquet"));

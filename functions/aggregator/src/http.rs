@@ -15,12 +15,12 @@ use lambda_http::http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::time::Instant;
 use tokio::sync::Mutex;
-use tributary_shared::api_key::ApiKeys;
-use tributary_shared::lake::{LakeError, LakeLocation};
-use tributary_shared::metrics::Metrics;
-use tributary_shared::ports::SyncStore;
-use tributary_shared::problem::{Problem, json_response, request_id};
-use tributary_shared::secrets::Refreshing;
+use tributary_aws::problem::{Problem, json_response, request_id};
+use tributary_domain::api_key::ApiKeys;
+use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::SyncStore;
+use tributary_domain::secrets::Refreshing;
+use tributary_lake::{LakeError, LakeLocation};
 
 pub struct Deps<S> {
     pub keys: Refreshing<ApiKeys>,

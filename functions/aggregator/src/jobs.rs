@@ -12,7 +12,7 @@ use crate::report::{Month, monthly_report};
 use crate::xlsx::{XLSX_CONTENT_TYPE, alerts_workbook, report_workbook};
 use jiff::civil::Date;
 use serde::Deserialize;
-use tributary_shared::ports::PortError;
+use tributary_domain::ports::ReportSink;
 
 /// The schedule's input: `{"job": "monthly-report"}`, optionally with `"month": "YYYY-MM"` to
 /// produce a given month again (default: the month before today's).
@@ -57,18 +57,6 @@ impl JobError {
             JobError::Failed(_) => "ReportFailed",
         }
     }
-}
-
-/// Where the files go and who is told.
-pub trait ReportSink: Send + Sync {
-    /// Stores the file; returns a link to download it.
-    fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> impl Future<Output = Result<String, PortError>> + Send;
-    fn notify(&self, subject: &str, message: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,53 +119,4 @@ async fn monthly(
     sink.notify(&format!("Tributary report {month}"), &message).await?;
     tracing::info!(%month, alerts = found.len(), %report_key, %alerts_key, "monthly report written");
     Ok(MonthlyOutput { month: month.to_string(), report_key, alerts_key, alerts: found.len() })
-}
-
-/// S3 for the files (presigned GET links), SNS for the notification.
-pub mod aws {
-    use super::ReportSink;
-    use aws_sdk_s3::presigning::PresigningConfig;
-    use aws_sdk_s3::primitives::ByteStream;
-    use tributary_shared::ports::PortError;
-
-    pub struct S3SnsReportSink {
-        pub s3: aws_sdk_s3::Client,
-        pub sns: aws_sdk_sns::Client,
-        pub bucket: String,
-        pub topic_arn: String,
-        pub link_validity: std::time::Duration,
-    }
-
-    impl ReportSink for S3SnsReportSink {
-        async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<String, PortError> {
-            self.s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
-                .body(ByteStream::from(bytes))
-                .send()
-                .await
-                .map_err(|e| PortError::new("report put", aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
-            let presigning = PresigningConfig::expires_in(self.link_validity)
-                .map_err(|e| PortError::new("report link", e.to_string()))?;
-            let link =
-                self.s3.get_object().bucket(&self.bucket).key(key).presigned(presigning).await.map_err(|e| {
-                    PortError::new("report link", aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-                })?;
-            Ok(link.uri().to_string())
-        }
-
-        async fn notify(&self, subject: &str, message: &str) -> Result<(), PortError> {
-            self.sns
-                .publish()
-                .topic_arn(&self.topic_arn)
-                .subject(subject)
-                .message(message)
-                .send()
-                .await
-                .map_err(|e| PortError::new("report notify", aws_sdk_sns::error::DisplayErrorContext(e).to_string()))?;
-            Ok(())
-        }
-    }
 }

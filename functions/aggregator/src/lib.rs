@@ -22,7 +22,7 @@ pub mod stats;
 pub mod status;
 pub mod xlsx;
 
-use tributary_shared::lake::LakeError;
+use tributary_lake::LakeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AggregatorError {
@@ -35,5 +35,5 @@ pub enum AggregatorError {
     #[error("writing a workbook: {0}")]
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
     #[error("{0}")]
-    Store(#[from] tributary_shared::ports::PortError),
+    Store(#[from] tributary_domain::ports::PortError),
 }

@@ -4,10 +4,10 @@ use aggregator::reader::LakeReader;
 use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
-use tributary_shared::api_key::refreshing_api_keys;
-use tributary_shared::aws::{self, DynamoDbIngestion, SsmSecrets};
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::telemetry;
+use tributary_aws::{self as aws, DynamoDbIngestion, SsmSecrets};
+use tributary_domain::api_key::refreshing_api_keys;
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -4,7 +4,7 @@ use crate::AggregatorError;
 use crate::config::LakeQueryConfig;
 use crate::engine::Engine;
 use crate::snapshot::SnapshotCache;
-use tributary_shared::lake::schema::LEADS;
+use tributary_lake::schema::LEADS;
 
 pub struct LakeReader {
     leads: SnapshotCache,

@@ -8,7 +8,7 @@ use crate::sql::{self, Bucket};
 use crate::stats::{CountQuery, count_dates};
 use jiff::civil::Date;
 use serde::Serialize;
-use tributary_shared::lead::STATUTS;
+use tributary_domain::lead::STATUTS;
 
 /// A calendar month, `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

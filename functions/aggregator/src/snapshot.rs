@@ -8,8 +8,8 @@
 use crate::AggregatorError;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use tributary_shared::lake::schema::TableSpec;
-use tributary_shared::lake::{LakeError, LakeFile, LakeLocation, LakeTable};
+use tributary_lake::schema::TableSpec;
+use tributary_lake::{LakeError, LakeFile, LakeLocation, LakeTable};
 
 /// Files downloaded at once.
 const PARALLEL_DOWNLOADS: usize = 8;

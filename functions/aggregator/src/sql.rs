@@ -3,7 +3,7 @@
 //! carries (dates, months, the time zone) is bound as a `$n` parameter.
 
 use std::path::PathBuf;
-use tributary_shared::lake::schema::{ColumnType, LEADS};
+use tributary_lake::schema::{ColumnType, LEADS};
 
 /// The five lead dates, in the order of the statistics' JSON keys.
 pub const DATE_COLUMNS: [&str; 5] =

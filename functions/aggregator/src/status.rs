@@ -4,10 +4,10 @@
 use crate::AggregatorError;
 use jiff::Timestamp;
 use serde::Serialize;
-use tributary_shared::lake::schema::{EVENTS, LEADS, MATOMO_VISITS, TableSpec};
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::ports::SyncStore;
-use tributary_shared::sync::{JOBS, SyncRun};
+use tributary_domain::ports::SyncStore;
+use tributary_domain::sync::{JOBS, SyncRun};
+use tributary_lake::schema::{EVENTS, LEADS, MATOMO_VISITS, TableSpec};
+use tributary_lake::{LakeLocation, LakeTable};
 
 /// Runs shown per job, newest first.
 pub const RUNS_PER_JOB: usize = 10;

@@ -1,8 +1,8 @@
 //! The API's configuration, parsed once at cold start, and the API keys it loads.
 
-use tributary_shared::api_key::{ApiKeys, LoadApiKeysError};
-use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::ports::SecretSource;
+use tributary_domain::api_key::{ApiKeys, LoadApiKeysError};
+use tributary_domain::config::{ConfigError, Env};
+use tributary_domain::ports::SecretSource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -22,7 +22,7 @@ pub const ENVIRONMENT: [&str; 5] = [
     "CUSTOMER_TABLE",
     "EVENTS_TOPIC_ARN",
     "API_KEY_HASHES_PARAM",
-    tributary_shared::secrets::MAX_AGE_VARIABLE,
+    tributary_domain::secrets::MAX_AGE_VARIABLE,
     "DEDUP_TABLE",
 ];
 
@@ -32,7 +32,7 @@ impl ApiConfig {
             customer_table: env.required("CUSTOMER_TABLE")?,
             events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
             api_key_hashes_param: env.required("API_KEY_HASHES_PARAM")?,
-            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
+            secrets_max_age: tributary_domain::secrets::max_age_from_env(env)?,
             dedup_table: env.required("DEDUP_TABLE")?,
         })
     }
@@ -40,5 +40,5 @@ impl ApiConfig {
 
 /// The API keys of `/api/v1`, from the parameter the configuration names.
 pub async fn load_api_keys(config: &ApiConfig, source: &impl SecretSource) -> Result<ApiKeys, LoadApiKeysError> {
-    tributary_shared::api_key::load_api_keys(&config.api_key_hashes_param, source).await
+    tributary_domain::api_key::load_api_keys(&config.api_key_hashes_param, source).await
 }

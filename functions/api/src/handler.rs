@@ -7,15 +7,15 @@ use lambda_http::http::{Method, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use std::time::Instant;
-use tributary_shared::api_key::ApiKeys;
-use tributary_shared::customer::store::{AuditEntry, is_audit_sort_key};
-use tributary_shared::customer::{CustomerId, CustomerRecord, FieldState};
-use tributary_shared::event::Subject;
-use tributary_shared::lead::{ItemProblem, validate_batch};
-use tributary_shared::metrics::Metrics;
-use tributary_shared::ports::{ClaimOutcome, CustomerStore, DedupClaim, DedupStore, EventPublisher, PortError};
-use tributary_shared::problem::{Problem, json_response, request_id};
-use tributary_shared::secrets::Refreshing;
+use tributary_aws::problem::{Problem, json_response, request_id};
+use tributary_domain::api_key::ApiKeys;
+use tributary_domain::customer::store::{AuditEntry, is_audit_sort_key};
+use tributary_domain::customer::{CustomerId, CustomerRecord, FieldState};
+use tributary_domain::event::Subject;
+use tributary_domain::lead::{ItemProblem, validate_batch};
+use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::{ClaimOutcome, CustomerStore, DedupClaim, DedupStore, EventPublisher, PortError};
+use tributary_domain::secrets::Refreshing;
 
 pub struct Deps<S, P, D> {
     pub keys: Refreshing<ApiKeys>,
@@ -249,7 +249,7 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore>(
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 
 /// `POST /api/v1/ingestion/leads`: a JSON list of leads, all valid or none taken; each becomes a
-/// `lead.upserted` event, a new version of its lead ([`tributary_shared::lead::Lead::version_id_in_request`]): a retry of
+/// `lead.upserted` event, a new version of its lead ([`tributary_domain::lead::Lead::version_id_in_request`]): a retry of
 /// the request with the same `Idempotency-Key` header gives the same event ids (duplicates
 /// downstream), any other request new versions.
 async fn ingest_leads<S, P: EventPublisher, D: DedupStore>(
@@ -312,7 +312,7 @@ async fn ingest_leads<S, P: EventPublisher, D: DedupStore>(
         key: format!("ingestion#{key}"),
         token: DedupClaim::new_token(),
         event_type: "lead.upserted".into(),
-        digest: tributary_shared::lead::batch_digest(&leads),
+        digest: tributary_domain::lead::batch_digest(&leads),
         now,
         in_progress_until: now.saturating_add(IDEMPOTENCY_IN_PROGRESS).unwrap_or(now),
         expires_at: now.saturating_add(IDEMPOTENCY_KEY_TTL).unwrap_or(now),

@@ -1,16 +1,22 @@
 //! `/api/v1` over the in-memory store: the samples of `events/`, pagination, and every error.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 use api::handler::{Deps, handle};
 use jiff::Timestamp;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use tributary_shared::api_key::ApiKeys;
-use tributary_shared::customer::store::{AuditEntry, AuditKind};
-use tributary_shared::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
-use tributary_shared::event::EventId;
-use tributary_shared::memory::{InMemoryCustomers, InMemoryPublisher};
-use tributary_shared::ports::CustomerStore;
-use tributary_shared::testing::{demo_secrets, sample_event};
+use tributary_domain::api_key::ApiKeys;
+use tributary_domain::customer::store::{AuditEntry, AuditKind};
+use tributary_domain::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
+use tributary_domain::event::EventId;
+use tributary_domain::ports::CustomerStore;
+use tributary_testing::memory::{InMemoryCustomers, InMemoryPublisher};
+use tributary_testing::{demo_secrets, sample_event};
 
 const CUSTOMER: &str = "6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11";
 
@@ -40,7 +46,7 @@ fn now() -> Timestamp {
     "2026-11-23T09:00:05Z".parse().unwrap()
 }
 
-async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher, tributary_shared::memory::InMemoryDedup> {
+async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher, tributary_testing::memory::InMemoryDedup> {
     let hashes = demo_secrets().unwrap().into_iter().find(|(name, _)| name == "/tributary/api-key-hashes").unwrap().1;
     let store = InMemoryCustomers::default();
     let id = CustomerId::parse(CUSTOMER).unwrap();
@@ -74,10 +80,10 @@ async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher, tributary_shared::
     }
     store.insert(record);
     Deps {
-        keys: tributary_shared::secrets::Refreshing::fixed(ApiKeys::parse(&hashes).unwrap()),
+        keys: tributary_domain::secrets::Refreshing::fixed(ApiKeys::parse(&hashes).unwrap()),
         store,
         events: InMemoryPublisher::default(),
-        dedup: tributary_shared::memory::InMemoryDedup::default(),
+        dedup: tributary_testing::memory::InMemoryDedup::default(),
     }
 }
 
@@ -161,9 +167,9 @@ async fn a_valid_lead_batch_is_published_as_lead_upserted_events() {
     let messages = deps.events.messages();
     assert_eq!(messages.len(), 2);
     assert!(messages.iter().all(|m| m.event_type == "lead.upserted" && m.source == "ingestion"));
-    let event = tributary_shared::event::CanonicalEvent::from_message(&messages[0].body).unwrap();
+    let event = tributary_domain::event::CanonicalEvent::from_message(&messages[0].body).unwrap();
     assert_eq!(event.subject.as_ref().unwrap().as_str(), "lead:lead-0001");
-    let lead: tributary_shared::lead::Lead = event.payload_as().unwrap();
+    let lead: tributary_domain::lead::Lead = event.payload_as().unwrap();
     assert_eq!(lead.telephone.as_deref(), Some("+33612345678"), "normalised before publishing");
 }
 
@@ -186,7 +192,7 @@ async fn an_idempotency_key_makes_a_retried_batch_a_duplicate() {
     let ids = |from: usize| -> Vec<String> {
         deps.events.messages()[from..]
             .iter()
-            .map(|m| tributary_shared::event::CanonicalEvent::from_message(&m.body).unwrap().id.to_string())
+            .map(|m| tributary_domain::event::CanonicalEvent::from_message(&m.body).unwrap().id.to_string())
             .collect()
     };
     let later = now() + jiff::SignedDuration::from_secs(30);

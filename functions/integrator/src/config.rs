@@ -4,9 +4,9 @@
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::customer::record::field_policy;
-use tributary_shared::ports::{PortError, SecretSource};
+use tributary_domain::config::{ConfigError, Env};
+use tributary_domain::customer::record::field_policy;
+use tributary_domain::ports::{PortError, SecretSource};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegratorConfig {
@@ -48,7 +48,7 @@ impl IntegratorConfig {
             integrations_param: env.optional("INTEGRATIONS_PARAM"),
             allow_loopback: env.parsed_or("INTEGRATIONS_ALLOW_LOOPBACK", false)?,
             secrets_path,
-            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
+            secrets_max_age: tributary_domain::secrets::max_age_from_env(env)?,
         })
     }
 }
@@ -288,7 +288,7 @@ integrations:
 
     #[tokio::test]
     async fn a_secret_outside_the_integrations_path_is_refused_at_start_up() {
-        use tributary_shared::memory::InMemorySecrets;
+        use tributary_testing::memory::InMemorySecrets;
         let env: HashMap<String, String> = [
             ("CUSTOMER_TABLE", "c"),
             ("DEAD_LETTER_QUEUE_URL", "http://q"),

@@ -10,12 +10,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tributary_shared::customer::CustomerRecord;
-use tributary_shared::customer::store::{AuditEntry, AuditKind, CustomerUpdated, IntegrationResult, PushOutcome};
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::metrics::Metrics;
-use tributary_shared::ports::{CustomerStore, DeadLetterSink, PortError};
-use tributary_shared::secrets::Refreshing;
+use tributary_domain::customer::CustomerRecord;
+use tributary_domain::customer::store::{AuditEntry, AuditKind, CustomerUpdated, IntegrationResult, PushOutcome};
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::{CustomerStore, DeadLetterSink, PortError};
+use tributary_domain::secrets::Refreshing;
 
 pub struct Deps<S, D> {
     /// Re-read with their secrets once older than the maximum age (a rotated token is used within it).

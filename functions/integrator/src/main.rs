@@ -3,10 +3,10 @@ use integrator::handler::{Deps, HandlerError, handle, http_client};
 use integrator::push::Backoff;
 use jiff::Timestamp;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use tributary_shared::aws::{self, DynamoDbCustomers, SqsDeadLetters, SsmSecrets};
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::secrets::Refreshing;
-use tributary_shared::telemetry;
+use tributary_aws::{self as aws, DynamoDbCustomers, SqsDeadLetters, SsmSecrets};
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::secrets::Refreshing;
+use tributary_domain::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -6,9 +6,9 @@ use jiff::Timestamp;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, Method, StatusCode, Url};
 use std::time::Duration;
-use tributary_shared::customer::store::{IntegrationResult, PushOutcome};
-use tributary_shared::retry::parse_retry_after;
-pub use tributary_shared::retry::{Backoff, MAX_RETRY_DELAY};
+use tributary_domain::customer::store::{IntegrationResult, PushOutcome};
+use tributary_domain::retry::parse_retry_after;
+pub use tributary_domain::retry::{Backoff, MAX_RETRY_DELAY};
 
 #[derive(Debug, Clone)]
 pub struct PushRequest {

@@ -1,5 +1,11 @@
 //! The integrator's handler against local HTTP servers (wiremock): success, a retried 500, a 400
 //! that is not retried, a refused private address, and one failing target beside a working one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 use aws_lambda_events::event::sns::SnsEvent;
 use integrator::config::{IntegrationsDocument, LoadedIntegrations};
@@ -8,11 +14,11 @@ use integrator::push::Backoff;
 use jiff::Timestamp;
 use serde_json::json;
 use std::time::Duration;
-use tributary_shared::customer::store::{AuditKind, PushOutcome};
-use tributary_shared::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
-use tributary_shared::event::EventId;
-use tributary_shared::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemorySecrets};
-use tributary_shared::testing::sample_event;
+use tributary_domain::customer::store::{AuditKind, PushOutcome};
+use tributary_domain::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
+use tributary_domain::event::EventId;
+use tributary_testing::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemorySecrets};
+use tributary_testing::sample_event;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -48,7 +54,7 @@ async fn deps(document: &str, allow_loopback: bool) -> Deps<InMemoryCustomers, I
     let store = InMemoryCustomers::default();
     store.insert(customer());
     Deps {
-        integrations: tributary_shared::secrets::Refreshing::fixed(
+        integrations: tributary_domain::secrets::Refreshing::fixed(
             LoadedIntegrations::from_document(document, &secrets).await.unwrap(),
         ),
         client: http_client(allow_loopback).unwrap(),

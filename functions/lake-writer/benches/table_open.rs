@@ -5,15 +5,21 @@
 //! request log). Then the same after a compaction. Run:
 //!
 //! `cargo bench -p lake-writer --bench table_open` (or `make bench-lake-open`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use jiff::Timestamp;
 use lake_writer::{Tables, write_batch};
 use std::time::{Duration, Instant};
-use tributary_shared::lake::schema::LEADS;
-use tributary_shared::lake::{CompactionPolicy, LakeLocation, LakeTable};
-use tributary_shared::lead::Lead;
-use tributary_shared::testing::Moto;
+use tributary_domain::lead::Lead;
+use tributary_lake::schema::LEADS;
+use tributary_lake::{CompactionPolicy, LakeLocation, LakeTable};
+use tributary_testing::Moto;
 
 /// One SQS batch of `size` lead versions, as the lake writer receives it.
 fn batch(commit: usize, size: usize) -> SqsEvent {
@@ -68,7 +74,7 @@ async fn measure(label: &str, location: &LakeLocation, moto: Option<&Moto>) {
     }
     let table = LakeTable::open_existing(location, &LEADS).await.unwrap().unwrap();
     let version = table.version().unwrap_or_default();
-    let checkpoint = version + 1 - (version + 1) % u64::from(tributary_shared::lake::CHECKPOINT_INTERVAL);
+    let checkpoint = version + 1 - (version + 1) % u64::from(tributary_lake::CHECKPOINT_INTERVAL);
     let json_after = version + 1 - checkpoint;
     println!(
         "{label:<34} version {version:>5}  files {:>5}  open median {:>8.2?}  log read: {}{json_after} JSON{}",
@@ -110,7 +116,7 @@ async fn main() {
 
     let moto = Moto::start().await.unwrap();
     let sdk = moto.sdk_config().await;
-    tributary_shared::aws::s3_client(&sdk).create_bucket().bucket("bench-lake").send().await.unwrap();
+    tributary_aws::s3_client(&sdk).create_bucket().bucket("bench-lake").send().await.unwrap();
     let location = LakeLocation::s3("bench-lake", "tributary").unwrap().with_endpoint(
         &moto.endpoint(),
         "us-east-1",

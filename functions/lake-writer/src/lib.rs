@@ -16,9 +16,9 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use jiff::Timestamp;
 use rows::{Accepted, accept};
 use tokio::sync::Mutex;
-use tributary_shared::lake::schema::{EVENTS, LEADS};
-use tributary_shared::lake::{LakeError, LakeLocation, LakeTable};
-use tributary_shared::metrics::Metrics;
+use tributary_domain::metrics::Metrics;
+use tributary_lake::schema::{EVENTS, LEADS};
+use tributary_lake::{LakeError, LakeLocation, LakeTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {

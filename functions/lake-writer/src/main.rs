@@ -1,9 +1,9 @@
 use jiff::Timestamp;
 use lake_writer::{Tables, handle};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::lake::LakeLocation;
-use tributary_shared::telemetry;
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::telemetry;
+use tributary_lake::LakeLocation;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -5,9 +5,9 @@
 //! compaction of an already compacted table commits nothing, vacuum deletes only what is due).
 
 use jiff::Timestamp;
-use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::lake::schema::{EVENTS, LEADS, MATOMO_VISITS, TableSpec};
-use tributary_shared::lake::{CompactionPolicy, CompactionSummary, LakeError, LakeLocation, LakeTable, VacuumSummary};
+use tributary_domain::config::{ConfigError, Env};
+use tributary_lake::schema::{EVENTS, LEADS, MATOMO_VISITS, TableSpec};
+use tributary_lake::{CompactionPolicy, CompactionSummary, LakeError, LakeLocation, LakeTable, VacuumSummary};
 
 /// Every table of the lake.
 pub const MAINTAINED_TABLES: [&TableSpec; 3] = [&EVENTS, &LEADS, &MATOMO_VISITS];

@@ -3,13 +3,13 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::sync::Arc;
-use tributary_shared::deltalake::arrow::array::{ArrayRef, Date32Builder, StringBuilder, TimestampMicrosecondBuilder};
-use tributary_shared::deltalake::arrow::datatypes::SchemaRef;
-use tributary_shared::deltalake::arrow::record_batch::RecordBatch;
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::lake::schema::{EVENTS, LEADS};
-use tributary_shared::lake::{LakeError, date32};
-use tributary_shared::lead::Lead;
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::lead::Lead;
+use tributary_lake::deltalake::arrow::array::{ArrayRef, Date32Builder, StringBuilder, TimestampMicrosecondBuilder};
+use tributary_lake::deltalake::arrow::datatypes::SchemaRef;
+use tributary_lake::deltalake::arrow::record_batch::RecordBatch;
+use tributary_lake::schema::{EVENTS, LEADS};
+use tributary_lake::{LakeError, date32};
 
 pub const LEAD_UPSERTED: &str = "lead.upserted";
 

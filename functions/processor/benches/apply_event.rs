@@ -1,16 +1,22 @@
 //! CPU cost of applying one event, without a network: the rule, the diff and the items of the
 //! transaction (`build_commit` + the `TransactWriteItem`s the DynamoDB adapter sends), then the
 //! whole `process` over the in-memory store. `make bench`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use processor::process::{Processor, Resolution, build_commit};
 use std::hint::black_box;
-use tributary_shared::aws::DynamoDbCustomers;
-use tributary_shared::customer::CustomerId;
-use tributary_shared::customer::rules::Registry;
-use tributary_shared::event::{CanonicalEvent, EventId, Subject};
-use tributary_shared::memory::{InMemoryCustomers, InMemoryPublisher};
+use tributary_aws::DynamoDbCustomers;
+use tributary_domain::customer::CustomerId;
+use tributary_domain::customer::rules::Registry;
+use tributary_domain::event::{CanonicalEvent, EventId, Subject};
+use tributary_testing::memory::{InMemoryCustomers, InMemoryPublisher};
 
 /// A Stripe `invoice.paid` of realistic size (about 2 KB), as the webhook publishes it.
 fn invoice_paid(id: u64, at: Timestamp) -> CanonicalEvent {

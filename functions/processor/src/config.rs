@@ -1,7 +1,7 @@
 //! The processor's configuration, parsed once at cold start.
 
-use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::customer::rules::Registry;
+use tributary_domain::config::{ConfigError, Env};
+use tributary_domain::customer::rules::Registry;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {

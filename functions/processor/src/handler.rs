@@ -4,9 +4,9 @@ use crate::process::{ProcessError, Processed, Processor};
 use aws_lambda_events::event::sns::SnsEvent;
 use jiff::Timestamp;
 use serde::Serialize;
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::metrics::Metrics;
-use tributary_shared::ports::{CustomerStore, DeadLetterSink, EventPublisher, PortError};
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::{CustomerStore, DeadLetterSink, EventPublisher, PortError};
 
 pub struct Deps<S, P, D> {
     pub processor: Processor<S, P>,

@@ -3,9 +3,9 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use processor::config::ProcessorConfig;
 use processor::handler::{Deps, HandlerError, handle};
 use processor::process::Processor;
-use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters};
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::telemetry;
+use tributary_aws::{self as aws, DynamoDbCustomers, SnsPublisher, SqsDeadLetters};
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -4,13 +4,13 @@
 
 use jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
-use tributary_shared::customer::rules::{Ledger, Registry, Rule, RuleError};
-use tributary_shared::customer::store::{
+use tributary_domain::customer::rules::{Ledger, Registry, Rule, RuleError};
+use tributary_domain::customer::store::{
     AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated, MAX_RECORD_BYTES, applied_key,
 };
-use tributary_shared::customer::{ApplyError, CustomerId, CustomerRecord, Stamp};
-use tributary_shared::event::{CanonicalEvent, EventId, Subject};
-use tributary_shared::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
+use tributary_domain::customer::{ApplyError, CustomerId, CustomerRecord, Stamp};
+use tributary_domain::event::{CanonicalEvent, EventId, Subject};
+use tributary_domain::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
 
 /// Type of the change notifications on the `updates` topic.
 pub const CUSTOMER_UPDATED: &str = "customer.updated";

@@ -5,6 +5,12 @@
 //! (one process each, so each peak is its own):
 //!
 //! `cargo bench -p puller --bench pull_memory -- --days 10` (or `make bench-puller-memory`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
@@ -19,10 +25,10 @@ use puller::matomo::visit::Anonymiser;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tributary_shared::lake::schema::MATOMO_VISITS;
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::ports::{BusMessage, EventPublisher, PortError};
-use tributary_shared::sync::SyncRun;
+use tributary_domain::ports::{BusMessage, EventPublisher, PortError};
+use tributary_domain::sync::SyncRun;
+use tributary_lake::schema::MATOMO_VISITS;
+use tributary_lake::{LakeLocation, LakeTable};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

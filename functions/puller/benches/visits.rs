@@ -5,6 +5,12 @@
 //! The puller's allocator (mimalloc, declared in its library) is this benchmark's too.
 //!
 //! `cargo bench -p puller --bench visits` (or `make bench`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
@@ -17,11 +23,11 @@ use puller::matomo::visit::{Anonymiser, SiteMetadata, VisitContext, prepare_page
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use tributary_shared::deltalake::arrow::datatypes::Schema;
-use tributary_shared::deltalake::kernel::StructType;
-use tributary_shared::deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
-use tributary_shared::deltalake::parquet::arrow::ArrowWriter;
-use tributary_shared::lake::schema::MATOMO_VISITS;
+use tributary_lake::deltalake::arrow::datatypes::Schema;
+use tributary_lake::deltalake::kernel::StructType;
+use tributary_lake::deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
+use tributary_lake::deltalake::parquet::arrow::ArrowWriter;
+use tributary_lake::schema::MATOMO_VISITS;
 
 const PAGE: usize = 1000;
 

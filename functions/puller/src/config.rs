@@ -7,8 +7,8 @@ use crate::notion::mapping::PropertyMap;
 use jiff::SignedDuration;
 use jiff::civil::Date;
 use reqwest::Url;
-use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::lake::LakeLocation;
+use tributary_domain::config::{ConfigError, Env};
+use tributary_lake::LakeLocation;
 
 #[derive(Debug, Clone)]
 pub struct PullerConfig {
@@ -94,7 +94,7 @@ impl PullerConfig {
             events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
             lake: LakeLocation::from_env(env)?,
             deadline_margin: SignedDuration::from_secs(margin),
-            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
+            secrets_max_age: tributary_domain::secrets::max_age_from_env(env)?,
             matomo: MatomoConfig::from_env(env)?,
             notion: NotionConfig::from_env(env)?,
         })

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use std::time::Duration;
-use tributary_shared::retry::{Backoff, parse_retry_after};
+use tributary_domain::retry::{Backoff, parse_retry_after};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

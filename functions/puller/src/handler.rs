@@ -14,12 +14,12 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
-use tributary_shared::config::ConfigError;
-use tributary_shared::lake::schema::MATOMO_VISITS;
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::metrics::Metrics;
-use tributary_shared::ports::{EventPublisher, SyncStore};
-use tributary_shared::sync::{FailureReason, Lease, SyncOutcome, SyncRun};
+use tributary_domain::config::ConfigError;
+use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::{EventPublisher, SyncStore};
+use tributary_domain::sync::{FailureReason, Lease, SyncOutcome, SyncRun};
+use tributary_lake::schema::MATOMO_VISITS;
+use tributary_lake::{LakeLocation, LakeTable};
 
 /// What a schedule asks for: `{"job": "matomo", "sites": [1]}`, `{"job": "notion",
 /// "databases": ["…"]}`; without a subset, every configured site or database.
@@ -156,7 +156,7 @@ pub enum HandlerError {
     #[error("{failed} of {total} {job} run(s) failed: {first}")]
     RunsFailed { job: &'static str, failed: usize, total: usize, first: String },
     #[error("the ingestion table failed: {0}")]
-    Store(tributary_shared::ports::PortError),
+    Store(tributary_domain::ports::PortError),
 }
 
 /// Lambda's error report: a stable type to filter on in CloudWatch, and the message.
@@ -369,7 +369,9 @@ async fn pull_database<P: EventPublisher, S: SyncStore>(
         tracing::warn!(database, "the Notion database has no data source: nothing to pull");
     }
     // Each data source has its own watermark; the run, one per database, lists those it reached.
-    let mut reached: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    // (data source, watermark before, watermark after)
+    type Reached = (String, Option<String>, Option<String>);
+    let mut reached: Vec<Reached> = Vec::new();
     let mut outcome = Ok(true);
     for target in &targets {
         let pulled = job.pull_target(target, budget, run).await;
@@ -383,7 +385,7 @@ async fn pull_database<P: EventPublisher, S: SyncStore>(
         [] => (None, None),
         [(_, before, after)] => (before.clone(), after.clone()),
         several => {
-            let list = |pick: fn(&(String, Option<String>, Option<String>)) -> &Option<String>| {
+            let list = |pick: fn(&Reached) -> &Option<String>| {
                 let marks: Vec<String> =
                     several.iter().map(|r| format!("{}={}", r.0, pick(r).as_deref().unwrap_or("start"))).collect();
                 Some(marks.join(", "))

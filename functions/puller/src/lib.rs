@@ -13,7 +13,7 @@ pub mod matomo;
 pub mod notion;
 
 use jiff::{SignedDuration, Timestamp};
-use tributary_shared::sync::FailureReason;
+use tributary_domain::sync::FailureReason;
 
 /// The allocator of everything that links the puller (the Lambda, its tests and benchmarks). A
 /// page of visits and its Parquet encoding allocate and free megabytes at a time; glibc's malloc
@@ -54,11 +54,11 @@ pub enum PullError {
     #[error("the source answered something unusable: {0}")]
     Source(String),
     #[error(transparent)]
-    Lake(#[from] tributary_shared::lake::LakeError),
+    Lake(#[from] tributary_lake::LakeError),
     #[error("publishing events failed: {0}")]
-    Publish(tributary_shared::ports::PortError),
+    Publish(tributary_domain::ports::PortError),
     #[error("the ingestion table failed: {0}")]
-    Store(tributary_shared::ports::PortError),
+    Store(tributary_domain::ports::PortError),
     #[error("{0}")]
     Config(String),
 }

@@ -5,12 +5,12 @@ use puller::config::PullerConfig;
 use puller::handler::{Deps, HandlerError, handle};
 use serde_json::Value;
 use std::time::Duration;
-use tributary_shared::aws::{self, DynamoDbIngestion, SnsPublisher, SsmSecrets};
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::ports::SecretSource;
-use tributary_shared::runtime::invocation_deadline;
-use tributary_shared::secrets::Refreshing;
-use tributary_shared::telemetry;
+use tributary_aws::{self as aws, DynamoDbIngestion, SnsPublisher, SsmSecrets};
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::ports::SecretSource;
+use tributary_domain::runtime::invocation_deadline;
+use tributary_domain::secrets::Refreshing;
+use tributary_domain::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

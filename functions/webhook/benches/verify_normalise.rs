@@ -2,13 +2,19 @@
 //! serialise the canonical event (`make bench`). The body is the 2 KB `invoice.paid` sample.
 //!
 //! A second group runs the whole handler with in-memory adapters, i.e. everything but the network.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test or bench fails loudly on what it did not expect"
+)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jiff::Timestamp;
 use std::hint::black_box;
-use tributary_shared::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
-use tributary_shared::ports::BusMessage;
-use tributary_shared::testing::{demo_secrets, workspace_root};
+use tributary_domain::ports::BusMessage;
+use tributary_testing::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
+use tributary_testing::{demo_secrets, workspace_root};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::{Deps, handle};
 use webhook::normalise::stripe_event;
@@ -91,7 +97,7 @@ fn whole_handler_in_memory(c: &mut Criterion) {
             || {
                 // A fresh store each time, so every iteration is a first delivery, not a duplicate.
                 let deps = Deps {
-                    receiver: tributary_shared::secrets::Refreshing::fixed(receiver.clone()),
+                    receiver: tributary_domain::secrets::Refreshing::fixed(receiver.clone()),
                     dedup: InMemoryDedup::default(),
                     archive: InMemoryArchive::default(),
                     publisher: InMemoryPublisher::default(),

@@ -5,9 +5,9 @@ use crate::signature::{StandardVerifier, StripeVerifier, TokenVerifier, Toleranc
 use jiff::SignedDuration;
 use serde::Deserialize;
 use std::collections::HashMap;
-use tributary_shared::config::{ConfigError, Env};
-use tributary_shared::event::RESERVED_SOURCE_NAMES;
-use tributary_shared::ports::{PortError, SNS_MAX_MESSAGE_BYTES, SecretSource};
+use tributary_domain::config::{ConfigError, Env};
+use tributary_domain::event::RESERVED_SOURCE_NAMES;
+use tributary_domain::ports::{PortError, SNS_MAX_MESSAGE_BYTES, SecretSource};
 
 /// A Standard Webhooks sender, as configured in `WEBHOOK_SOURCES`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -157,7 +157,7 @@ impl WebhookConfig {
             personnage_token_param: env.optional("PERSONNAGE_TOKEN_PARAM"),
             sources,
             source_secrets_path,
-            secrets_max_age: tributary_shared::secrets::max_age_from_env(env)?,
+            secrets_max_age: tributary_domain::secrets::max_age_from_env(env)?,
             limits: Limits {
                 tolerance: Tolerance { seconds: tolerance_seconds },
                 max_body_bytes,
@@ -277,7 +277,7 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tributary_shared::memory::InMemorySecrets;
+    use tributary_testing::memory::InMemorySecrets;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -12,14 +12,14 @@ use jiff::Timestamp;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use std::time::Instant;
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::metrics::Metrics;
-use tributary_shared::ports::{
+use tributary_aws::problem::{Problem, json_response, request_id};
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::{
     ArchivedDelivery, BusMessage, ClaimOutcome, DedupClaim, DedupStore, EventPublisher, RawArchive,
     SNS_MAX_MESSAGE_BYTES,
 };
-use tributary_shared::problem::{Problem, json_response, request_id};
-use tributary_shared::secrets::Refreshing;
+use tributary_domain::secrets::Refreshing;
 
 /// The receiver (re-built from its secrets once older than their maximum age) and the ports it
 /// writes to.

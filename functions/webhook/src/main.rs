@@ -1,10 +1,10 @@
 use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
-use tributary_shared::aws::{self, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::secrets::Refreshing;
-use tributary_shared::telemetry;
+use tributary_aws::{self as aws, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::secrets::Refreshing;
+use tributary_domain::telemetry;
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::{Deps, handle};
 

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tributary_shared::event::{CanonicalEvent, EventId, Subject};
+use tributary_domain::event::{CanonicalEvent, EventId, Subject};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]

@@ -1,16 +1,15 @@
 //! Authentication schemes: Stripe signatures, Standard Webhooks signatures, shared tokens.
 //!
 //! Every comparison of a secret-derived value is constant-time. Callers get one opaque error kind
-//! per reason for the logs; the HTTP answer is the same 401 whichever part failed.
+//! per reason for the logs; the HTTP answer is the same 401 whichever part failed. The signatures
+//! themselves are computed by `tributary_domain::signing`, which the senders of the tests sign with.
 
 use base64::Engine;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-type HmacSha256 = Hmac<Sha256>;
+pub use tributary_domain::signing::{InvalidSecret, decode_standard_secret};
+use tributary_domain::signing::{signature_matches, standard_v1, stripe_v1};
 
 /// Why a delivery was not authenticated. Logged, never sent to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,16 +38,6 @@ impl Tolerance {
         }
         Ok(())
     }
-}
-
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac =
-        <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    for part in parts {
-        mac.update(part);
-    }
-    mac
 }
 
 /// Splits a secret parameter's value into the secrets it holds (several during a rotation).
@@ -89,36 +78,11 @@ impl StripeVerifier {
         self.tolerance.check(timestamp, now)?;
         let timestamp = timestamp.to_string();
         let matched = self.secrets.iter().any(|secret| {
-            let mac = hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body]);
-            signatures.iter().any(|signature| mac.clone().verify_slice(signature).is_ok())
+            let expected = stripe_v1(secret, &timestamp, body);
+            signatures.iter().any(|signature| signature_matches(&expected, signature))
         });
         if matched { Ok(()) } else { Err(AuthError::NoMatch) }
     }
-
-    /// The header a sender holding `secret` would send; for tests, fixtures and the local stack.
-    pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-        let timestamp = timestamp.to_string();
-        let mac = hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body]);
-        format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
-    }
-}
-
-/// Standard Webhooks secrets may be published with or without base64 padding.
-const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true),
-);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a Standard Webhooks secret must be `whsec_` followed by base64")]
-pub struct InvalidSecret;
-
-/// Decodes a `whsec_<base64>` secret into its key bytes.
-pub fn decode_standard_secret(secret: &str) -> Result<Vec<u8>, InvalidSecret> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    LENIENT_BASE64.decode(encoded).ok().filter(|key| !key.is_empty()).ok_or(InvalidSecret)
 }
 
 /// The Standard Webhooks headers of one delivery.
@@ -170,18 +134,10 @@ impl StandardVerifier {
             return Err(AuthError::MalformedHeader);
         }
         let matched = self.keys.iter().any(|key| {
-            let mac = hmac_sha256(key, &[id.as_bytes(), b".", raw_timestamp.trim().as_bytes(), b".", body]);
-            signatures.iter().any(|signature| mac.clone().verify_slice(signature).is_ok())
+            let expected = standard_v1(key, id, raw_timestamp.trim(), body);
+            signatures.iter().any(|signature| signature_matches(&expected, signature))
         });
         if matched { Ok(signed_at) } else { Err(AuthError::NoMatch) }
-    }
-
-    /// The `webhook-signature` value a sender holding `secret` would send.
-    pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, InvalidSecret> {
-        let key = decode_standard_secret(secret)?;
-        let timestamp = timestamp.to_string();
-        let mac = hmac_sha256(&key, &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
-        Ok(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())))
     }
 }
 
@@ -223,6 +179,7 @@ impl TokenVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tributary_testing::senders::{standard_webhooks_signature, stripe_signature_header};
 
     const NOW: i64 = 1_700_000_000;
 
@@ -234,38 +191,20 @@ mod tests {
         Tolerance { seconds: 300 }
     }
 
-    /// Known answer computed independently of this module: HMAC-SHA256 as defined in RFC 2104,
-    /// written out with SHA-256 alone, over Stripe's documented signed payload `"{t}.{body}"`.
-    fn reference_hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-        let mut block = [0u8; 64];
-        if key.len() > 64 {
-            block[..32].copy_from_slice(&sha256(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let inner_pad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-        let outer_pad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-        let inner = sha256(&[inner_pad.as_slice(), message].concat());
-        sha256(&[outer_pad.as_slice(), &inner].concat())
-    }
-
-    #[test]
-    fn reference_hmac_matches_rfc_4231_case_2() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
-        let mac = reference_hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    }
-
     #[test]
     fn stripe_known_answer_from_the_published_scheme() {
         let secret = "whsec_test_secret";
         let body = br#"{"id":"evt_1","object":"event"}"#;
-        let expected = reference_hmac_sha256(
-            secret.as_bytes(),
-            format!("{NOW}.{}", std::str::from_utf8(body).unwrap()).as_bytes(),
-        );
+        // The signed content and the key as Stripe documents them, computed apart from the scheme
+        // function (whose own test checks it against an RFC 2104 HMAC written out with SHA-256).
+        let expected = {
+            use hmac::{KeyInit, Mac};
+            let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(format!("{NOW}.{}", std::str::from_utf8(body).unwrap()).as_bytes());
+            mac.finalize().into_bytes()
+        };
         let header = format!("t={NOW},v1={}", hex::encode(expected));
-        assert_eq!(StripeVerifier::sign(secret, NOW, body), header);
+        assert_eq!(stripe_signature_header(secret, NOW, body), header);
         let verifier = StripeVerifier::new(vec![secret.into()], tolerance());
         assert_eq!(verifier.verify(Some(&header), body, now()), Ok(()));
     }
@@ -275,7 +214,7 @@ mod tests {
         let secret = "whsec_abc";
         let body = br#"{"id":"evt_1"}"#;
         let verifier = StripeVerifier::new(vec![secret.into()], tolerance());
-        let header = StripeVerifier::sign(secret, NOW, body);
+        let header = stripe_signature_header(secret, NOW, body);
 
         assert_eq!(verifier.verify(Some(&header), br#"{"id":"evt_2"}"#, now()), Err(AuthError::NoMatch));
         let other = StripeVerifier::new(vec!["whsec_other".into()], tolerance());
@@ -284,15 +223,15 @@ mod tests {
         assert_eq!(verifier.verify(Some("garbage"), body, now()), Err(AuthError::MalformedHeader));
         assert_eq!(verifier.verify(Some(&format!("t={NOW}")), body, now()), Err(AuthError::MalformedHeader));
 
-        let old = StripeVerifier::sign(secret, NOW - 301, body);
+        let old = stripe_signature_header(secret, NOW - 301, body);
         assert_eq!(verifier.verify(Some(&old), body, now()), Err(AuthError::TimestampOutOfTolerance));
-        let edge = StripeVerifier::sign(secret, NOW - 300, body);
+        let edge = stripe_signature_header(secret, NOW - 300, body);
         assert_eq!(verifier.verify(Some(&edge), body, now()), Ok(()));
-        let future = StripeVerifier::sign(secret, NOW + 301, body);
+        let future = stripe_signature_header(secret, NOW + 301, body);
         assert_eq!(verifier.verify(Some(&future), body, now()), Err(AuthError::TimestampOutOfTolerance));
         // Extreme timestamps are out of tolerance, never an arithmetic overflow (a panic in dev builds).
         for extreme in [i64::MIN, i64::MAX, i64::MIN + 1] {
-            let signed = StripeVerifier::sign(secret, extreme, body);
+            let signed = stripe_signature_header(secret, extreme, body);
             assert_eq!(verifier.verify(Some(&signed), body, now()), Err(AuthError::TimestampOutOfTolerance));
         }
         // A valid signature moved to another timestamp no longer matches.
@@ -303,8 +242,8 @@ mod tests {
     #[test]
     fn stripe_rotation_any_v1_and_any_secret() {
         let body = b"{}";
-        let old_header = StripeVerifier::sign("whsec_old", NOW, body);
-        let new_header = StripeVerifier::sign("whsec_new", NOW, body);
+        let old_header = stripe_signature_header("whsec_old", NOW, body);
+        let new_header = stripe_signature_header("whsec_new", NOW, body);
         let new_v1 = new_header.split_once(",v1=").unwrap().1;
         // Stripe signs with both secrets while a rolled secret is still valid.
         let both = format!("{old_header},v1={new_v1},v0=deadbeef");
@@ -354,15 +293,8 @@ mod tests {
         let at = Timestamp::from_second(1_614_265_330).unwrap();
         assert_eq!(verifier.verify(headers, body, at), Ok(at));
         assert_eq!(
-            StandardVerifier::sign(SW_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body).unwrap(),
+            standard_webhooks_signature(SW_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body).unwrap(),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-        // Known answer computed with the reference HMAC over the spec's signed content.
-        let key = decode_standard_secret(SW_SECRET).unwrap();
-        let expected = reference_hmac_sha256(&key, b"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{\"test\": 2432232314}");
-        assert_eq!(
-            base64::engine::general_purpose::STANDARD.encode(expected),
-            "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
     }
 
@@ -370,7 +302,7 @@ mod tests {
     fn standard_webhooks_rejections_and_rotation() {
         let verifier = StandardVerifier::new(&[SW_SECRET.into()], tolerance()).unwrap();
         let body = br#"{"type":"user.created"}"#;
-        let signature = StandardVerifier::sign(SW_SECRET, "msg_1", NOW, body).unwrap();
+        let signature = standard_webhooks_signature(SW_SECRET, "msg_1", NOW, body).unwrap();
         let ts = NOW.to_string();
         let ok = StandardHeaders { id: Some("msg_1"), timestamp: Some(&ts), signature: Some(&signature) };
         assert_eq!(verifier.verify(ok, body, now()), Ok(now()));
@@ -387,11 +319,11 @@ mod tests {
             Err(AuthError::MissingHeader)
         );
         let old = (NOW - 301).to_string();
-        let old_sig = StandardVerifier::sign(SW_SECRET, "msg_1", NOW - 301, body).unwrap();
+        let old_sig = standard_webhooks_signature(SW_SECRET, "msg_1", NOW - 301, body).unwrap();
         let old_headers = StandardHeaders { id: Some("msg_1"), timestamp: Some(&old), signature: Some(&old_sig) };
         assert_eq!(verifier.verify(old_headers, body, now()), Err(AuthError::TimestampOutOfTolerance));
         let future = (NOW + 301).to_string();
-        let future_sig = StandardVerifier::sign(SW_SECRET, "msg_1", NOW + 301, body).unwrap();
+        let future_sig = standard_webhooks_signature(SW_SECRET, "msg_1", NOW + 301, body).unwrap();
         let future_headers =
             StandardHeaders { id: Some("msg_1"), timestamp: Some(&future), signature: Some(&future_sig) };
         assert_eq!(verifier.verify(future_headers, body, now()), Err(AuthError::TimestampOutOfTolerance));
@@ -407,22 +339,13 @@ mod tests {
 
         // Rotation: the sender lists several signatures; any one from a known key passes.
         let other_secret = "whsec_dGhlLW5ldy1zZWNyZXQtZm9yLXJvdGF0aW9u";
-        let other = StandardVerifier::sign(other_secret, "msg_1", NOW, body).unwrap();
+        let other = standard_webhooks_signature(other_secret, "msg_1", NOW, body).unwrap();
         let list = format!("v1a,xyz {other} {signature}");
         assert_eq!(verifier.verify(StandardHeaders { signature: Some(&list), ..ok }, body, now()), Ok(now()));
         let rotated = StandardVerifier::new(&[other_secret.into(), SW_SECRET.into()], tolerance()).unwrap();
         assert_eq!(rotated.verify(ok, body, now()), Ok(now()));
         let wrong_key = StandardVerifier::new(&[other_secret.into()], tolerance()).unwrap();
         assert_eq!(wrong_key.verify(ok, body, now()), Err(AuthError::NoMatch));
-    }
-
-    #[test]
-    fn standard_secrets_decode_with_or_without_padding() {
-        assert_eq!(decode_standard_secret("whsec_YWJj").unwrap(), b"abc");
-        assert_eq!(decode_standard_secret("whsec_YWI=").unwrap(), b"ab");
-        assert_eq!(decode_standard_secret("whsec_YWI").unwrap(), b"ab");
-        assert_eq!(decode_standard_secret("whsec_!!"), Err(InvalidSecret));
-        assert_eq!(decode_standard_secret("whsec_"), Err(InvalidSecret));
     }
 
     #[test]
@@ -443,7 +366,7 @@ mod tests {
             if let Some(expected) = text("expected_signature") {
                 let timestamp = vector["timestamp"].as_i64().unwrap();
                 assert_eq!(
-                    StandardVerifier::sign(secret, id, timestamp, payload.as_bytes()).unwrap(),
+                    standard_webhooks_signature(secret, id, timestamp, payload.as_bytes()).unwrap(),
                     expected,
                     "{vector}"
                 );

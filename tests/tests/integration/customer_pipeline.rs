@@ -4,8 +4,8 @@
 use aws_lambda_events::event::sns::SnsEvent;
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
-use tributary_shared::testing::{LocalAws, Probe, put_demo_secrets, put_secrets, sample_event};
+use tributary_aws::{self as aws, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
+use tributary_testing::{LocalAws, Probe, put_demo_secrets, put_secrets, sample_event};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -78,7 +78,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
             .await
             .unwrap();
     let integrator = integrator::handler::Deps {
-        integrations: tributary_shared::secrets::Refreshing::fixed(integrations),
+        integrations: tributary_domain::secrets::Refreshing::fixed(integrations),
         client: integrator::handler::http_client(true).unwrap(),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
         dead_letters: SqsDeadLetters::new(aws::sqs_client(&local.sdk), &config.dead_letter_queue_url),
@@ -105,10 +105,10 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     let config = api::config::ApiConfig::from_env(&local.stack.function_env("ApiFunction").unwrap()).unwrap();
     let keys = api::config::load_api_keys(&config, &SsmSecrets::new(aws::ssm_client(&local.sdk))).await.unwrap();
     let api = api::handler::Deps {
-        keys: tributary_shared::secrets::Refreshing::fixed(keys),
+        keys: tributary_domain::secrets::Refreshing::fixed(keys),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&local.sdk), &config.events_topic_arn),
-        dedup: tributary_shared::aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &config.dedup_table),
+        dedup: tributary_aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &config.dedup_table),
     };
     let found = api::handler::handle(&api, api_get("/api/v1/customers", "email=Ada.Lovelace@example.com"), now).await;
     assert_eq!(found.status(), 200);
@@ -153,7 +153,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_messages_are_published_each_once_with_batches_in_flight_together() {
-    use tributary_shared::ports::{BusMessage, EventPublisher, MAX_BATCH_ENTRIES, SNS_MAX_MESSAGE_BYTES};
+    use tributary_domain::ports::{BusMessage, EventPublisher, MAX_BATCH_ENTRIES, SNS_MAX_MESSAGE_BYTES};
     let local = LocalAws::start(&[]).await.unwrap();
     let topic = local.stack.function_env("ApiFunction").unwrap()["EVENTS_TOPIC_ARN"].clone();
     let probe = Probe::subscribe(&local.sdk, &topic, "publish-all").await.unwrap();

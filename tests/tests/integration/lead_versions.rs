@@ -5,12 +5,12 @@ use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
-use tributary_shared::deltalake::arrow::array::{Array, AsArray};
-use tributary_shared::lake::schema::LEADS;
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::lead::LEAD_FIELDS;
-use tributary_shared::testing::{LocalAws, Probe, put_demo_secrets, sample_event};
+use tributary_aws::{self as aws, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
+use tributary_domain::lead::LEAD_FIELDS;
+use tributary_lake::deltalake::arrow::array::{Array, AsArray};
+use tributary_lake::schema::LEADS;
+use tributary_lake::{LakeLocation, LakeTable};
+use tributary_testing::{LocalAws, Probe, put_demo_secrets, sample_event};
 
 fn sample(name: &str) -> Value {
     serde_json::from_str(&sample_event(name).unwrap()).unwrap()
@@ -36,7 +36,7 @@ async fn lake_latest(location: &LakeLocation) -> Vec<serde_json::Map<String, Val
             let occurred = batch
                 .column_by_name("_occurred_at")
                 .unwrap()
-                .as_primitive::<tributary_shared::deltalake::arrow::datatypes::TimestampMicrosecondType>();
+                .as_primitive::<tributary_lake::deltalake::arrow::datatypes::TimestampMicrosecondType>();
             for row in 0..batch.num_rows() {
                 let text = |name: &str| {
                     let column = batch.column_by_name(name).unwrap().as_string::<i32>();
@@ -66,10 +66,10 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
     let events = Probe::subscribe(&local.sdk, &api_config.events_topic_arn, "lead-versions").await.unwrap();
     let keys = api::config::load_api_keys(&api_config, &SsmSecrets::new(aws::ssm_client(&local.sdk))).await.unwrap();
     let api = api::handler::Deps {
-        keys: tributary_shared::secrets::Refreshing::fixed(keys),
+        keys: tributary_domain::secrets::Refreshing::fixed(keys),
         store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &api_config.customer_table),
         events: SnsPublisher::new(aws::sns_client(&local.sdk), &api_config.events_topic_arn),
-        dedup: tributary_shared::aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &api_config.dedup_table),
+        dedup: tributary_aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &api_config.dedup_table),
     };
 
     let a = json!([{"id": "L-77", "nom": "Ada", "email": "ada@example.com", "statut": "contacte",

@@ -1,8 +1,8 @@
 //! `template.yaml` is checked by the same tools a deployment uses, and agrees with the code.
 
 use std::process::Command;
-use tributary_shared::aws::{CUSTOMER_KEY_ATTRIBUTES, DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE};
-use tributary_shared::testing::{Template, workspace_root};
+use tributary_aws::{CUSTOMER_KEY_ATTRIBUTES, DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE};
+use tributary_testing::{Template, workspace_root};
 
 fn venv_tool(name: &str) -> std::path::PathBuf {
     let path = workspace_root().join(".venv/bin").join(name);
@@ -120,7 +120,7 @@ fn secrets_are_never_literal_environment_values() {
             let looks_secret = ["SECRET", "TOKEN", "PASSWORD", "KEY"].iter().any(|word| name.contains(word))
                 && !name.ends_with("_HEADER")
                 && !name.ends_with("_SECRETS_PATH")
-                && name != tributary_shared::secrets::MAX_AGE_VARIABLE;
+                && name != tributary_domain::secrets::MAX_AGE_VARIABLE;
             if looks_secret {
                 assert!(
                     name.ends_with("_PARAM"),

@@ -1,12 +1,12 @@
 use aggregator::config::JobsConfig;
-use aggregator::jobs::aws::S3SnsReportSink;
 use aggregator::jobs::{JobRequest, MonthlySettings, run_job};
 use aggregator::reader::LakeReader;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use tokio::sync::Mutex;
-use tributary_shared::aws;
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::telemetry;
+use tributary_aws as aws;
+use tributary_aws::S3SnsReportSink;
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

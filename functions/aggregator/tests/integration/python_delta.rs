@@ -11,8 +11,8 @@ use aggregator::sql::Bucket;
 use aggregator::stats::{CountQuery, CountsJson, count_dates};
 use serde_json::Value;
 use std::path::PathBuf;
-use tributary_shared::lake::schema::LEADS;
-use tributary_shared::lake::{LakeLocation, LakeTable};
+use tributary_lake::schema::LEADS;
+use tributary_lake::{LakeLocation, LakeTable};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python-deltalake")

@@ -1,7 +1,7 @@
 //! The template's aggregator environments are ones the configuration reads.
 
 use aggregator::config::ENVIRONMENT;
-use tributary_shared::testing::Template;
+use tributary_testing::Template;
 
 #[test]
 fn template_sets_only_variables_the_aggregator_reads() {

@@ -1,8 +1,8 @@
 use lake_writer::maintenance::{MaintenanceConfig, maintain};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use tributary_shared::config::ProcessEnv;
-use tributary_shared::runtime::invocation_deadline;
-use tributary_shared::telemetry;
+use tributary_domain::config::ProcessEnv;
+use tributary_domain::runtime::invocation_deadline;
+use tributary_domain::telemetry;
 
 /// Time kept back from the invocation's 900 s for the group being rewritten and the vacuums.
 const COMPACTION_MARGIN_SECONDS: i64 = 300;

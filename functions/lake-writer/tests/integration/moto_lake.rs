@@ -9,10 +9,10 @@ use lake_writer::maintenance::{MaintenanceConfig, maintain};
 use lake_writer::{Tables, write_batch};
 use std::collections::HashMap;
 use support::{column, lead_body, sqs};
-use tributary_shared::aws;
-use tributary_shared::lake::schema::{EVENTS, LEADS};
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::testing::LocalAws;
+use tributary_aws as aws;
+use tributary_lake::schema::{EVENTS, LEADS};
+use tributary_lake::{LakeLocation, LakeTable};
+use tributary_testing::LocalAws;
 
 struct MotoLake {
     aws: LocalAws,

@@ -5,8 +5,8 @@ use crate::support;
 use jiff::Timestamp;
 use lake_writer::{BatchSummary, Tables, write_batch};
 use support::{column, lead_body, sqs, temp_lake};
-use tributary_shared::lake::LakeTable;
-use tributary_shared::lake::schema::{EVENTS, LEADS};
+use tributary_lake::LakeTable;
+use tributary_lake::schema::{EVENTS, LEADS};
 
 #[tokio::test]
 async fn every_event_goes_to_events_and_leads_to_leads_and_bad_records_are_reported_alone() {

@@ -6,9 +6,9 @@ use crate::common;
 use common::*;
 use processor::handler::{Summary, handle};
 use serde_json::json;
-use tributary_shared::customer::store::CustomerUpdated;
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::ports::CustomerStore;
+use tributary_domain::customer::store::CustomerUpdated;
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::ports::CustomerStore;
 
 #[tokio::test]
 async fn every_sample_family_is_applied_and_announced() {
@@ -112,7 +112,7 @@ async fn a_notification_lost_between_commit_and_publish_is_sent_by_the_redeliver
     let id = deps.processor.store.records()[0].id.clone();
     assert_eq!(deps.processor.store.audit_entries(&id).len(), 1);
     let event = message_of("processor-stripe-invoice-paid.json");
-    let key = tributary_shared::customer::store::applied_key(&event.source, &event.id);
+    let key = tributary_domain::customer::store::applied_key(&event.source, &event.id);
     assert_eq!(deps.processor.store.applied(&key).await.unwrap().unwrap().pending, None);
 }
 
@@ -148,7 +148,7 @@ async fn all_720_orders_of_six_events_give_the_same_record() {
 /// Counts the store calls the processor makes; each is one DynamoDB request in the AWS adapter.
 #[derive(Default)]
 struct CountingStore {
-    inner: tributary_shared::memory::InMemoryCustomers,
+    inner: tributary_testing::memory::InMemoryCustomers,
     calls: std::sync::Mutex<Vec<&'static str>>,
 }
 
@@ -161,10 +161,10 @@ impl CountingStore {
     }
 }
 
-use tributary_shared::customer::store::{AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
-use tributary_shared::customer::{CustomerId, CustomerRecord};
-use tributary_shared::event::Subject;
-use tributary_shared::ports::PortError;
+use tributary_domain::customer::store::{AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
+use tributary_domain::customer::{CustomerId, CustomerRecord};
+use tributary_domain::event::Subject;
+use tributary_domain::ports::PortError;
 
 impl CustomerStore for CountingStore {
     async fn find(&self, subject: &Subject) -> Result<Option<CustomerId>, PortError> {
@@ -183,7 +183,7 @@ impl CustomerStore for CountingStore {
         &self,
         id: &CustomerId,
         keys: &[String],
-    ) -> Result<tributary_shared::customer::rules::Ledger, PortError> {
+    ) -> Result<tributary_domain::customer::rules::Ledger, PortError> {
         self.count("BatchGetItem ledger");
         self.inner.ledger(id, keys).await
     }
@@ -206,9 +206,9 @@ impl CustomerStore for CountingStore {
 #[tokio::test]
 async fn aws_calls_per_event() {
     let processor = processor::process::Processor {
-        registry: tributary_shared::customer::rules::Registry::standard(&[]),
+        registry: tributary_domain::customer::rules::Registry::standard(&[]),
         store: CountingStore::default(),
-        updates: tributary_shared::memory::InMemoryPublisher::default(),
+        updates: tributary_testing::memory::InMemoryPublisher::default(),
         commit_attempts: 8,
     };
     let events = six_events("");

@@ -8,9 +8,9 @@ use common::*;
 use futures::StreamExt;
 use processor::handler::handle;
 use serde_json::json;
-use tributary_shared::aws;
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::ports::CustomerStore;
+use tributary_aws as aws;
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::ports::CustomerStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_deliveries_of_one_event_make_one_change_one_audit_entry_one_update() {
@@ -60,7 +60,7 @@ async fn every_order_of_six_events_gives_the_same_record() {
                     let outcome = processor.process(&events[index], now()).await.unwrap();
                     assert!(matches!(outcome, processor::process::Processed::Applied { .. }), "{outcome:?}");
                 }
-                let subject = tributary_shared::event::Subject::email("ada@example.com");
+                let subject = tributary_domain::event::Subject::email("ada@example.com");
                 let id = processor.store.find(&subject).await.unwrap().expect("customer");
                 let record = processor.store.load(&id).await.unwrap().unwrap();
                 json!({"version": record.version, "identities": record.identities, "fields": record.fields}).to_string()
@@ -93,7 +93,7 @@ async fn eight_concurrent_writers_on_one_customer_lose_no_change() {
     let succeeded = results.iter().filter(|r| r.as_ref().is_ok_and(|s| s.applied == 1)).count() as u64;
     assert!(succeeded >= 1, "{results:?}");
     let store = &moto.deps.processor.store;
-    let id = store.find(&tributary_shared::event::Subject::email("grace@example.com")).await.unwrap().unwrap();
+    let id = store.find(&tributary_domain::event::Subject::email("grace@example.com")).await.unwrap().unwrap();
     let record = store.load(&id).await.unwrap().unwrap();
     assert_eq!(record.version, 1 + succeeded);
     assert_eq!(record.value("web.visit_count"), Some(&json!(1 + succeeded)));
@@ -132,7 +132,7 @@ async fn a_malformed_message_goes_to_the_dead_letter_queue_with_its_reason_and_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_id_reused_with_other_content_is_dead_lettered_not_dropped() {
     let moto = MotoProcessor::start().await;
-    let subject = Some(tributary_shared::event::Subject::email("ada@example.com"));
+    let subject = Some(tributary_domain::event::Subject::email("ada@example.com"));
     let pro = event("rec_1", "make.row", subject.clone(), "2026-11-01T00:00:00Z", json!({"plan": "pro"}));
     let team = event("rec_1", "make.row", subject, "2026-11-01T00:00:00Z", json!({"plan": "team"}));
     assert_eq!(handle(&moto.deps, delivery_of(&pro), now()).await.unwrap().applied, 1);
@@ -197,7 +197,7 @@ async fn six_hundred_payments_of_one_customer_keep_its_record_small() {
         let invoice = event(
             &format!("evt_pay_{n:05}"),
             "stripe.invoice.paid",
-            Some(tributary_shared::event::Subject::external("stripe", "cus_many")),
+            Some(tributary_domain::event::Subject::external("stripe", "cus_many")),
             "2026-01-01T00:00:00Z",
             json!({"type": "invoice.paid", "data": {"object": {"object": "invoice", "id": format!("in_{n:05}"),
                 "customer": "cus_many", "amount_paid": amount, "currency": "eur"}}}),
@@ -206,7 +206,7 @@ async fn six_hundred_payments_of_one_customer_keep_its_record_small() {
         assert_eq!(summary.applied, 1, "payment {n}: {summary:?}");
     }
     let seconds = started.elapsed().as_secs_f64();
-    let id = deps.processor.store.find(&tributary_shared::event::Subject::external("stripe", "cus_many")).await;
+    let id = deps.processor.store.find(&tributary_domain::event::Subject::external("stripe", "cus_many")).await;
     let record = deps.processor.store.load(&id.unwrap().unwrap()).await.unwrap().unwrap();
     assert_eq!(record.version, PAYMENTS as u64);
     assert_eq!(record.value("billing.totals.eur"), Some(&json!(expected_total)));
@@ -226,11 +226,11 @@ async fn six_hundred_payments_of_one_customer_keep_its_record_small() {
 /// anyway is refused by it as too large, not taken for a passing failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_too_large_to_store_is_dead_lettered_not_retried() {
-    use tributary_shared::customer::rules::Registry;
+    use tributary_domain::customer::rules::Registry;
     let moto = MotoProcessor::start().await;
     let sources: Vec<String> = (1..=5).map(|n| format!("src{n}")).collect();
     let deps = moto.table_only(Registry::standard(&sources));
-    let subject = Some(tributary_shared::event::Subject::email("big@example.com"));
+    let subject = Some(tributary_domain::event::Subject::email("big@example.com"));
     let (mut applied, mut too_large) = (0, 0);
     for source in &sources {
         let attributes: serde_json::Map<String, serde_json::Value> =
@@ -255,15 +255,15 @@ async fn a_record_too_large_to_store_is_dead_lettered_not_retried() {
 
     // The adapter: an item the table refuses for its size is `TooLarge`.
     let id =
-        deps.processor.store.find(&tributary_shared::event::Subject::email("big@example.com")).await.unwrap().unwrap();
+        deps.processor.store.find(&tributary_domain::event::Subject::email("big@example.com")).await.unwrap().unwrap();
     let mut record = deps.processor.store.load(&id).await.unwrap().unwrap();
     let stamp = record.fields.values().next().unwrap().stamp.clone();
     record.fields.insert(
         "attributes.src9.huge".into(),
-        tributary_shared::customer::FieldState { value: json!("x".repeat(420_000)), stamp },
+        tributary_domain::customer::FieldState { value: json!("x".repeat(420_000)), stamp },
     );
     let mut commit = processor::process::build_commit(
-        tributary_shared::customer::rules::Registry::standard(&[]).rule_for("stripe.invoice.paid").unwrap(),
+        tributary_domain::customer::rules::Registry::standard(&[]).rule_for("stripe.invoice.paid").unwrap(),
         &event("evt_x", "stripe.customer.updated", None, "2026-01-03T00:00:00Z", json!({"data": {"object": {}}})),
         Some(deps.processor.store.load(&id).await.unwrap().unwrap()),
         &Default::default(),
@@ -275,6 +275,6 @@ async fn a_record_too_large_to_store_is_dead_lettered_not_retried() {
     commit.record = record;
     assert_eq!(
         deps.processor.store.commit(&commit).await.unwrap(),
-        tributary_shared::customer::store::CommitOutcome::TooLarge
+        tributary_domain::customer::store::CommitOutcome::TooLarge
     );
 }

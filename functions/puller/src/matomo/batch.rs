@@ -3,13 +3,13 @@
 use super::visit::VisitRow;
 use jiff::Timestamp;
 use std::sync::Arc;
-use tributary_shared::deltalake::arrow::array::{
+use tributary_lake::deltalake::arrow::array::{
     ArrayRef, Date32Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use tributary_shared::deltalake::arrow::datatypes::SchemaRef;
-use tributary_shared::deltalake::arrow::record_batch::RecordBatch;
-use tributary_shared::lake::schema::MATOMO_VISITS;
-use tributary_shared::lake::{LakeError, date32};
+use tributary_lake::deltalake::arrow::datatypes::SchemaRef;
+use tributary_lake::deltalake::arrow::record_batch::RecordBatch;
+use tributary_lake::schema::MATOMO_VISITS;
+use tributary_lake::{LakeError, date32};
 
 fn micros(at: Option<Timestamp>) -> Option<i64> {
     at.map(|t| t.as_microsecond())

@@ -27,7 +27,7 @@ impl Position {
 
     /// Days since 1970-01-01 × [`MAX_OFFSET`] + offset: increases with every page.
     pub fn version(&self) -> i64 {
-        let days = i64::from(tributary_shared::lake::date32(self.day));
+        let days = i64::from(tributary_lake::date32(self.day));
         days * MAX_OFFSET as i64 + self.offset as i64
     }
 

@@ -14,11 +14,11 @@ use super::visit::{Anonymiser, VisitContext, VisitRow};
 use crate::{Budget, PullError};
 use jiff::Timestamp;
 use jiff::civil::Date;
-use tributary_shared::customer::rules::VisitSummary;
-use tributary_shared::event::{CanonicalEvent, EventId, Subject};
-use tributary_shared::lake::{AppPosition, LakeTable};
-use tributary_shared::ports::{BusMessage, EventPublisher, PortError};
-use tributary_shared::sync::SyncRun;
+use tributary_domain::customer::rules::VisitSummary;
+use tributary_domain::event::{CanonicalEvent, EventId, Subject};
+use tributary_domain::ports::{BusMessage, EventPublisher, PortError};
+use tributary_domain::sync::SyncRun;
+use tributary_lake::{AppPosition, LakeTable};
 
 /// How long after a site-local midnight the day before is pulled.
 pub const SETTLE: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
@@ -165,7 +165,7 @@ impl<P: EventPublisher> MatomoJob<'_, P> {
 
 async fn commit(
     lake: &mut LakeTable,
-    schema: &tributary_shared::deltalake::arrow::datatypes::SchemaRef,
+    schema: &tributary_lake::deltalake::arrow::datatypes::SchemaRef,
     app_id: &str,
     rows: &mut Vec<VisitRow>,
     position: Position,

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use tributary_shared::customer::rules::VisitSummary;
+use tributary_domain::customer::rules::VisitSummary;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -365,6 +365,7 @@ impl<'a, 'c> Scan<'a, 'c> {
     }
 
     /// The place of a borrowed key, quotes included.
+    #[allow(clippy::ptr_arg, reason = "whether the key is borrowed is the answer")]
     fn key_range(&self, key: &Cow<'a, str>) -> Option<Range<usize>> {
         match key {
             Cow::Borrowed(key) => self.range_of(key).and_then(|r| Some(r.start.checked_sub(1)?..r.end + 1)),
@@ -510,6 +511,7 @@ impl<'a, 'c> ValueSeed<'_, 'a, 'c> {
     }
 
     /// Keeps a field the row or the goal naming reads.
+    #[allow(clippy::ptr_arg, reason = "cloning a borrowed key keeps it borrowed")]
     fn record<E: de::Error>(
         &mut self,
         key: &Cow<'a, str>,

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use tributary_shared::lead::{Lead, LeadProblem};
+use tributary_domain::lead::{Lead, LeadProblem};
 
 /// Notion property names for the lead fields (`NOTION_PROPERTY_MAP`, JSON). `nom` is required;
 /// the others may be left out when the database has no such column.

@@ -7,8 +7,8 @@ use super::mapping::PropertyMap;
 use crate::{Budget, PullError};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tributary_shared::ports::{BusMessage, EventPublisher, SNS_MAX_MESSAGE_BYTES, SyncStore};
-use tributary_shared::sync::SyncRun;
+use tributary_domain::ports::{BusMessage, EventPublisher, SNS_MAX_MESSAGE_BYTES, SyncStore};
+use tributary_domain::sync::SyncRun;
 
 /// Re-read this much before the watermark: edits in the watermark's minute made after the last
 /// read carry the same rounded time.

@@ -16,14 +16,14 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{Crash, Faults, MATOMO_TOKEN, MatomoData, start_matomo};
-use tributary_shared::deltalake::arrow::array::{Array, AsArray};
-use tributary_shared::deltalake::arrow::datatypes::Int64Type;
-use tributary_shared::lake::schema::MATOMO_VISITS;
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::memory::{InMemoryIngestion, InMemoryPublisher};
-use tributary_shared::ports::SyncStore;
-use tributary_shared::retry::Backoff;
-use tributary_shared::sync::{Lease, SyncOutcome};
+use tributary_domain::ports::SyncStore;
+use tributary_domain::retry::Backoff;
+use tributary_domain::sync::{Lease, SyncOutcome};
+use tributary_lake::deltalake::arrow::array::{Array, AsArray};
+use tributary_lake::deltalake::arrow::datatypes::Int64Type;
+use tributary_lake::schema::MATOMO_VISITS;
+use tributary_lake::{LakeLocation, LakeTable};
+use tributary_testing::memory::{InMemoryIngestion, InMemoryPublisher};
 use wiremock::MockServer;
 
 const PAGE_SIZE: u64 = 5;
@@ -305,7 +305,7 @@ async fn matomo_error_answers_are_retried_and_a_dead_source_fails_the_run_with_t
     assert!(error.contains("1 of 1 matomo run(s) failed"), "{error}");
     let failed = h.deps.store.runs().pop().unwrap();
     let SyncOutcome::Failed { reason, message } = &failed.outcome else { panic!("{failed:?}") };
-    assert_eq!(*reason, tributary_shared::sync::FailureReason::SourceUnavailable);
+    assert_eq!(*reason, tributary_domain::sync::FailureReason::SourceUnavailable);
     assert!(message.contains("HTTP 500") && message.contains("after 2 attempt(s)"), "{message}");
     // What the status route shows: no token, no URL, nothing of the source's answer.
     assert!(

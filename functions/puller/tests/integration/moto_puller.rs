@@ -13,15 +13,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{MATOMO_TOKEN, MatomoData, NOTION_TOKEN, NotionData, start_matomo, start_notion};
-use tributary_shared::aws::{self, DynamoDbIngestion, SnsPublisher, SsmSecrets};
-use tributary_shared::deltalake::arrow::array::AsArray;
-use tributary_shared::deltalake::arrow::datatypes::Int64Type;
-use tributary_shared::lake::LakeTable;
-use tributary_shared::lake::schema::MATOMO_VISITS;
-use tributary_shared::memory::InMemoryIngestion;
-use tributary_shared::ports::{SecretSource, SyncStore};
-use tributary_shared::sync::{Lease, SyncOutcome};
-use tributary_shared::testing::{LocalAws, Probe, put_secrets};
+use tributary_aws::{self as aws, DynamoDbIngestion, SnsPublisher, SsmSecrets};
+use tributary_domain::ports::{SecretSource, SyncStore};
+use tributary_domain::sync::{Lease, SyncOutcome};
+use tributary_lake::LakeTable;
+use tributary_lake::deltalake::arrow::array::AsArray;
+use tributary_lake::deltalake::arrow::datatypes::Int64Type;
+use tributary_lake::schema::MATOMO_VISITS;
+use tributary_testing::memory::InMemoryIngestion;
+use tributary_testing::{LocalAws, Probe, put_secrets};
 
 fn days_ago(n: i64) -> jiff::civil::Date {
     support::first_unpulled_day().checked_sub(jiff::Span::new().days(n)).unwrap()

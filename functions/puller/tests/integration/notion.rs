@@ -13,11 +13,11 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{Crash, Faults, NOTION_TOKEN, NotionData, notion_properties, start_notion};
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::lake::LakeLocation;
-use tributary_shared::memory::{InMemoryIngestion, InMemoryPublisher};
-use tributary_shared::retry::Backoff;
-use tributary_shared::sync::SyncOutcome;
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::retry::Backoff;
+use tributary_domain::sync::SyncOutcome;
+use tributary_lake::LakeLocation;
+use tributary_testing::memory::{InMemoryIngestion, InMemoryPublisher};
 use wiremock::MockServer;
 
 struct Harness {
@@ -230,7 +230,7 @@ async fn server_errors_back_off_then_fail_with_the_watermark_where_it_was() {
     assert!(error.contains("notion run(s) failed"), "{error}");
     let run = h.deps.store.runs().pop().unwrap();
     let SyncOutcome::Failed { reason, message } = &run.outcome else { panic!("{run:?}") };
-    assert_eq!(*reason, tributary_shared::sync::FailureReason::SourceUnavailable);
+    assert_eq!(*reason, tributary_domain::sync::FailureReason::SourceUnavailable);
     assert!(message.contains("502") && message.contains("after 3 attempt(s)"), "{message}");
     assert!(
         !message.contains(NOTION_TOKEN) && !message.contains("http") && !message.contains("127.0.0.1"),

@@ -3,7 +3,7 @@
 
 use puller::config::ENVIRONMENT;
 use puller::handler::JobRequest;
-use tributary_shared::testing::{Template, sample_event};
+use tributary_testing::{Template, sample_event};
 
 #[test]
 fn template_sets_only_variables_the_puller_reads() {
@@ -26,7 +26,7 @@ fn the_sample_schedules_are_job_requests() {
         serde_json::from_str(&sample_event("puller-scheduled-notion.json").unwrap()).unwrap();
     assert_eq!(JobRequest::parse(&notion).unwrap(), JobRequest::Notion { databases: None });
     // What the template's schedules pass (their `Input`) is a request as well.
-    let template = std::fs::read_to_string(tributary_shared::testing::workspace_root().join("template.yaml")).unwrap();
+    let template = std::fs::read_to_string(tributary_testing::workspace_root().join("template.yaml")).unwrap();
     for input in [r#"{"job":"matomo"}"#, r#"{"job":"notion"}"#] {
         assert!(template.contains(&format!("Input: '{input}'")), "{input}");
         JobRequest::parse(&serde_json::from_str(input).unwrap()).unwrap();

@@ -6,8 +6,8 @@ use common::{MotoReceiver, body_json, sample};
 use jiff::SignedDuration;
 use lambda_http::Body;
 use std::collections::HashMap;
-use tributary_shared::aws;
-use tributary_shared::event::CanonicalEvent;
+use tributary_aws as aws;
+use tributary_domain::event::CanonicalEvent;
 use webhook::handler::{archive_key, handle};
 
 #[tokio::test]

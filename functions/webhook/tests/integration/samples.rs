@@ -6,8 +6,8 @@ use crate::common;
 use common::{base_env, body_json, memory_deps, memory_deps_with, sample};
 use jiff::{SignedDuration, Timestamp};
 use lambda_http::Body;
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::memory::MarkerStatus;
+use tributary_domain::event::CanonicalEvent;
+use tributary_testing::memory::MarkerStatus;
 use webhook::handler::handle;
 
 #[tokio::test]
@@ -216,7 +216,7 @@ async fn failed_archive_publishes_nothing_and_releases_the_claim() {
 
 #[tokio::test]
 async fn an_abandoned_claim_is_taken_over_after_its_timeout() {
-    use tributary_shared::ports::{DedupClaim, DedupStore};
+    use tributary_domain::ports::{DedupClaim, DedupStore};
     let deps = memory_deps().await;
     let (_, now) = sample("webhook-stripe-valid.json");
     // A previous attempt claimed the event and died (Lambda timeout) without releasing it.
@@ -306,8 +306,8 @@ async fn an_id_reused_with_other_content_is_a_conflict_not_a_duplicate() {
 #[tokio::test]
 async fn a_revoked_secret_stops_working_on_a_warm_instance_within_the_maximum_age() {
     use std::sync::{Arc, Mutex};
-    use tributary_shared::memory::InMemorySecrets;
-    use tributary_shared::secrets::Refreshing;
+    use tributary_domain::secrets::Refreshing;
+    use tributary_testing::memory::InMemorySecrets;
     use webhook::config::{Receiver, WebhookConfig};
     let config = WebhookConfig::from_env(&base_env()).unwrap();
     assert_eq!(config.secrets_max_age, SignedDuration::from_mins(5));

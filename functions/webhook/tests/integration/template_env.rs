@@ -1,6 +1,6 @@
 //! The environment `template.yaml` gives the webhook function is one the configuration reads.
 
-use tributary_shared::testing::Template;
+use tributary_testing::Template;
 use webhook::config::ENVIRONMENT;
 
 #[test]

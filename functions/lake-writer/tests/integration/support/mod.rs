@@ -4,9 +4,9 @@
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use jiff::Timestamp;
-use tributary_shared::deltalake::arrow::array::{Array, AsArray};
-use tributary_shared::lake::{LakeLocation, LakeTable};
-use tributary_shared::lead::Lead;
+use tributary_domain::lead::Lead;
+use tributary_lake::deltalake::arrow::array::{Array, AsArray};
+use tributary_lake::{LakeLocation, LakeTable};
 
 pub fn temp_lake() -> LakeLocation {
     let dir = std::env::temp_dir().join(format!("tributary-lake-writer-{}", uuid::Uuid::new_v4()));
@@ -43,7 +43,7 @@ pub fn sqs(bodies: &[String]) -> SqsEvent {
 
 pub async fn column(
     location: &LakeLocation,
-    spec: &'static tributary_shared::lake::schema::TableSpec,
+    spec: &'static tributary_lake::schema::TableSpec,
     name: &str,
 ) -> Vec<String> {
     let table = LakeTable::open_existing(location, spec).await.unwrap().unwrap();

@@ -7,11 +7,11 @@ use jiff::Timestamp;
 use processor::config::ProcessorConfig;
 use processor::handler::Deps;
 use processor::process::Processor;
-use tributary_shared::aws::{self, DynamoDbCustomers, SnsPublisher, SqsDeadLetters};
-use tributary_shared::customer::rules::Registry;
-use tributary_shared::event::{CanonicalEvent, EventId, Subject};
-use tributary_shared::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemoryPublisher};
-use tributary_shared::testing::{LocalAws, Probe, sample_event};
+use tributary_aws::{self as aws, DynamoDbCustomers, SnsPublisher, SqsDeadLetters};
+use tributary_domain::customer::rules::Registry;
+use tributary_domain::event::{CanonicalEvent, EventId, Subject};
+use tributary_testing::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemoryPublisher};
+use tributary_testing::{LocalAws, Probe, sample_event};
 
 /// The instant the samples were received (`events/`): tests run with the clock pinned there.
 pub fn now() -> Timestamp {

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tributary_shared::event::CanonicalEvent;
-use tributary_shared::memory::{InMemoryIngestion, InMemoryPublisher};
-use tributary_shared::ports::BusMessage;
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::ports::BusMessage;
+use tributary_testing::memory::{InMemoryIngestion, InMemoryPublisher};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

@@ -5,11 +5,11 @@
 use jiff::Timestamp;
 use lambda_http::Request;
 use std::collections::HashMap;
-use tributary_shared::aws::{self, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
-use tributary_shared::config::Env;
-use tributary_shared::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
-use tributary_shared::secrets::Refreshing;
-use tributary_shared::testing::{LocalAws, Probe, demo_secrets, put_demo_secrets, sample_event};
+use tributary_aws::{self as aws, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
+use tributary_domain::config::Env;
+use tributary_domain::secrets::Refreshing;
+use tributary_testing::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
+use tributary_testing::{LocalAws, Probe, demo_secrets, put_demo_secrets, sample_event};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::Deps;
 

@@ -1,0 +1,89 @@
+//! AWS adapters of the domain's ports (`tributary_domain::ports`): DynamoDB, S3, SNS, SQS and SSM.
+//! With `tributary-testing`, the only crate that imports `aws_sdk_*`; the domain crate cannot.
+//!
+//! - `problem` (feature `http`): problem+json answers for the functions behind API Gateway.
+
+mod customers;
+mod dynamodb;
+mod ingestion;
+mod reports;
+mod s3;
+mod sns;
+mod sqs;
+mod ssm;
+
+#[cfg(feature = "http")]
+pub mod problem;
+
+pub use customers::{APPLIED_MARKER_TTL, CUSTOMER_KEY_ATTRIBUTES, DynamoDbCustomers};
+pub use dynamodb::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
+pub use ingestion::{DynamoDbIngestion, SYNC_RUN_RETENTION_DAYS};
+pub use reports::S3SnsReportSink;
+pub use s3::S3Archive;
+pub use sns::{PUBLISH_BATCHES_IN_FLIGHT, SnsPublisher};
+pub use sqs::SqsDeadLetters;
+pub use ssm::SsmSecrets;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// The SDK configuration from the Lambda environment (region, credentials, and `AWS_ENDPOINT_URL`
+/// when set, which is how the local stack points every client at moto).
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}
+
+/// S3 client; path-style addressing when the endpoint is overridden, since a local endpoint such as
+/// `127.0.0.1:5000` has no per-bucket DNS names.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(config)
+}
+
+pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+pub fn ssm_client(config: &SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(config)
+}
+
+/// A DynamoDB string attribute.
+pub(crate) fn string_attribute(value: impl Into<String>) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(value.into())
+}
+
+/// A DynamoDB number attribute.
+pub(crate) fn number_attribute(value: i64) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N(value.to_string())
+}
+
+/// The key of an item of a `pk`/`sk` table.
+pub(crate) fn pk_sk(
+    pk: String,
+    sk: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    std::collections::HashMap::from([
+        ("pk".to_string(), string_attribute(pk)),
+        ("sk".to_string(), string_attribute(sk)),
+    ])
+}
+
+/// The error's whole chain on one line: the SDK's `Display` alone says only "service error".
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
