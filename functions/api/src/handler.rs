@@ -14,7 +14,9 @@ use tributary_domain::customer::{CustomerId, CustomerRecord, FieldState};
 use tributary_domain::event::Subject;
 use tributary_domain::lead::{ItemProblem, validate_batch};
 use tributary_domain::metrics::Metrics;
-use tributary_domain::ports::{ClaimOutcome, CustomerStore, DedupClaim, DedupStore, EventPublisher, PortError};
+use tributary_domain::ports::{
+    BusMessage, ClaimOutcome, CustomerStore, DedupClaim, DedupStore, EventPublisher, PortError,
+};
 use tributary_domain::secrets::Refreshing;
 
 pub struct Deps<S, P, D> {
@@ -299,7 +301,12 @@ async fn ingest_leads<S, P: EventPublisher, D: DedupStore>(
     };
     let messages = match leads
         .iter()
-        .map(|lead| lead.event_message(lead.version_id_in_request(idempotency_key, now), "ingestion", now, now))
+        .map(|lead| {
+            let event = lead
+                .upserted_event(lead.version_id_in_request(idempotency_key, now), "ingestion", now, now)
+                .map_err(|e| PortError::new("build lead.upserted event", e))?;
+            BusMessage::from_event(&event).map_err(|e| PortError::new("build lead.upserted event", e))
+        })
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(messages) => messages,

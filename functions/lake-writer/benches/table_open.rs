@@ -37,7 +37,9 @@ fn batch(commit: usize, size: usize) -> SqsEvent {
             };
             let mut message = SqsMessage::default();
             message.message_id = Some(format!("m{i}"));
-            message.body = Some(lead.event_message(format!("ev-{commit}-{i}"), "ingestion", at, at).unwrap().body);
+            message.body = Some(
+                lead.upserted_event(format!("ev-{commit}-{i}"), "ingestion", at, at).unwrap().to_message().unwrap(),
+            );
             message
         })
         .collect();

@@ -9,8 +9,9 @@ use tributary_domain::customer::store::{
     AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated, MAX_RECORD_BYTES, applied_key,
 };
 use tributary_domain::customer::{ApplyError, CustomerId, CustomerRecord, Stamp};
-use tributary_domain::event::{CanonicalEvent, EventId, Subject};
+use tributary_domain::event::{CanonicalEvent, Subject};
 use tributary_domain::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
+use tributary_domain::retry::Backoff;
 
 /// Type of the change notifications on the `updates` topic.
 pub const CUSTOMER_UPDATED: &str = "customer.updated";
@@ -126,7 +127,7 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
                 CommitOutcome::AlreadyApplied => {
                     return self.duplicate(event, now).await;
                 }
-                CommitOutcome::Conflict => tokio::time::sleep(backoff(attempt)).await,
+                CommitOutcome::Conflict => tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt, None)).await,
                 CommitOutcome::TooLarge => {
                     return Err(ProcessError::TooLarge("the table refused an item over its size limit".into()));
                 }
@@ -194,12 +195,10 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
     }
 }
 
-/// Jittered exponential backoff between conflicting attempts: 10 ms, 20 ms, … capped at 320 ms,
-/// each scaled by a random factor in [0.5, 1.5) so that racing writers spread out.
-fn backoff(attempt: u32) -> Duration {
-    let base_ms = 10u64 << attempt.saturating_sub(1).min(5);
-    Duration::from_micros(base_ms * 1000 / 2 + fastrand::u64(0..base_ms * 1000))
-}
+/// Backoff between conflicting attempts (the shared full-jitter backoff): a random wait below 10 ms,
+/// 20 ms, … capped at 320 ms, so that racing writers spread out. DynamoDB sends no `Retry-After`.
+const CONFLICT_BACKOFF: Backoff =
+    Backoff { base: Duration::from_millis(10), cap: Duration::from_millis(320), max_retry_after: Duration::ZERO };
 
 /// The whole write for `event` on `current` (the record as read, or none for a new customer) and
 /// the customer's `ledger` entries the rule asked for.
@@ -269,15 +268,8 @@ pub fn build_commit(
 /// `customer.updated` as a canonical event (the `updates` topic carries the same envelope as
 /// `events`): id `<customer>:<version>`, subject `customer:<id>`.
 pub fn customer_updated_event(update: &CustomerUpdated, now: Timestamp) -> Result<CanonicalEvent, PortError> {
-    let id = EventId::parse(format!("{}:{}", update.customer_id, update.version))
-        .map_err(|e| PortError::new("build customer.updated", e))?;
-    Ok(CanonicalEvent {
-        id,
-        source: "processor".into(),
-        event_type: CUSTOMER_UPDATED.into(),
-        subject: Some(Subject::external("customer", update.customer_id.as_str())),
-        occurred_at: now,
-        received_at: now,
-        payload: serde_json::value::to_raw_value(update).map_err(|e| PortError::new("build customer.updated", e))?,
-    })
+    let id = format!("{}:{}", update.customer_id, update.version);
+    let subject = Some(Subject::external("customer", update.customer_id.as_str()));
+    CanonicalEvent::produced(id, "processor", CUSTOMER_UPDATED, subject, now, now, update)
+        .map_err(|e| PortError::new("build customer.updated", e))
 }

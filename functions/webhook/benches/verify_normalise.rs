@@ -17,8 +17,8 @@ use tributary_testing::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublishe
 use tributary_testing::{demo_secrets, workspace_root};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::{Deps, handle};
-use webhook::normalise::stripe_event;
-use webhook::signature::{StripeVerifier, Tolerance};
+use webhook::sources::Tolerance;
+use webhook::sources::stripe::{StripeVerifier, stripe_event};
 
 struct Sample {
     text: String,

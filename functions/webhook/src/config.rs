@@ -1,7 +1,9 @@
 //! The webhook receiver's configuration, parsed once at cold start, and the secrets it names.
 
-use crate::normalise::MakeFields;
-use crate::signature::{StandardVerifier, StripeVerifier, TokenVerifier, Tolerance, split_secret_list};
+use crate::sources::make::MakeFields;
+use crate::sources::standard_webhooks::StandardVerifier;
+use crate::sources::stripe::StripeVerifier;
+use crate::sources::{TokenVerifier, Tolerance, split_secret_list};
 use jiff::SignedDuration;
 use serde::Deserialize;
 use std::collections::HashMap;

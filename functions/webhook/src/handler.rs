@@ -6,8 +6,8 @@
 //! concurrent delivery of the same event sees the claim and gets 409.
 
 use crate::config::{MakeAuth, Receiver};
-use crate::normalise::{self, Invalid};
-use crate::signature::{AuthError, StandardHeaders};
+use crate::sources::standard_webhooks::StandardHeaders;
+use crate::sources::{self, AuthError, Invalid};
 use jiff::Timestamp;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -265,19 +265,19 @@ fn authenticate_and_normalise(
         let source = receiver.sources.get(name).ok_or_else(unconfigured)?;
         let sent_at = source.verifier.verify(headers, body, now).map_err(Rejection::Unauthorized)?;
         let id = headers.id.ok_or(Rejection::Unauthorized(AuthError::MissingHeader))?;
-        Ok(normalise::standard_event(name, id, sent_at, source.subject_field.as_deref(), body, now)?)
+        Ok(sources::standard_webhooks::standard_event(name, id, sent_at, source.subject_field.as_deref(), body, now)?)
     };
 
     match route {
         Route::Stripe => {
             let verifier = receiver.stripe.as_ref().ok_or_else(unconfigured)?;
             verifier.verify(header(request, "stripe-signature"), body, now).map_err(Rejection::Unauthorized)?;
-            Ok(normalise::stripe_event(body, now)?)
+            Ok(sources::stripe::stripe_event(body, now)?)
         }
         Route::Make => match &receiver.make {
             Some(MakeAuth::Token { verifier, fields }) => {
                 verifier.verify(header(request, verifier.header())).map_err(Rejection::Unauthorized)?;
-                Ok(normalise::make_event(fields, body, now)?)
+                Ok(sources::make::make_event(fields, body, now)?)
             }
             Some(MakeAuth::Standard) => standard("make"),
             None => Err(unconfigured()),
@@ -285,7 +285,7 @@ fn authenticate_and_normalise(
         Route::Personnage => {
             let verifier = receiver.personnage.as_ref().ok_or_else(unconfigured)?;
             verifier.verify(header(request, verifier.header())).map_err(Rejection::Unauthorized)?;
-            Ok(normalise::personnage_event(body, header(request, "idempotency-key"), now)?)
+            Ok(sources::personnage::personnage_event(body, header(request, "idempotency-key"), now)?)
         }
         Route::Standard(name) => standard(name),
         Route::Health => Err(Rejection::Unauthorized(AuthError::NoMatch)),
@@ -448,9 +448,12 @@ mod tests {
 
     #[test]
     fn archive_metadata_stays_within_s3s_limit_whatever_the_headers() {
-        let event =
-            normalise::personnage_event(br#"{"nom":"N","score":1}"#, Some(&"k".repeat(200)), Timestamp::UNIX_EPOCH)
-                .unwrap();
+        let event = sources::personnage::personnage_event(
+            br#"{"nom":"N","score":1}"#,
+            Some(&"k".repeat(200)),
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
         let short = archive_metadata(&event, &[("content-type", "application/json"), ("user-agent", "curl/8")]);
         assert_eq!(short.iter().find(|(n, _)| n == "user-agent").map(|(_, v)| v.as_str()), Some("curl/8"));
         assert!(short.iter().all(|(n, _)| n != "truncated-headers"));

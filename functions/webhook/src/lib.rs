@@ -6,5 +6,4 @@
 
 pub mod config;
 pub mod handler;
-pub mod normalise;
-pub mod signature;
+pub mod sources;

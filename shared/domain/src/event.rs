@@ -161,7 +161,40 @@ impl PartialEq for CanonicalEvent {
     }
 }
 
+/// Why one of our producers could not build its event: an id that breaks the id rules or a payload
+/// that does not serialise (a defect of the producer, never of its input).
+#[derive(Debug, thiserror::Error)]
+pub enum EventBuildError {
+    #[error("event id {0}")]
+    Id(#[from] EventIdError),
+    #[error("payload: {0}")]
+    Payload(#[from] serde_json::Error),
+}
+
 impl CanonicalEvent {
+    /// The one constructor of the events our producers emit (the lead ingestion, the pulls, the
+    /// processor's `customer.updated`): the id checked, the payload serialised. The webhook builds
+    /// its events from deliveries, whose payload is the sender's JSON as received.
+    pub fn produced<T: Serialize + ?Sized>(
+        id: impl Into<String>,
+        source: &str,
+        event_type: &str,
+        subject: Option<Subject>,
+        occurred_at: Timestamp,
+        received_at: Timestamp,
+        payload: &T,
+    ) -> Result<Self, EventBuildError> {
+        Ok(Self {
+            id: EventId::parse(id)?,
+            source: source.to_string(),
+            event_type: event_type.to_string(),
+            subject,
+            occurred_at,
+            received_at,
+            payload: serde_json::value::to_raw_value(payload)?,
+        })
+    }
+
     /// Serialised form on the bus (compact JSON).
     pub fn to_message(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self)

@@ -234,26 +234,16 @@ impl Lead {
     /// The `lead.upserted` event of this lead version, from `source` (`ingestion`, `notion`),
     /// as of `occurred_at` (when the lead was last edited at the source, if it says).
     /// `id` is [`Lead::version_id_in_request`] or [`Lead::version_id_edited_at`].
-    pub fn event_message(
+    pub fn upserted_event(
         &self,
         id: String,
         source: &str,
         occurred_at: jiff::Timestamp,
         now: jiff::Timestamp,
-    ) -> Result<crate::ports::BusMessage, crate::ports::PortError> {
-        use crate::event::{CanonicalEvent, EventId, Subject};
-        use crate::ports::{BusMessage, PortError};
-        let build = |e: &dyn std::fmt::Display| PortError::new("build lead.upserted event", e.to_string());
-        let event = CanonicalEvent {
-            id: EventId::parse(id).map_err(|e| build(&e))?,
-            source: source.to_string(),
-            event_type: "lead.upserted".into(),
-            subject: Some(Subject::external("lead", &self.id)),
-            occurred_at,
-            received_at: now,
-            payload: serde_json::value::to_raw_value(self).map_err(|e| build(&e))?,
-        };
-        BusMessage::from_event(&event).map_err(|e| build(&e))
+    ) -> Result<crate::event::CanonicalEvent, crate::event::EventBuildError> {
+        use crate::event::{CanonicalEvent, Subject};
+        let subject = Some(Subject::external("lead", &self.id));
+        CanonicalEvent::produced(id, source, "lead.upserted", subject, occurred_at, now, self)
     }
 }
 

@@ -24,7 +24,25 @@ pub fn workspace_root() -> PathBuf {
     {
         return root.to_path_buf();
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    // This crate is shared/testing: the workspace is two levels up.
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A file or directory of the captured API responses kept beside the repository
+/// (`../shared/fixtures/<relative>`, or under `TRIBUTARY_FIXTURES` when set). `None`, said on
+/// stderr (what `cargo test` shows for a failing test and with `--nocapture`), when absent: the
+/// tests that read them are skipped on a machine without them, and say so.
+pub fn external_fixture(relative: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("TRIBUTARY_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/fixtures"));
+    let path = base.join(relative);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: external fixture {} not found (set TRIBUTARY_FIXTURES to its folder)", path.display());
+        None
+    }
 }
 
 fn yaml_to_json(value: serde_yaml_ng::Value) -> Result<Value, HarnessError> {

@@ -15,7 +15,7 @@ use crate::{Budget, PullError};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use tributary_domain::customer::rules::VisitSummary;
-use tributary_domain::event::{CanonicalEvent, EventId, Subject};
+use tributary_domain::event::{CanonicalEvent, Subject};
 use tributary_domain::ports::{BusMessage, EventPublisher, PortError};
 use tributary_domain::sync::SyncRun;
 use tributary_lake::{AppPosition, LakeTable};
@@ -47,17 +47,12 @@ pub struct MatomoJob<'a, P> {
 /// page gives the same ids.
 pub fn visit_message(row: &VisitRow, summary: &VisitSummary, now: Timestamp) -> Result<BusMessage, PortError> {
     let build = |e: &dyn std::fmt::Display| PortError::new("build matomo.visit event", e.to_string());
-    let event = CanonicalEvent {
-        id: EventId::parse(format!("matomo-{}-{}", row.site_id, row.id_visit)).map_err(|e| build(&e))?,
-        source: "matomo".into(),
-        event_type: "matomo.visit".into(),
-        // Matomo's own id, whatever it looks like: whether an address-shaped userId is also the
-        // visitor's e-mail identity is the processor's configured decision (`MATOMO_USER_ID_AS_EMAIL`).
-        subject: summary.user_id.as_deref().map(|user| Subject::external("matomo", user)),
-        occurred_at: summary.time,
-        received_at: now,
-        payload: serde_json::value::to_raw_value(summary).map_err(|e| build(&e))?,
-    };
+    // Matomo's own id, whatever it looks like: whether an address-shaped userId is also the
+    // visitor's e-mail identity is the processor's configured decision (`MATOMO_USER_ID_AS_EMAIL`).
+    let subject = summary.user_id.as_deref().map(|user| Subject::external("matomo", user));
+    let id = format!("matomo-{}-{}", row.site_id, row.id_visit);
+    let event = CanonicalEvent::produced(id, "matomo", "matomo.visit", subject, summary.time, now, summary)
+        .map_err(|e| build(&e))?;
     BusMessage::from_event(&event).map_err(|e| build(&e))
 }
 

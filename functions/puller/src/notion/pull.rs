@@ -7,7 +7,7 @@ use super::mapping::PropertyMap;
 use crate::{Budget, PullError};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tributary_domain::ports::{BusMessage, EventPublisher, SNS_MAX_MESSAGE_BYTES, SyncStore};
+use tributary_domain::ports::{BusMessage, EventPublisher, PortError, SNS_MAX_MESSAGE_BYTES, SyncStore};
 use tributary_domain::sync::SyncRun;
 
 /// Re-read this much before the watermark: edits in the watermark's minute made after the last
@@ -63,9 +63,13 @@ impl<P: EventPublisher, S: SyncStore> NotionJob<'_, P, S> {
                 newest = newest.max(Some(edited));
                 match self.properties.validated_lead(result) {
                     Ok(lead) => {
-                        let message = lead
-                            .event_message(lead.version_id_edited_at(edited), "notion", edited, now)
-                            .map_err(PullError::Publish)?;
+                        let build = |e: &dyn std::fmt::Display| {
+                            PullError::Publish(PortError::new("build lead.upserted event", e.to_string()))
+                        };
+                        let event = lead
+                            .upserted_event(lead.version_id_edited_at(edited), "notion", edited, now)
+                            .map_err(|e| build(&e))?;
+                        let message = BusMessage::from_event(&event).map_err(|e| build(&e))?;
                         // Bounded by the lead's field limits; checked all the same, so that one page
                         // can never stall the pull on a batch the bus refuses.
                         if message.size() > SNS_MAX_MESSAGE_BYTES {

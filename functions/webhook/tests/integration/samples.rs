@@ -231,7 +231,7 @@ async fn an_abandoned_claim_is_taken_over_after_its_timeout() {
     };
     // The digest the receiver computes for this very delivery: the same content.
     let (request, _) = sample("webhook-stripe-valid.json");
-    let event = webhook::normalise::stripe_event(request.body().as_ref(), now).unwrap();
+    let event = webhook::sources::stripe::stripe_event(request.body().as_ref(), now).unwrap();
     let abandoned = DedupClaim { digest: event.content_digest(), ..abandoned };
     deps.dedup.claim(&abandoned).await.unwrap();
     let (retry, _) = sample("webhook-stripe-valid.json");

@@ -23,7 +23,7 @@ pub fn lead_body(id: &str, event_id: &str) -> String {
         ..Lead::default()
     };
     let at: Timestamp = "2025-01-06T10:00:00Z".parse().unwrap();
-    lead.event_message(event_id.into(), "ingestion", at, at).unwrap().body
+    lead.upserted_event(event_id.into(), "ingestion", at, at).unwrap().to_message().unwrap()
 }
 
 pub fn sqs(bodies: &[String]) -> SqsEvent {

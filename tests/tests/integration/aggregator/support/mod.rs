@@ -24,7 +24,11 @@ pub struct Version {
 
 impl Version {
     pub fn body(&self) -> String {
-        self.lead.event_message(self.event_id.clone(), "ingestion", self.occurred_at, self.occurred_at).unwrap().body
+        self.lead
+            .upserted_event(self.event_id.clone(), "ingestion", self.occurred_at, self.occurred_at)
+            .unwrap()
+            .to_message()
+            .unwrap()
     }
 }
 
