@@ -4,7 +4,7 @@ use aggregator::reader::LakeReader;
 use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
-use tributary_aws::{self as aws, DynamoDbIngestion, SsmSecrets};
+use tributary_aws::{self as aws, DynamoDbSyncStore, SsmSecrets};
 use tributary_domain::api_key::refreshing_api_keys;
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::telemetry;
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let deps = Deps {
         keys,
         reader: tokio::sync::Mutex::new(reader),
-        sync: DynamoDbIngestion::new(aws::dynamodb_client(&sdk), &config.ingestion_table),
+        sync: DynamoDbSyncStore::new(aws::dynamodb_client(&sdk), &config.ingestion_table),
         lake: config.query.lake.clone(),
         rules: config.query.alert_rules,
     };

@@ -318,7 +318,7 @@ async fn ingest_leads<S, P: EventPublisher, D: DedupStore>(
     let claim = idempotency_key.map(|key| DedupClaim {
         key: format!("ingestion#{key}"),
         token: DedupClaim::new_token(),
-        event_type: "lead.upserted".into(),
+        event_type: tributary_domain::event::types::LEAD_UPSERTED.into(),
         digest: tributary_domain::lead::batch_digest(&leads),
         now,
         in_progress_until: now.saturating_add(IDEMPOTENCY_IN_PROGRESS).unwrap_or(now),

@@ -79,7 +79,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// Why a message can never be handled.
 fn parse_update(message: &str) -> Result<(CanonicalEvent, CustomerUpdated), String> {
     let event = CanonicalEvent::from_message(message).map_err(|e| format!("not a canonical event: {e}"))?;
-    if event.event_type != "customer.updated" {
+    if event.event_type != tributary_domain::event::types::CUSTOMER_UPDATED {
         return Err(format!("not a customer.updated event but {}", event.event_type));
     }
     let update = event.payload_as().map_err(|e| format!("not a customer.updated payload: {e}"))?;

@@ -11,7 +11,7 @@ use tributary_lake::deltalake::arrow::record_batch::RecordBatch;
 use tributary_lake::schema::{EVENTS, LEADS};
 use tributary_lake::{LakeError, date32};
 
-pub const LEAD_UPSERTED: &str = "lead.upserted";
+use tributary_domain::event::types::LEAD_UPSERTED;
 
 /// A lead version and the event that carried it.
 #[derive(Debug, Clone, PartialEq)]

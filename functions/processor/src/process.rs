@@ -13,8 +13,7 @@ use tributary_domain::event::{CanonicalEvent, Subject};
 use tributary_domain::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
 use tributary_domain::retry::Backoff;
 
-/// Type of the change notifications on the `updates` topic.
-pub const CUSTOMER_UPDATED: &str = "customer.updated";
+use tributary_domain::event::types::CUSTOMER_UPDATED;
 
 /// A pending notification older than this was left by an attempt that died between commit and
 /// publish: no attempt runs longer than the processor's timeout (`template.yaml` sets it to this;
@@ -127,7 +126,11 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
                 CommitOutcome::AlreadyApplied => {
                     return self.duplicate(event, now).await;
                 }
-                CommitOutcome::Conflict => tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt, None)).await,
+                // No wait after the last attempt: nothing follows it.
+                CommitOutcome::Conflict if attempt < self.commit_attempts => {
+                    tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt, None)).await
+                }
+                CommitOutcome::Conflict => {}
                 CommitOutcome::TooLarge => {
                     return Err(ProcessError::TooLarge("the table refused an item over its size limit".into()));
                 }
@@ -195,10 +198,11 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
     }
 }
 
-/// Backoff between conflicting attempts (the shared full-jitter backoff): a random wait below 10 ms,
-/// 20 ms, … capped at 320 ms, so that racing writers spread out. DynamoDB sends no `Retry-After`.
+/// Backoff between conflicting attempts (the shared full-jitter backoff): a random wait below 20 ms,
+/// 40 ms, … capped at 640 ms, so that racing writers spread out; on average what the former
+/// 10 ms·2ⁿ ± 50 % gave. DynamoDB sends no `Retry-After`.
 const CONFLICT_BACKOFF: Backoff =
-    Backoff { base: Duration::from_millis(10), cap: Duration::from_millis(320), max_retry_after: Duration::ZERO };
+    Backoff { base: Duration::from_millis(20), cap: Duration::from_millis(640), max_retry_after: Duration::ZERO };
 
 /// The whole write for `event` on `current` (the record as read, or none for a new customer) and
 /// the customer's `ledger` entries the rule asked for.

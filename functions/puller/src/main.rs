@@ -5,7 +5,7 @@ use puller::config::PullerConfig;
 use puller::handler::{Deps, HandlerError, handle};
 use serde_json::Value;
 use std::time::Duration;
-use tributary_aws::{self as aws, DynamoDbIngestion, SnsPublisher, SsmSecrets};
+use tributary_aws::{self as aws, DynamoDbSyncStore, SnsPublisher, SsmSecrets};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::ports::SecretSource;
 use tributary_domain::runtime::invocation_deadline;
@@ -35,7 +35,7 @@ async fn main() -> Result<(), Error> {
                 &config,
                 &secrets,
                 http,
-                DynamoDbIngestion::new(dynamodb, &config.ingestion_table),
+                DynamoDbSyncStore::new(dynamodb, &config.ingestion_table),
                 SnsPublisher::new(sns, &config.events_topic_arn),
             )
             .map_err(|e| e.to_string())

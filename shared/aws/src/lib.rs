@@ -4,25 +4,25 @@
 //! - `problem` (feature `http`): problem+json answers for the functions behind API Gateway.
 
 mod customers;
-mod dynamodb;
-mod ingestion;
+mod dedup;
 mod reports;
 mod s3;
 mod sns;
 mod sqs;
 mod ssm;
+mod sync;
 
 #[cfg(feature = "http")]
 pub mod problem;
 
 pub use customers::{APPLIED_MARKER_TTL, CUSTOMER_KEY_ATTRIBUTES, DynamoDbCustomers};
-pub use dynamodb::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
-pub use ingestion::{DynamoDbIngestion, SYNC_RUN_RETENTION_DAYS};
+pub use dedup::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
 pub use reports::S3SnsReportSink;
 pub use s3::S3Archive;
 pub use sns::{PUBLISH_BATCHES_IN_FLIGHT, SnsPublisher};
 pub use sqs::SqsDeadLetters;
 pub use ssm::SsmSecrets;
+pub use sync::{DynamoDbSyncStore, SYNC_RUN_RETENTION_DAYS};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 

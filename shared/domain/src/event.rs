@@ -161,6 +161,19 @@ impl PartialEq for CanonicalEvent {
     }
 }
 
+/// The event types that our own producers emit or that code selects on, in one place (the senders'
+/// types are theirs: `stripe.<type>`, `<source>.<type>`).
+pub mod types {
+    /// A lead version, from the ingestion API or the Notion pull.
+    pub const LEAD_UPSERTED: &str = "lead.upserted";
+    /// A known visitor's Matomo visit, from the Matomo pull.
+    pub const MATOMO_VISIT: &str = "matomo.visit";
+    /// A customer record's change, from the processor on the `updates` topic.
+    pub const CUSTOMER_UPDATED: &str = "customer.updated";
+    /// A personnage delivery (the seed contract), from the webhook.
+    pub const PERSONNAGE_SUBMITTED: &str = "personnage.submitted";
+}
+
 /// Why one of our producers could not build its event: an id that breaks the id rules or a payload
 /// that does not serialise (a defect of the producer, never of its input).
 #[derive(Debug, thiserror::Error)]

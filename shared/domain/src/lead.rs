@@ -241,9 +241,9 @@ impl Lead {
         occurred_at: jiff::Timestamp,
         now: jiff::Timestamp,
     ) -> Result<crate::event::CanonicalEvent, crate::event::EventBuildError> {
-        use crate::event::{CanonicalEvent, Subject};
+        use crate::event::{CanonicalEvent, Subject, types};
         let subject = Some(Subject::external("lead", &self.id));
-        CanonicalEvent::produced(id, source, "lead.upserted", subject, occurred_at, now, self)
+        CanonicalEvent::produced(id, source, types::LEAD_UPSERTED, subject, occurred_at, now, self)
     }
 }
 

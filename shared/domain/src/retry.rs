@@ -1,5 +1,6 @@
-//! Retry timing for outbound HTTP calls (the integrator's pushes, the puller's pulls): exponential
-//! backoff with full jitter, and the server's `Retry-After` when it asks for longer.
+//! Retry timing: exponential backoff with full jitter, and the server's `Retry-After` when it asks
+//! for longer. Used by the outbound HTTP calls (the integrator's pushes, the puller's pulls) and by
+//! the processor between conflicting writes.
 
 use jiff::Timestamp;
 use std::time::Duration;

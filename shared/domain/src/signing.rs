@@ -21,7 +21,8 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
 }
 
 /// Stripe's `v1` signature: HMAC-SHA256 keyed with the whole `whsec_…` string over
-/// `"{t}.{raw body}"`, `timestamp` as the sender wrote it.
+/// `"{t}.{raw body}"`, `timestamp` the decimal text of `t` (the verifier writes back the number it
+/// parsed, as Stripe's own libraries do).
 pub fn stripe_v1(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
     hmac_sha256(secret.as_bytes(), &[timestamp.as_bytes(), b".", body]).finalize().into_bytes().into()
 }

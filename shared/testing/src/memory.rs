@@ -331,13 +331,13 @@ impl DeadLetterSink for InMemoryDeadLetters {
 
 /// The ingestion table in memory: leases with the same take-over-after-expiry rule.
 #[derive(Default)]
-pub struct InMemoryIngestion {
+pub struct InMemorySyncStore {
     leases: Mutex<HashMap<String, (String, Timestamp)>>,
     runs: Mutex<Vec<SyncRun>>,
     watermarks: Mutex<HashMap<String, String>>,
 }
 
-impl InMemoryIngestion {
+impl InMemorySyncStore {
     pub fn runs(&self) -> Vec<SyncRun> {
         lock(&self.runs).clone()
     }
@@ -350,7 +350,7 @@ impl InMemoryIngestion {
     }
 }
 
-impl SyncStore for InMemoryIngestion {
+impl SyncStore for InMemorySyncStore {
     async fn acquire_lease(&self, lease: &Lease) -> Result<bool, PortError> {
         let mut leases = lock(&self.leases);
         match leases.get(&lease.key) {

@@ -33,8 +33,9 @@ pub fn workspace_root() -> PathBuf {
 /// stderr (what `cargo test` shows for a failing test and with `--nocapture`), when absent: the
 /// tests that read them are skipped on a machine without them, and say so.
 pub fn external_fixture(relative: &str) -> Option<PathBuf> {
+    // A relative TRIBUTARY_FIXTURES is read from the workspace root, not the test's package folder.
     let base = std::env::var_os("TRIBUTARY_FIXTURES")
-        .map(PathBuf::from)
+        .map(|dir| workspace_root().join(dir))
         .unwrap_or_else(|| workspace_root().join("../shared/fixtures"));
     let path = base.join(relative);
     if path.exists() {

@@ -15,7 +15,7 @@ use crate::{Budget, PullError};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use tributary_domain::customer::rules::VisitSummary;
-use tributary_domain::event::{CanonicalEvent, Subject};
+use tributary_domain::event::{CanonicalEvent, Subject, types};
 use tributary_domain::ports::{BusMessage, EventPublisher, PortError};
 use tributary_domain::sync::SyncRun;
 use tributary_lake::{AppPosition, LakeTable};
@@ -51,7 +51,7 @@ pub fn visit_message(row: &VisitRow, summary: &VisitSummary, now: Timestamp) -> 
     // visitor's e-mail identity is the processor's configured decision (`MATOMO_USER_ID_AS_EMAIL`).
     let subject = summary.user_id.as_deref().map(|user| Subject::external("matomo", user));
     let id = format!("matomo-{}-{}", row.site_id, row.id_visit);
-    let event = CanonicalEvent::produced(id, "matomo", "matomo.visit", subject, summary.time, now, summary)
+    let event = CanonicalEvent::produced(id, "matomo", types::MATOMO_VISIT, subject, summary.time, now, summary)
         .map_err(|e| build(&e))?;
     BusMessage::from_event(&event).map_err(|e| build(&e))
 }

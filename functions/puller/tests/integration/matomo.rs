@@ -23,7 +23,7 @@ use tributary_lake::deltalake::arrow::array::{Array, AsArray};
 use tributary_lake::deltalake::arrow::datatypes::Int64Type;
 use tributary_lake::schema::MATOMO_VISITS;
 use tributary_lake::{LakeLocation, LakeTable};
-use tributary_testing::memory::{InMemoryIngestion, InMemoryPublisher};
+use tributary_testing::memory::{InMemoryPublisher, InMemorySyncStore};
 use wiremock::MockServer;
 
 const PAGE_SIZE: u64 = 5;
@@ -63,7 +63,7 @@ struct Harness {
     _server: MockServer,
     faults: Arc<Faults>,
     data: Arc<MatomoData>,
-    deps: Deps<InMemoryIngestion, InMemoryPublisher>,
+    deps: Deps<InMemorySyncStore, InMemoryPublisher>,
 }
 
 /// Site 1 from four days ago: 12 visits (pages 5, 5, 2), none, exactly one page of 5 (then an
@@ -91,7 +91,7 @@ async fn harness_with(data: Arc<MatomoData>, site: u32, anonymise: &[&str]) -> H
         sites: vec![site],
     };
     let deps = Deps {
-        store: InMemoryIngestion::default(),
+        store: InMemorySyncStore::default(),
         publisher: InMemoryPublisher::default(),
         lake: temp_lake(),
         matomo: Some(matomo),

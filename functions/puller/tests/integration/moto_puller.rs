@@ -13,14 +13,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{MATOMO_TOKEN, MatomoData, NOTION_TOKEN, NotionData, start_matomo, start_notion};
-use tributary_aws::{self as aws, DynamoDbIngestion, SnsPublisher, SsmSecrets};
+use tributary_aws::{self as aws, DynamoDbSyncStore, SnsPublisher, SsmSecrets};
 use tributary_domain::ports::{SecretSource, SyncStore};
 use tributary_domain::sync::{Lease, SyncOutcome};
 use tributary_lake::LakeTable;
 use tributary_lake::deltalake::arrow::array::AsArray;
 use tributary_lake::deltalake::arrow::datatypes::Int64Type;
 use tributary_lake::schema::MATOMO_VISITS;
-use tributary_testing::memory::InMemoryIngestion;
+use tributary_testing::memory::InMemorySyncStore;
 use tributary_testing::{LocalAws, Probe, put_secrets};
 
 fn days_ago(n: i64) -> jiff::civil::Date {
@@ -34,7 +34,7 @@ fn budget() -> Budget {
 struct MotoPuller {
     aws: LocalAws,
     config: PullerConfig,
-    deps: Deps<DynamoDbIngestion, SnsPublisher>,
+    deps: Deps<DynamoDbSyncStore, SnsPublisher>,
     events: Probe,
     matomo: Arc<MatomoData>,
     matomo_faults: Arc<support::Faults>,
@@ -83,7 +83,7 @@ impl MotoPuller {
             &config,
             &secrets,
             reqwest::Client::new(),
-            DynamoDbIngestion::new(aws::dynamodb_client(&aws.sdk), &config.ingestion_table),
+            DynamoDbSyncStore::new(aws::dynamodb_client(&aws.sdk), &config.ingestion_table),
             SnsPublisher::new(aws::sns_client(&aws.sdk), &config.events_topic_arn),
         )
         .unwrap();
@@ -208,5 +208,5 @@ async fn lease_expiry_rules(store: &impl SyncStore) {
 async fn an_expired_lease_is_taken_over_and_only_its_holder_releases_it() {
     let moto = MotoPuller::start().await;
     lease_expiry_rules(&moto.deps.store).await;
-    lease_expiry_rules(&InMemoryIngestion::default()).await;
+    lease_expiry_rules(&InMemorySyncStore::default()).await;
 }

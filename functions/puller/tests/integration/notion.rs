@@ -17,14 +17,14 @@ use tributary_domain::event::CanonicalEvent;
 use tributary_domain::retry::Backoff;
 use tributary_domain::sync::SyncOutcome;
 use tributary_lake::LakeLocation;
-use tributary_testing::memory::{InMemoryIngestion, InMemoryPublisher};
+use tributary_testing::memory::{InMemoryPublisher, InMemorySyncStore};
 use wiremock::MockServer;
 
 struct Harness {
     _server: MockServer,
     faults: Arc<Faults>,
     data: Arc<Mutex<NotionData>>,
-    deps: Deps<InMemoryIngestion, InMemoryPublisher>,
+    deps: Deps<InMemorySyncStore, InMemoryPublisher>,
 }
 
 async fn harness(data: NotionData, version: &str, pacing: Duration) -> Harness {
@@ -48,7 +48,7 @@ async fn harness(data: NotionData, version: &str, pacing: Duration) -> Harness {
     )
     .with_min_interval(pacing);
     let deps = Deps {
-        store: InMemoryIngestion::default(),
+        store: InMemorySyncStore::default(),
         publisher: InMemoryPublisher::default(),
         // Unused by the Notion job.
         lake: LakeLocation::s3("unused", "").unwrap(),

@@ -44,7 +44,7 @@ pub fn personnage_event(
     Ok(CanonicalEvent {
         id,
         source: "personnage".into(),
-        event_type: "personnage.submitted".into(),
+        event_type: tributary_domain::event::types::PERSONNAGE_SUBMITTED.into(),
         subject: None,
         occurred_at: received_at,
         received_at,

@@ -17,7 +17,7 @@ use support::temp_lake;
 use tributary_domain::api_key::ApiKeys;
 use tributary_domain::ports::{PortError, ReportSink, SyncStore};
 use tributary_domain::sync::{SyncOutcome, SyncRun};
-use tributary_testing::memory::InMemoryIngestion;
+use tributary_testing::memory::InMemorySyncStore;
 use tributary_testing::{demo_secrets, sample_event};
 
 fn sample(name: &str) -> Value {
@@ -50,7 +50,7 @@ fn query_config(location: &tributary_lake::LakeLocation, dir: &std::path::Path) 
     }
 }
 
-async fn deps() -> Deps<InMemoryIngestion> {
+async fn deps() -> Deps<InMemorySyncStore> {
     let (location, dir) = temp_lake();
     // The lake writer's sample batch: two events (one lead), one refused record.
     let batch: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(sample("lake-writer-sqs-batch.json")).unwrap();
@@ -59,7 +59,7 @@ async fn deps() -> Deps<InMemoryIngestion> {
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!((summary.events, summary.leads), (2, 1));
 
-    let sync = InMemoryIngestion::default();
+    let sync = InMemorySyncStore::default();
     let mut run = SyncRun::start("notion", "db-1", "run-1", "2026-11-23T09:00:00Z".parse().unwrap(), None);
     run.records = 12;
     run.finish(SyncOutcome::Completed, "2026-11-23T09:00:04Z".parse().unwrap());

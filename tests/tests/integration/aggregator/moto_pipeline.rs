@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use support::{Version, iso_week, latest, month_of, reference_counts};
-use tributary_aws::{self as aws, DynamoDbCustomers, DynamoDbIngestion, SnsPublisher, SsmSecrets};
+use tributary_aws::{self as aws, DynamoDbCustomers, DynamoDbSyncStore, SnsPublisher, SsmSecrets};
 use tributary_domain::api_key::load_api_keys;
 use tributary_domain::lead::Lead;
 use tributary_lake::LakeLocation;
@@ -142,7 +142,7 @@ async fn ingested_leads_reach_the_lake_and_the_statistics_equal_the_reference() 
             load_api_keys(&config.api_key_hashes_param, &ssm).await.unwrap(),
         ),
         reader: tokio::sync::Mutex::new(LakeReader::open(&config.query).unwrap()),
-        sync: DynamoDbIngestion::new(aws::dynamodb_client(&local.sdk), &config.ingestion_table),
+        sync: DynamoDbSyncStore::new(aws::dynamodb_client(&local.sdk), &config.ingestion_table),
         lake: config.query.lake.clone(),
         rules: config.query.alert_rules,
     };

@@ -1,5 +1,5 @@
 //! The aggregator's questions over a lake written by the real lake writer, checked against a
-//! reference computed independently in plain Rust (tests/support).
+//! reference computed independently in plain Rust (`support`).
 
 use super::support;
 

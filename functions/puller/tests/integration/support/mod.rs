@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::ports::BusMessage;
-use tributary_testing::memory::{InMemoryIngestion, InMemoryPublisher};
+use tributary_testing::memory::{InMemoryPublisher, InMemorySyncStore};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -85,7 +85,7 @@ impl Crash {
     pub async fn inflict<T, E>(
         &self,
         faults: &Faults,
-        deps: &puller::handler::Deps<InMemoryIngestion, InMemoryPublisher>,
+        deps: &puller::handler::Deps<InMemorySyncStore, InMemoryPublisher>,
         run: impl std::future::Future<Output = Result<T, E>>,
     ) -> Option<String> {
         let label = match *self {

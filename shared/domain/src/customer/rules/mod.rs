@@ -91,8 +91,8 @@ impl Registry {
         let matomo = if matomo_user_id_as_email { &matomo::RULE_EMAIL_USER_IDS } else { &matomo::RULE };
         let mut registry = Self::default()
             .family("stripe.", &stripe::RULE)
-            .exact("lead.upserted", &lead::RULE)
-            .exact("matomo.visit", matomo)
+            .exact(crate::event::types::LEAD_UPSERTED, &lead::RULE)
+            .exact(crate::event::types::MATOMO_VISIT, matomo)
             .family("personnage.", &personnage::RULE);
         for source in attribute_sources {
             registry = registry.family(&format!("{source}."), &attributes::RULE);

@@ -1,26 +1,16 @@
-//! One Matomo visit on its way to the lake: anonymised, custom dimensions and goals named, turned
-//! into a `matomo_visits` row and, when the visitor is known, a `matomo.visit` summary.
-//!
-//! A visit is about 5 KB of JSON of which the puller reads a dozen fields and changes a few. It is
-//! read in one scan that notes the fields it needs and where the changes go (byte ranges of the
-//! original text and their replacements); the row's text is the original with those edits applied.
-//! Nothing else is decoded or re-encoded: a `serde_json::Value` tree per visit, serialised back,
-//! cost more than all the rest of the work (README, "The puller").
+//! The one-scan reader of a page of `Live.getLastVisitsDetails`: the visit's fields the row needs
+//! and the edits (anonymisation, names) collected while scanning, applied to the original text.
 
-use hmac::{Hmac, KeyInit, Mac};
-use jiff::Timestamp;
+use super::anonymiser::*;
+use super::row::*;
 use jiff::civil::Date;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use sha2::Sha256;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use tributary_domain::customer::rules::VisitSummary;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Names Matomo gives out per site: custom dimensions by id (a visit carries `dimension<id>`) and
 /// goals by id.
@@ -28,202 +18,6 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct SiteMetadata {
     pub dimensions: HashMap<String, String>,
     pub goals: HashMap<String, String>,
-}
-
-/// Dotted paths as a tree of keys: `actionDetails.url` is `url` under `actionDetails`.
-#[derive(Debug, Clone, Default)]
-struct PathTree {
-    /// The value reached here is replaced as a whole (deeper paths under it add nothing).
-    hashed: bool,
-    children: Vec<(String, PathTree)>,
-}
-
-impl PathTree {
-    fn insert(&mut self, path: &str) {
-        let mut node = self;
-        for key in path.split('.') {
-            let index = match node.children.iter().position(|(k, _)| k == key) {
-                Some(index) => index,
-                None => {
-                    node.children.push((key.to_string(), PathTree::default()));
-                    node.children.len() - 1
-                }
-            };
-            node = &mut node.children[index].1;
-        }
-        node.hashed = true;
-    }
-
-    fn child(&self, key: &str) -> Option<&PathTree> {
-        self.children.iter().find(|(k, _)| k == key).map(|(_, child)| child)
-    }
-}
-
-/// Replaces configured values by their keyed hash (HMAC-SHA256, hex): the same value always gives
-/// the same hash, so visits still join on it, but the value cannot be read back without the key.
-#[derive(Clone)]
-pub struct Anonymiser {
-    keyed: HmacSha256,
-    /// A path that crosses an array applies to every item.
-    paths: PathTree,
-}
-
-/// Always anonymised, whatever the configuration says.
-pub const ALWAYS_ANONYMISED: [&str; 1] = ["visitIp"];
-
-impl Anonymiser {
-    pub fn new(key: &[u8], columns: &[String]) -> Self {
-        // An HMAC accepts keys of any length; `new_from_slice` only fails for fixed-size MACs.
-        let keyed = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-        let mut paths = PathTree::default();
-        for column in ALWAYS_ANONYMISED.into_iter().chain(columns.iter().map(String::as_str)) {
-            paths.insert(column);
-        }
-        Self { keyed, paths }
-    }
-
-    pub fn hash(&self, text: &str) -> String {
-        let mut out = String::with_capacity(64);
-        self.push_hash(text, &mut out);
-        out
-    }
-
-    fn push_hash(&self, text: &str, out: &mut String) {
-        let mut mac = self.keyed.clone();
-        mac.update(text.as_bytes());
-        let mut digits = [0u8; 64];
-        // 32 bytes make exactly 64 hex digits, all ASCII: neither step can fail.
-        if hex::encode_to_slice(mac.finalize().into_bytes(), &mut digits).is_ok()
-            && let Ok(digits) = std::str::from_utf8(&digits)
-        {
-            out.push_str(digits);
-        }
-    }
-
-    /// The JSON text that replaces `raw`; `None` when there is nothing to hide.
-    fn replacement(&self, raw: &RawValue) -> Option<String> {
-        let text = raw.get();
-        // The common case, a string without escapes, is hashed without decoding.
-        if let Some(inner) = plain_string(text) {
-            if inner.is_empty() {
-                return None;
-            }
-            let mut out = String::with_capacity(66);
-            out.push('"');
-            self.push_hash(inner, &mut out);
-            out.push('"');
-            return Some(out);
-        }
-        match serde_json::from_str::<Value>(text) {
-            Ok(value) => self.replaced(value).map(|value| value.to_string()),
-            // Valid JSON that `Value` cannot hold (a number beyond f64): hidden all the same.
-            Err(_) => Some(Value::String(self.hash(text)).to_string()),
-        }
-    }
-
-    /// The hashed form of a value; `None` when there is nothing to hide.
-    fn replaced(&self, value: Value) -> Option<Value> {
-        match value {
-            // Matomo's anonymous tokens also answer `false` for hidden fields.
-            Value::Null | Value::Bool(false) => None,
-            Value::String(text) if text.is_empty() => None,
-            Value::String(text) => Some(Value::String(self.hash(&text))),
-            Value::Array(items) => {
-                Some(Value::Array(items.into_iter().map(|item| self.replaced(item.clone()).unwrap_or(item)).collect()))
-            }
-            other => Some(Value::String(self.hash(&other.to_string()))),
-        }
-    }
-}
-
-/// A visit ready for the lake, plus its bus summary when the visitor is known.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VisitRow {
-    pub site_id: i32,
-    pub day: Date,
-    pub id_visit: i64,
-    pub visitor_id: Option<String>,
-    pub user_id: Option<String>,
-    pub first_action_at: Option<Timestamp>,
-    pub last_action_at: Option<Timestamp>,
-    pub actions: Option<i32>,
-    pub visit_duration_s: Option<i32>,
-    pub goal_conversions: Option<i32>,
-    /// The visit as JSON text, anonymised and named.
-    pub visit: String,
-    pub goals: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VisitError {
-    #[error("a visit is not a JSON object")]
-    NotAnObject,
-    #[error("a visit has no idVisit")]
-    NoId,
-    #[error("a visit's text could not be placed in the page")]
-    Unplaced,
-}
-
-/// Matomo sends most numbers as JSON numbers and some as strings (`"visitServerHour":"7"`), and
-/// which ones varies between versions and plugins.
-fn integer(value: Option<&Value>) -> Option<i64> {
-    match value? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn text_of(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// The inside of a JSON string written without escapes (most of Matomo's), read without decoding.
-fn plain_string(json: &str) -> Option<&str> {
-    json.strip_prefix('"')?.strip_suffix('"').filter(|inside| !inside.contains('\\'))
-}
-
-/// [`integer`] of a value's JSON text; a plain integer is read without building a `Value`.
-fn json_integer(json: Option<&str>) -> Option<i64> {
-    let json = json?;
-    json.parse().ok().or_else(|| integer(serde_json::from_str(json).ok().as_ref()))
-}
-
-fn json_small(json: Option<&str>) -> Option<i32> {
-    json_integer(json).and_then(|n| i32::try_from(n).ok())
-}
-
-/// [`text_of`] of a value's JSON text; a string without escapes is read without building a `Value`.
-fn json_text(json: Option<&str>) -> Option<String> {
-    let json = json?;
-    match plain_string(json) {
-        Some(inside) => (!inside.is_empty()).then(|| inside.to_string()),
-        None => text_of(serde_json::from_str(json).ok().as_ref()),
-    }
-}
-
-fn epoch_seconds(json: Option<&str>) -> Option<Timestamp> {
-    json_integer(json).and_then(|s| Timestamp::from_second(s).ok())
-}
-
-/// The visit fields a row is made of.
-fn is_row_field(key: &str) -> bool {
-    matches!(
-        key,
-        "idVisit"
-            | "visitorId"
-            | "userId"
-            | "firstActionTimestamp"
-            | "lastActionTimestamp"
-            | "serverTimestamp"
-            | "actions"
-            | "visitDuration"
-            | "goalConversions"
-    )
 }
 
 /// What the visits of one page are prepared with.
@@ -271,14 +65,14 @@ pub fn prepare_page(text: &str, context: VisitContext<'_>) -> Result<PreparedPag
     Ok(page)
 }
 
-struct PageVisitor<'a, 'c> {
+pub(super) struct PageVisitor<'a, 'c> {
     text: &'a str,
     context: VisitContext<'c>,
     dimensions: &'c DimensionNames,
 }
 
 /// The site's dimension names by id, each with its JSON text (written once, not at every key).
-struct DimensionNames(HashMap<String, (String, String)>);
+pub(super) struct DimensionNames(HashMap<String, (String, String)>);
 
 impl DimensionNames {
     fn new(metadata: &SiteMetadata) -> Self {
@@ -322,13 +116,13 @@ impl<'a, 'c> Visitor<'a> for PageVisitor<'a, 'c> {
 
 /// A change to the page's text: the bytes `range` replaced by `text` (an empty range inserts).
 #[derive(Debug)]
-struct Edit<'c> {
+pub(super) struct Edit<'c> {
     range: Range<usize>,
     text: Cow<'c, str>,
 }
 
 /// What the scan of one visit collects. Positions are byte offsets in the page's text.
-struct Scan<'a, 'c> {
+pub(super) struct Scan<'a, 'c> {
     page: &'a str,
     context: VisitContext<'c>,
     dimensions: &'c DimensionNames,
@@ -451,7 +245,7 @@ impl<'a, 'c> Scan<'a, 'c> {
 /// What a value is to the visit: the visit itself, its `actionDetails`, one action, or anything
 /// else (where only anonymisation paths apply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(super) enum Role {
     Visit,
     Actions,
     Action,
@@ -460,14 +254,14 @@ enum Role {
 
 /// Reads one value of a visit, recording in the scan what it needs and what changes. It yields
 /// where the value ends in the page, when it can tell.
-struct ValueSeed<'s, 'a, 'c> {
+pub(super) struct ValueSeed<'s, 'a, 'c> {
     scan: &'s mut Scan<'a, 'c>,
     role: Role,
     paths: Option<&'c PathTree>,
 }
 
 /// An object key, borrowed from the text unless it holds escapes.
-struct Key<'a>(Cow<'a, str>);
+pub(super) struct Key<'a>(Cow<'a, str>);
 
 impl<'de> de::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -497,7 +291,7 @@ impl<'a> DeserializeSeed<'a> for ValueSeed<'_, 'a, '_> {
 
 /// The fields of an action that make it a goal conversion.
 #[derive(Default)]
-struct ActionFields<'a> {
+pub(super) struct ActionFields<'a> {
     is_goal: bool,
     /// Where the `type` value ends (a missing `goalName` is written after it).
     type_end: usize,
@@ -717,21 +511,6 @@ impl ValueSeed<'_, '_, '_> {
             self.scan.not_an_object = true;
         }
         None
-    }
-}
-
-impl VisitRow {
-    /// The `matomo.visit` payload, for visits of a known visitor only.
-    pub fn summary(&self) -> Option<VisitSummary> {
-        let user_id = self.user_id.clone()?;
-        Some(VisitSummary {
-            visit_id: self.id_visit.to_string(),
-            site_id: u32::try_from(self.site_id).ok()?,
-            time: self.first_action_at.or(self.last_action_at)?,
-            user_id: Some(user_id),
-            goals: self.goals.clone(),
-            actions: self.actions.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
-        })
     }
 }
 

@@ -14,12 +14,12 @@ use tributary_domain::sync::{Lease, SyncRun};
 /// Sync runs are kept this long (the table's TTL attribute `expires_at` removes them after).
 pub const SYNC_RUN_RETENTION_DAYS: i64 = 90;
 
-pub struct DynamoDbIngestion {
+pub struct DynamoDbSyncStore {
     client: Client,
     table: String,
 }
 
-impl DynamoDbIngestion {
+impl DynamoDbSyncStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
@@ -45,7 +45,7 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(error:
     error.code() == Some("ConditionalCheckFailedException")
 }
 
-impl SyncStore for DynamoDbIngestion {
+impl SyncStore for DynamoDbSyncStore {
     async fn acquire_lease(&self, lease: &Lease) -> Result<bool, PortError> {
         let mut item = key(format!("LEASE#{}", lease.key), "LEASE");
         item.insert("owner".into(), s(&lease.owner));
