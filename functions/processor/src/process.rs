@@ -200,7 +200,7 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
 
 /// Backoff between conflicting attempts (the shared full-jitter backoff): a random wait below 20 ms,
 /// 40 ms, … capped at 640 ms, so that racing writers spread out; on average what the former
-/// 10 ms·2ⁿ ± 50 % gave. DynamoDB sends no `Retry-After`.
+/// 10 ms·2ⁿ⁻¹ ± 50 % gave. DynamoDB sends no `Retry-After`.
 const CONFLICT_BACKOFF: Backoff =
     Backoff { base: Duration::from_millis(20), cap: Duration::from_millis(640), max_retry_after: Duration::ZERO };
 

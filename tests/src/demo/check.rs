@@ -132,6 +132,7 @@ impl Demo {
         }
     }
 }
+
 /// The samples of `events/` signed at the current time (`.local/events/`), as senders would send them now.
 pub fn fresh_samples() -> Result<PathBuf, String> {
     let dir = state_dir().join("events");
@@ -146,6 +147,7 @@ pub fn fresh_samples() -> Result<PathBuf, String> {
     }
     Ok(dir)
 }
+
 /// Whether `answer` holds `expected`: every field of an expected object (recursively), else equal.
 pub(super) fn contains(answer: &Value, expected: &Value) -> bool {
     match expected {

@@ -93,6 +93,7 @@ impl Demo {
         Ok(())
     }
 }
+
 /// POSTs a JSON body; returns the status and the answer.
 pub async fn post(
     http: &reqwest::Client,

@@ -128,11 +128,13 @@ impl Demo {
         self.ports.iter().copied().filter(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_err()).collect()
     }
 }
+
 impl Drop for Demo {
     fn drop(&mut self) {
         self.stop();
     }
 }
+
 /// Starts `scripts/demo-sources.py`; returns it and the port it listens on.
 pub(super) fn start_sources(port: u16) -> Result<(Child, u16), String> {
     let root = workspace_root();

@@ -91,6 +91,7 @@ impl Demo {
         )
     }
 }
+
 /// What `play` produced.
 #[derive(Debug, Default)]
 pub struct Run {
@@ -99,6 +100,7 @@ pub struct Run {
     pub pulled: BTreeMap<String, (u64, u64)>,
     pub report: Value,
 }
+
 pub struct Summary {
     pub by_week: Value,
     pub by_month: Value,
@@ -110,6 +112,7 @@ pub struct Summary {
     pub report_path: String,
     pub stats: BTreeMap<String, (u64, u64, u64)>,
 }
+
 /// A table of counts: one row per bucket, a column per date.
 pub(super) fn counts_table(rows: &Value, bucket: &str) -> String {
     const COLUMNS: [(&str, &str); 5] = [
@@ -133,6 +136,7 @@ pub(super) fn counts_table(rows: &Value, bucket: &str) -> String {
     }
     out
 }
+
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "\n=== Leads per week (UTC), GET /api/v1/transformation/count_date_by_week")?;

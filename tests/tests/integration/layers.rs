@@ -29,6 +29,7 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "reqwest",
     "hyper",
     "ureq",
+    "url",
     "tributary-",
 ];
 

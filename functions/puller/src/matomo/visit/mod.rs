@@ -7,9 +7,9 @@
 //! Nothing else is decoded or re-encoded: a `serde_json::Value` tree per visit, serialised back,
 //! cost more than all the rest of the work (README, "The puller").
 //!
-//! - [`anonymiser`]: the keyed hash of configured values (and always the IP address);
-//! - [`page`]: the one-scan reader of a page of visits, with the site's dimension and goal names;
-//! - [`row`]: the `matomo_visits` row a visit becomes, and its bus summary.
+//! - `anonymiser`: the keyed hash of configured values (and always the IP address);
+//! - `page`: the one-scan reader of a page of visits, with the site's dimension and goal names;
+//! - `row`: the `matomo_visits` row a visit becomes, and its bus summary.
 
 mod anonymiser;
 mod page;
