@@ -47,10 +47,7 @@ pub fn make_event(fields: &MakeFields, body: &[u8], received_at: Timestamp) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at() -> Timestamp {
-        "2026-11-23T10:00:00Z".parse().unwrap()
-    }
+    use crate::sources::test_clock::at;
 
     #[test]
     fn make_event_requires_the_configured_id() {

@@ -157,6 +157,27 @@ impl TokenVerifier {
     }
 }
 
+/// The clock of the senders' tests: `now` for signatures (`NOW` as Unix seconds), `at` for receipts.
+#[cfg(test)]
+pub(crate) mod test_clock {
+    use super::Tolerance;
+    use jiff::Timestamp;
+
+    pub(crate) const NOW: i64 = 1_700_000_000;
+
+    pub(crate) fn now() -> Timestamp {
+        Timestamp::from_second(NOW).unwrap()
+    }
+
+    pub(crate) fn tolerance() -> Tolerance {
+        Tolerance { seconds: 300 }
+    }
+
+    pub(crate) fn at() -> Timestamp {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

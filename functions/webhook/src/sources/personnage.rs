@@ -58,11 +58,8 @@ pub fn personnage_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::test_clock::at;
     use serde_json::Value;
-
-    fn at() -> Timestamp {
-        "2026-11-23T10:00:00Z".parse().unwrap()
-    }
 
     #[test]
     fn personnage_bands_cover_every_score_once() {

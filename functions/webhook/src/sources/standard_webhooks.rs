@@ -97,21 +97,8 @@ pub fn standard_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::test_clock::{NOW, at, now, tolerance};
     use tributary_testing::senders::standard_webhooks_signature;
-
-    const NOW: i64 = 1_700_000_000;
-
-    fn now() -> Timestamp {
-        Timestamp::from_second(NOW).unwrap()
-    }
-
-    fn tolerance() -> Tolerance {
-        Tolerance { seconds: 300 }
-    }
-
-    fn at() -> Timestamp {
-        "2026-11-23T10:00:00Z".parse().unwrap()
-    }
 
     const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

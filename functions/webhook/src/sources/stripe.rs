@@ -193,22 +193,9 @@ fn stripe_subject(object: &StripeObject<'_>) -> Option<Subject> {
 mod tests {
     use super::*;
     use crate::sources::split_secret_list;
+    use crate::sources::test_clock::{NOW, at, now, tolerance};
     use sha2::Sha256;
     use tributary_testing::senders::stripe_signature_header;
-
-    const NOW: i64 = 1_700_000_000;
-
-    fn now() -> Timestamp {
-        Timestamp::from_second(NOW).unwrap()
-    }
-
-    fn tolerance() -> Tolerance {
-        Tolerance { seconds: 300 }
-    }
-
-    fn at() -> Timestamp {
-        "2026-11-23T10:00:00Z".parse().unwrap()
-    }
 
     #[test]
     fn stripe_known_answer_from_the_published_scheme() {
