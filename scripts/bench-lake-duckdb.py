@@ -58,12 +58,14 @@ import subprocess
 import sys
 import time
 
+from lead_fields import LEAD_DATE_FIELDS
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SQL_RS = ROOT / "functions/aggregator/src/sql.rs"
 
 # --- Copied from functions/aggregator/src/sql.rs (Rust line continuations applied) -------------
 
-DATE_COLUMNS = ["date_prise_contact", "date_reponse_prospect", "date_appel_booke", "date_appel_propose", "date_relance"]
+DATE_COLUMNS = LEAD_DATE_FIELDS
 DATES = ", ".join(DATE_COLUMNS)
 QUOTED = ", ".join(f"'{c}'" for c in DATE_COLUMNS)
 FORMATS = {"week": "%G-W%V", "month": "%Y-%m"}

@@ -53,19 +53,11 @@ import time
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
+from lead_fields import LEAD_FIELDS, LEAD_REQUIRED_FIELDS
 
 SCHEMA = pa.schema(
     [
-        pa.field("id", pa.utf8(), nullable=False),
-        pa.field("nom", pa.utf8(), nullable=False),
-        pa.field("email", pa.utf8()),
-        pa.field("telephone", pa.utf8()),
-        pa.field("date_prise_contact", pa.utf8()),
-        pa.field("date_appel_booke", pa.utf8()),
-        pa.field("date_appel_propose", pa.utf8()),
-        pa.field("date_relance", pa.utf8()),
-        pa.field("date_reponse_prospect", pa.utf8()),
-        pa.field("statut", pa.utf8()),
+        *(pa.field(name, pa.utf8(), nullable=name not in LEAD_REQUIRED_FIELDS) for name in LEAD_FIELDS),
         pa.field("_event_id", pa.utf8(), nullable=False),
         pa.field("_occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("_ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),

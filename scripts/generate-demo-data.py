@@ -21,6 +21,8 @@ import pathlib
 import random
 import uuid
 
+from lead_fields import LEAD_DATE_FIELDS
+
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "demo"
 FIRST_DAY = dt.date(2026, 10, 1)
 DAYS = 30
@@ -270,7 +272,7 @@ for n in range(5):
 
 # ---------------------------------------------------------------- expected
 
-COLUMNS = ["date_prise_contact", "date_reponse_prospect", "date_appel_propose", "date_appel_booke", "date_relance"]
+COLUMNS = LEAD_DATE_FIELDS
 
 
 def iso_week(day):

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use tributary_lake::schema::{ColumnType, LEADS};
 
-/// The five lead dates, in the order of the statistics' JSON keys.
+/// The lead dates ([`tributary_domain::lead::LEAD_DATE_FIELDS`]) in the order of the statistics'
+/// JSON keys, the order of the seed contract's example; a test keeps them the same set.
 pub const DATE_COLUMNS: [&str; 5] =
     ["date_prise_contact", "date_reponse_prospect", "date_appel_booke", "date_appel_propose", "date_relance"];
 
@@ -233,6 +234,15 @@ pub const TIME_ZONE_EXISTS: &str = "SELECT count(*) FROM pg_timezone_names() WHE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_statistics_columns_are_the_lead_dates() {
+        let mut columns = DATE_COLUMNS.to_vec();
+        let mut dates = tributary_domain::lead::LEAD_DATE_FIELDS.to_vec();
+        columns.sort_unstable();
+        dates.sort_unstable();
+        assert_eq!(columns, dates);
+    }
 
     #[test]
     fn literals_are_quoted() {

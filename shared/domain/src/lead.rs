@@ -28,7 +28,9 @@ pub struct Lead {
 }
 
 impl Lead {
-    /// The five lead dates by field name, in [`crate::customer::LEAD_DATE_FIELDS`] order.
+    /// The five lead dates by field name, in funnel order: contact, answer, call proposed, call
+    /// booked, follow-up (the order of their changes in the audit trail). The names are
+    /// [`LEAD_DATE_FIELDS`]; a test keeps the two the same set.
     pub fn dates(&self) -> [(&'static str, Option<&str>); 5] {
         [
             ("date_prise_contact", self.date_prise_contact.as_deref()),
@@ -311,24 +313,49 @@ pub fn validate_batch(items: &[serde_json::Value]) -> Result<Vec<Lead>, Vec<Item
     if problems.is_empty() { Ok(leads) } else { Err(problems) }
 }
 
-/// The ten field names of the product contract.
-pub const LEAD_FIELDS: [&str; 10] = [
-    "id",
-    "nom",
-    "email",
-    "telephone",
-    "date_prise_contact",
-    "date_appel_booke",
-    "date_appel_propose",
-    "date_relance",
-    "date_reponse_prospect",
-    "statut",
-];
+include!(concat!(env!("OUT_DIR"), "/lead_fields.rs"));
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_lead_type_and_its_dates_are_the_one_list_of_lead_fields() {
+        let full = Lead {
+            id: "L1".into(),
+            nom: "Ada".into(),
+            email: Some("a@x.io".into()),
+            telephone: Some("+33612345678".into()),
+            date_prise_contact: Some("2025-01-01".into()),
+            date_appel_booke: Some("2025-01-02".into()),
+            date_appel_propose: Some("2025-01-03".into()),
+            date_relance: Some("2025-01-04".into()),
+            date_reponse_prospect: Some("2025-01-05".into()),
+            statut: Some("contacte".into()),
+        };
+        let serialised = serde_json::to_value(&full).unwrap();
+        let keys: Vec<&str> = serialised.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = LEAD_FIELDS.to_vec();
+        let mut found = keys.clone();
+        expected.sort_unstable();
+        found.sort_unstable();
+        assert_eq!(found, expected, "Lead's fields are lead-fields.txt's");
+        let mut dates: Vec<&str> = full.dates().iter().map(|(name, _)| *name).collect();
+        let mut date_fields = LEAD_DATE_FIELDS.to_vec();
+        dates.sort_unstable();
+        date_fields.sort_unstable();
+        assert_eq!(dates, date_fields);
+        for (name, value) in full.dates() {
+            assert_eq!(serialised[name].as_str(), value, "{name} reads its own field");
+        }
+        for field in LEAD_FIELDS {
+            let mut without = serialised.clone();
+            without.as_object_mut().unwrap().remove(field);
+            let parsed = serde_json::from_value::<Lead>(without);
+            assert_eq!(parsed.is_err(), LEAD_REQUIRED_FIELDS.contains(&field), "{field}");
+        }
+    }
 
     #[test]
     fn phones_are_normalised_to_e164_or_refused() {

@@ -163,9 +163,14 @@ mod tests {
     }
 
     #[test]
-    fn the_leads_table_has_every_lead_field() {
-        for field in tributary_domain::lead::LEAD_FIELDS {
-            assert!(LEADS.columns.iter().any(|c| c.name == field), "{field}");
+    fn the_leads_table_is_the_lead_fields_in_their_order_then_the_bookkeeping() {
+        let names: Vec<&str> = LEADS.columns.iter().map(|c| c.name).collect();
+        let fields = tributary_domain::lead::LEAD_FIELDS;
+        assert_eq!(names[..fields.len()], fields[..]);
+        for column in &LEADS.columns[..fields.len()] {
+            let required = tributary_domain::lead::LEAD_REQUIRED_FIELDS.contains(&column.name);
+            assert_eq!(column.nullable, !required, "{}", column.name);
         }
+        assert!(names[fields.len()..].iter().all(|n| n.starts_with('_')), "{names:?}");
     }
 }

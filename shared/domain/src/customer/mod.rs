@@ -11,6 +11,6 @@ pub mod rules;
 pub mod store;
 
 pub use record::{
-    ApplyError, Change, CustomerId, CustomerRecord, FieldDiff, FieldState, LEAD_DATE_FIELDS, Merge, SCHEMA, Stamp,
-    SubSchema, field_policy,
+    ApplyError, Change, CustomerId, CustomerRecord, FieldDiff, FieldState, Merge, SCHEMA, Stamp, SubSchema,
+    field_policy,
 };

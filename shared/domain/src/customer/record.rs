@@ -126,10 +126,6 @@ pub enum SubSchema {
     Attributes,
 }
 
-/// The lead dates of the product contract, in funnel order.
-pub const LEAD_DATE_FIELDS: [&str; 5] =
-    ["date_prise_contact", "date_reponse_prospect", "date_appel_propose", "date_appel_booke", "date_relance"];
-
 /// Every field of the record: exact paths, or prefixes ending in `.` for open families
 /// (`billing.totals.<currency>`, `attributes.<source>.<key>`). The README's table is this list.
 pub const SCHEMA: &[(&str, SubSchema, Merge)] = &[
@@ -328,6 +324,20 @@ mod tests {
 
     const ALL: &[SubSchema] =
         &[SubSchema::Identity, SubSchema::Lead, SubSchema::Billing, SubSchema::Web, SubSchema::Attributes];
+
+    #[test]
+    fn every_lead_field_but_the_id_has_its_place_in_the_record() {
+        for field in crate::lead::LEAD_FIELDS.iter().filter(|f| **f != "id") {
+            let places: Vec<&str> = SCHEMA
+                .iter()
+                .map(|(path, _, _)| *path)
+                .filter(|path| path.split_once('.').is_some_and(|(_, name)| name == *field))
+                .collect();
+            assert_eq!(places.len(), 1, "{field}: {places:?}");
+        }
+        let lead_paths = SCHEMA.iter().filter(|(_, sub, _)| *sub == SubSchema::Lead).count();
+        assert_eq!(lead_paths, crate::lead::LEAD_DATE_FIELDS.len() + 1, "the dates and the statut");
+    }
 
     #[test]
     fn newer_values_win_and_older_ones_are_ignored() {

@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use tributary_domain::lead::Lead;
 use tributary_lake::LakeLocation;
 
-pub const DATE_COLUMNS: [&str; 5] =
-    ["date_prise_contact", "date_reponse_prospect", "date_appel_booke", "date_appel_propose", "date_relance"];
+pub use aggregator::sql::DATE_COLUMNS;
 
 /// One `lead.upserted` event as the bus carries it.
 #[derive(Debug, Clone)]
