@@ -1,8 +1,14 @@
 //! The API's configuration, parsed once at cold start, and the API keys it loads.
 
+use crate::handler::Deps;
+use tributary_aws::{self as aws, DynamoDbCustomers, DynamoDbDedup, SdkConfig, SnsPublisher};
 use tributary_domain::api_key::{ApiKeys, LoadApiKeysError};
 use tributary_domain::config::{ConfigError, Env};
 use tributary_domain::ports::SecretSource;
+use tributary_domain::secrets::Refreshing;
+
+/// The API over AWS: what `main.rs` runs, and what the cross-function tests run over moto.
+pub type AwsDeps = Deps<DynamoDbCustomers, SnsPublisher, DynamoDbDedup>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -27,6 +33,16 @@ pub const ENVIRONMENT: [&str; 5] = [
 ];
 
 impl ApiConfig {
+    /// The API's adapters, each client built once from `sdk`, answering to `keys`.
+    pub fn aws_deps(&self, sdk: &SdkConfig, keys: Refreshing<ApiKeys>) -> AwsDeps {
+        Deps {
+            keys,
+            store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), &self.customer_table),
+            events: SnsPublisher::new(aws::sns_client(sdk), &self.events_topic_arn),
+            dedup: DynamoDbDedup::new(aws::dynamodb_client(sdk), &self.dedup_table),
+        }
+    }
+
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         Ok(Self {
             customer_table: env.required("CUSTOMER_TABLE")?,

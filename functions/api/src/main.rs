@@ -1,9 +1,9 @@
 use api::config::ApiConfig;
-use api::handler::{Deps, handle};
+use api::handler::handle;
 use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
-use tributary_aws::{self as aws, DynamoDbCustomers, DynamoDbDedup, SnsPublisher, SsmSecrets};
+use tributary_aws::{self as aws, SsmSecrets};
 use tributary_domain::api_key::refreshing_api_keys;
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::telemetry;
@@ -17,12 +17,7 @@ async fn main() -> Result<(), Error> {
     let keys = refreshing_api_keys(&config.api_key_hashes_param, secrets, config.secrets_max_age, Timestamp::now())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "loading API keys failed"))?;
-    let deps = Deps {
-        keys,
-        store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table),
-        events: SnsPublisher::new(aws::sns_client(&sdk), &config.events_topic_arn),
-        dedup: DynamoDbDedup::new(aws::dynamodb_client(&sdk), &config.dedup_table),
-    };
+    let deps = config.aws_deps(&sdk, keys);
     let deps = &deps;
     run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request, Timestamp::now()).await) }))
         .await

@@ -12,38 +12,29 @@
     reason = "a test or bench fails loudly on what it did not expect"
 )]
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::SqsEvent;
 use jiff::Timestamp;
 use lake_writer::{Tables, write_batch};
 use std::time::{Duration, Instant};
 use tributary_domain::lead::Lead;
 use tributary_lake::schema::LEADS;
 use tributary_lake::{CompactionPolicy, LakeLocation, LakeTable};
-use tributary_testing::Moto;
+use tributary_testing::{Moto, sqs_event};
 
 /// One SQS batch of `size` lead versions, as the lake writer receives it.
 fn batch(commit: usize, size: usize) -> SqsEvent {
     let at: Timestamp = "2025-01-06T10:00:00Z".parse().unwrap();
-    let mut event = SqsEvent::default();
-    event.records = (0..size)
-        .map(|i| {
-            let lead = Lead {
-                id: format!("lead-{commit}-{i}"),
-                nom: format!("Lead {commit} {i}"),
-                email: Some(format!("lead{commit}.{i}@example.com")),
-                date_prise_contact: Some("2025-01-06".into()),
-                statut: Some("contacte".into()),
-                ..Lead::default()
-            };
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("m{i}"));
-            message.body = Some(
-                lead.upserted_event(format!("ev-{commit}-{i}"), "ingestion", at, at).unwrap().to_message().unwrap(),
-            );
-            message
-        })
-        .collect();
-    event
+    sqs_event((0..size).map(|i| {
+        let lead = Lead {
+            id: format!("lead-{commit}-{i}"),
+            nom: format!("Lead {commit} {i}"),
+            email: Some(format!("lead{commit}.{i}@example.com")),
+            date_prise_contact: Some("2025-01-06".into()),
+            statut: Some("contacte".into()),
+            ..Lead::default()
+        };
+        lead.upserted_event(format!("ev-{commit}-{i}"), "ingestion", at, at).unwrap().to_message().unwrap()
+    }))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

@@ -1,7 +1,13 @@
 //! The processor's configuration, parsed once at cold start.
 
+use crate::handler::Deps;
+use crate::process::Processor;
+use tributary_aws::{self as aws, DynamoDbCustomers, SdkConfig, SnsPublisher, SqsDeadLetters};
 use tributary_domain::config::{ConfigError, Env};
 use tributary_domain::customer::rules::Registry;
+
+/// The processor over AWS: what `main.rs` runs, and what the cross-function tests run over moto.
+pub type AwsDeps = Deps<DynamoDbCustomers, SnsPublisher, SqsDeadLetters>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {
@@ -28,6 +34,19 @@ pub const ENVIRONMENT: [&str; 6] = [
 ];
 
 impl ProcessorConfig {
+    /// The processor's adapters, each client built once from `sdk`.
+    pub fn aws_deps(&self, sdk: &SdkConfig) -> AwsDeps {
+        Deps {
+            processor: Processor {
+                registry: self.registry(),
+                store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), &self.customer_table),
+                updates: SnsPublisher::new(aws::sns_client(sdk), &self.updates_topic_arn),
+                commit_attempts: self.commit_attempts,
+            },
+            dead_letters: SqsDeadLetters::new(aws::sqs_client(sdk), &self.dead_letter_queue_url),
+        }
+    }
+
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let attribute_sources = env.list("ATTRIBUTE_SOURCES");
         if let Some(bad) = attribute_sources

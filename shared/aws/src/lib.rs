@@ -24,7 +24,9 @@ pub use sqs::SqsDeadLetters;
 pub use ssm::SsmSecrets;
 pub use sync::{DynamoDbSyncStore, SYNC_RUN_RETENTION_DAYS};
 
-use aws_config::{BehaviorVersion, SdkConfig};
+pub use aws_config::SdkConfig;
+
+use aws_config::BehaviorVersion;
 
 /// The SDK configuration from the Lambda environment (region, credentials, and `AWS_ENDPOINT_URL`
 /// when set, which is how the local stack points every client at moto).

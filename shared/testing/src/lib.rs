@@ -62,6 +62,22 @@ pub async fn put_secrets(sdk: &SdkConfig, secrets: &[(&str, &str)]) -> Result<()
     Ok(())
 }
 
+/// An SQS batch as Lambda hands it to a function, one message per body (ids `m0`, `m1`, …).
+pub fn sqs_event<B: Into<String>>(bodies: impl IntoIterator<Item = B>) -> aws_lambda_events::sqs::SqsEvent {
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    event.records = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut message = aws_lambda_events::sqs::SqsMessage::default();
+            message.message_id = Some(format!("m{i}"));
+            message.body = Some(body.into());
+            message
+        })
+        .collect();
+    event
+}
+
 /// The text of a sample event of `events/` (the fixtures of the handler tests).
 pub fn sample_event(name: &str) -> Result<String, HarnessError> {
     let path = workspace_root().join("events").join(name);

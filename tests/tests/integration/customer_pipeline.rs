@@ -54,15 +54,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     let config =
         processor::config::ProcessorConfig::from_env(&local.stack.function_env("ProcessorFunction").unwrap()).unwrap();
     let updates = Probe::subscribe(&local.sdk, &config.updates_topic_arn, "pipeline-updates").await.unwrap();
-    let processor = processor::handler::Deps {
-        processor: processor::process::Processor {
-            registry: config.registry(),
-            store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
-            updates: SnsPublisher::new(aws::sns_client(&local.sdk), &config.updates_topic_arn),
-            commit_attempts: config.commit_attempts,
-        },
-        dead_letters: SqsDeadLetters::new(aws::sqs_client(&local.sdk), &config.dead_letter_queue_url),
-    };
+    let processor = config.aws_deps(&local.sdk);
     for name in ["processor-lead-upserted.json", "processor-stripe-invoice-paid.json", "processor-matomo-visit.json"] {
         let summary = processor::handler::handle(&processor, sns(name), now).await.unwrap();
         assert_eq!(summary.applied, 1, "{name}");
@@ -104,12 +96,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
     // The read API, with the demo key, sees one customer and its four audit entries.
     let config = api::config::ApiConfig::from_env(&local.stack.function_env("ApiFunction").unwrap()).unwrap();
     let keys = api::config::load_api_keys(&config, &SsmSecrets::new(aws::ssm_client(&local.sdk))).await.unwrap();
-    let api = api::handler::Deps {
-        keys: tributary_domain::secrets::Refreshing::fixed(keys),
-        store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
-        events: SnsPublisher::new(aws::sns_client(&local.sdk), &config.events_topic_arn),
-        dedup: tributary_aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &config.dedup_table),
-    };
+    let api = config.aws_deps(&local.sdk, tributary_domain::secrets::Refreshing::fixed(keys));
     let found = api::handler::handle(&api, api_get("/api/v1/customers", "email=Ada.Lovelace@example.com"), now).await;
     assert_eq!(found.status(), 200);
     let customer = body(&found);

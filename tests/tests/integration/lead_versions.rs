@@ -2,15 +2,14 @@
 //! customer record and the lake agree on the lead's latest version, whatever its history.
 
 use aws_lambda_events::event::sns::SnsEvent;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use tributary_aws::{self as aws, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
+use tributary_aws::{self as aws, SsmSecrets};
 use tributary_domain::lead::LEAD_FIELDS;
 use tributary_lake::deltalake::arrow::array::{Array, AsArray};
 use tributary_lake::schema::LEADS;
 use tributary_lake::{LakeLocation, LakeTable};
-use tributary_testing::{LocalAws, Probe, put_demo_secrets, sample_event};
+use tributary_testing::{LocalAws, Probe, put_demo_secrets, sample_event, sqs_event};
 
 fn sample(name: &str) -> Value {
     serde_json::from_str(&sample_event(name).unwrap()).unwrap()
@@ -65,12 +64,7 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
     let api_config = api::config::ApiConfig::from_env(&local.stack.function_env("ApiFunction").unwrap()).unwrap();
     let events = Probe::subscribe(&local.sdk, &api_config.events_topic_arn, "lead-versions").await.unwrap();
     let keys = api::config::load_api_keys(&api_config, &SsmSecrets::new(aws::ssm_client(&local.sdk))).await.unwrap();
-    let api = api::handler::Deps {
-        keys: tributary_domain::secrets::Refreshing::fixed(keys),
-        store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &api_config.customer_table),
-        events: SnsPublisher::new(aws::sns_client(&local.sdk), &api_config.events_topic_arn),
-        dedup: tributary_aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &api_config.dedup_table),
-    };
+    let api = api_config.aws_deps(&local.sdk, tributary_domain::secrets::Refreshing::fixed(keys));
 
     let a = json!([{"id": "L-77", "nom": "Ada", "email": "ada@example.com", "statut": "contacte",
         "date_prise_contact": "2026-11-02"}]);
@@ -102,15 +96,7 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
     // The processor applies every message (the retry is a duplicate) ...
     let config =
         processor::config::ProcessorConfig::from_env(&local.stack.function_env("ProcessorFunction").unwrap()).unwrap();
-    let processor = processor::handler::Deps {
-        processor: processor::process::Processor {
-            registry: config.registry(),
-            store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
-            updates: SnsPublisher::new(aws::sns_client(&local.sdk), &config.updates_topic_arn),
-            commit_attempts: config.commit_attempts,
-        },
-        dead_letters: SqsDeadLetters::new(aws::sqs_client(&local.sdk), &config.dead_letter_queue_url),
-    };
+    let processor = config.aws_deps(&local.sdk);
     let mut applied = 0;
     for message in &published {
         let mut delivery: SnsEvent = serde_json::from_value(sample("processor-lead-upserted.json")).unwrap();
@@ -129,17 +115,7 @@ async fn a_lead_posted_as_a_b_then_a_again_ends_on_a_in_the_record_and_the_lake(
     writer_env.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
     let location = LakeLocation::from_env(&writer_env).unwrap();
     let tables = lake_writer::Tables::open(&location).await.unwrap();
-    let mut batch = SqsEvent::default();
-    batch.records = published
-        .iter()
-        .enumerate()
-        .map(|(index, message)| {
-            let mut record = SqsMessage::default();
-            record.message_id = Some(format!("m{index}"));
-            record.body = Some(message.message.clone());
-            record
-        })
-        .collect();
+    let batch = sqs_event(published.iter().map(|message| message.message.clone()));
     let (response, _) = lake_writer::write_batch(&tables, batch, at(40)).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
 

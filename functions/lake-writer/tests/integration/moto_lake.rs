@@ -8,11 +8,11 @@ use jiff::{SignedDuration, Timestamp};
 use lake_writer::maintenance::{MaintenanceConfig, maintain};
 use lake_writer::{Tables, write_batch};
 use std::collections::HashMap;
-use support::{column, lead_body, sqs};
+use support::{column, lead_body};
 use tributary_aws as aws;
 use tributary_lake::schema::{EVENTS, LEADS};
 use tributary_lake::{LakeLocation, LakeTable};
-use tributary_testing::LocalAws;
+use tributary_testing::{LocalAws, sqs_event};
 
 struct MotoLake {
     aws: LocalAws,
@@ -68,7 +68,7 @@ async fn concurrent_writes(location: &LakeLocation, writers: usize, rounds: usiz
                         lead_body(&format!("{tag}-w{writer}-r{round}-{i}"), &format!("{tag}-e{writer}-{round}-{i}"))
                     })
                     .collect();
-                write_batch(&tables, sqs(&bodies), Timestamp::now()).await.unwrap();
+                write_batch(&tables, sqs_event(&bodies), Timestamp::now()).await.unwrap();
             }
         }));
     }
@@ -102,7 +102,7 @@ async fn maintenance_compacts_while_writers_append_and_vacuums_after_the_retenti
     for batch in 0..20 {
         let bodies: Vec<String> =
             (0..2).map(|i| lead_body(&format!("seed-{batch}-{i}"), &format!("seed-e{batch}-{i}"))).collect();
-        write_batch(&tables, sqs(&bodies), Timestamp::now()).await.unwrap();
+        write_batch(&tables, sqs_event(&bodies), Timestamp::now()).await.unwrap();
     }
     // The daily run starts while three writers keep appending.
     let maintenance = {

@@ -4,9 +4,10 @@ use crate::support;
 
 use jiff::Timestamp;
 use lake_writer::{BatchSummary, Tables, write_batch};
-use support::{column, lead_body, sqs, temp_lake};
+use support::{column, lead_body, temp_lake};
 use tributary_lake::LakeTable;
 use tributary_lake::schema::{EVENTS, LEADS};
+use tributary_testing::sqs_event;
 
 #[tokio::test]
 async fn every_event_goes_to_events_and_leads_to_leads_and_bad_records_are_reported_alone() {
@@ -21,7 +22,7 @@ async fn every_event_goes_to_events_and_leads_to_leads_and_bad_records_are_repor
         invalid_lead,
         lead_body("l2", "ev-2"),
     ];
-    let (response, summary) = write_batch(&tables, sqs(&bodies), Timestamp::now()).await.unwrap();
+    let (response, summary) = write_batch(&tables, sqs_event(&bodies), Timestamp::now()).await.unwrap();
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["m2", "m3"]);
     assert_eq!(summary, BatchSummary { events: 3, leads: 2, rejected: 2 });
@@ -33,7 +34,7 @@ async fn every_event_goes_to_events_and_leads_to_leads_and_bad_records_are_repor
     let leads = LakeTable::open_existing(&location, &LEADS).await.unwrap().unwrap();
     assert_eq!(leads.version(), Some(1));
     // A batch without leads does not touch the leads table.
-    write_batch(&tables, sqs(&[stripe.replace("evt_1", "evt_2")]), Timestamp::now()).await.unwrap();
+    write_batch(&tables, sqs_event(&[stripe.replace("evt_1", "evt_2")]), Timestamp::now()).await.unwrap();
     let leads = LakeTable::open_existing(&location, &LEADS).await.unwrap().unwrap();
     assert_eq!(leads.version(), Some(1));
 }
@@ -53,7 +54,7 @@ async fn eight_concurrent_writers_lose_no_commit() {
                 let bodies: Vec<String> = (0..=writer)
                     .map(|i| lead_body(&format!("w{writer}-r{round}-{i}"), &format!("e{writer}-{round}-{i}")))
                     .collect();
-                write_batch(&tables, sqs(&bodies), Timestamp::now()).await.unwrap();
+                write_batch(&tables, sqs_event(&bodies), Timestamp::now()).await.unwrap();
             }
         }));
     }

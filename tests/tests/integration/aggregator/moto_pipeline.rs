@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use support::{Version, iso_week, latest, month_of, reference_counts};
-use tributary_aws::{self as aws, DynamoDbCustomers, DynamoDbSyncStore, SnsPublisher, SsmSecrets};
+use tributary_aws::{self as aws, DynamoDbSyncStore, SsmSecrets};
 use tributary_domain::api_key::load_api_keys;
 use tributary_domain::lead::Lead;
 use tributary_lake::LakeLocation;
@@ -65,14 +65,8 @@ async fn ingested_leads_reach_the_lake_and_the_statistics_equal_the_reference() 
     // The ingestion API, as deployed.
     let api_config = api::config::ApiConfig::from_env(&function_env(&local, "ApiFunction")).unwrap();
     let ssm = SsmSecrets::new(aws::ssm_client(&local.sdk));
-    let api = api::handler::Deps {
-        keys: tributary_domain::secrets::Refreshing::fixed(
-            api::config::load_api_keys(&api_config, &ssm).await.unwrap(),
-        ),
-        store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &api_config.customer_table),
-        events: SnsPublisher::new(aws::sns_client(&local.sdk), &api_config.events_topic_arn),
-        dedup: tributary_aws::DynamoDbDedup::new(aws::dynamodb_client(&local.sdk), &api_config.dedup_table),
-    };
+    let keys = api::config::load_api_keys(&api_config, &ssm).await.unwrap();
+    let api = api_config.aws_deps(&local.sdk, tributary_domain::secrets::Refreshing::fixed(keys));
     let start: Timestamp = "2026-01-10T08:00:00Z".parse().unwrap();
     let mut versions = Vec::new();
     // Three rounds of 40 leads, then the last round posted again with its Idempotency-Key (a client

@@ -1,8 +1,8 @@
-//! Helpers shared by the lake writer's tests: SQS batches of lead events, a table's column.
+//! Helpers shared by the lake writer's tests: lead events, a table's column (SQS batches:
+//! `tributary_testing::sqs_event`).
 // Each test file uses a subset.
 #![allow(dead_code)]
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use jiff::Timestamp;
 use tributary_domain::lead::Lead;
 use tributary_lake::deltalake::arrow::array::{Array, AsArray};
@@ -24,21 +24,6 @@ pub fn lead_body(id: &str, event_id: &str) -> String {
     };
     let at: Timestamp = "2025-01-06T10:00:00Z".parse().unwrap();
     lead.upserted_event(event_id.into(), "ingestion", at, at).unwrap().to_message().unwrap()
-}
-
-pub fn sqs(bodies: &[String]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("m{i}"));
-            message.body = Some(body.clone());
-            message
-        })
-        .collect();
-    event
 }
 
 pub async fn column(

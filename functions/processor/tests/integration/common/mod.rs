@@ -89,15 +89,7 @@ impl MotoProcessor {
         let env = aws.stack.function_env("ProcessorFunction").unwrap();
         let config = ProcessorConfig::from_env(&env).unwrap();
         let sdk = &aws.sdk;
-        let deps = Deps {
-            processor: Processor {
-                registry: config.registry(),
-                store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), &config.customer_table),
-                updates: SnsPublisher::new(aws::sns_client(sdk), &config.updates_topic_arn),
-                commit_attempts: config.commit_attempts,
-            },
-            dead_letters: SqsDeadLetters::new(aws::sqs_client(sdk), &config.dead_letter_queue_url),
-        };
+        let deps = config.aws_deps(sdk);
         let updates = Probe::subscribe(sdk, &config.updates_topic_arn, "updates-probe").await.unwrap();
         Self { aws, config, deps, updates }
     }

@@ -2,7 +2,6 @@
 //! questions answered in plain Rust over the same leads.
 #![allow(dead_code)]
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -10,6 +9,7 @@ use lake_writer::{Tables, write_batch};
 use std::collections::{BTreeMap, HashMap};
 use tributary_domain::lead::Lead;
 use tributary_lake::LakeLocation;
+use tributary_testing::sqs_event;
 
 pub use aggregator::sql::DATE_COLUMNS;
 
@@ -36,27 +36,12 @@ pub fn temp_lake() -> (LakeLocation, std::path::PathBuf) {
     (LakeLocation::local_dir(&dir.join("lake")).unwrap(), dir)
 }
 
-pub fn sqs(bodies: &[String]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("m{i}"));
-            message.body = Some(body.clone());
-            message
-        })
-        .collect();
-    event
-}
-
 /// Appends the versions through the lake writer, `per_batch` events per SQS batch.
 pub async fn write(location: &LakeLocation, versions: &[Version], per_batch: usize) {
     let tables = Tables::open(location).await.unwrap();
     for chunk in versions.chunks(per_batch) {
         let bodies: Vec<String> = chunk.iter().map(Version::body).collect();
-        let (response, _) = write_batch(&tables, sqs(&bodies), Timestamp::now()).await.unwrap();
+        let (response, _) = write_batch(&tables, sqs_event(&bodies), Timestamp::now()).await.unwrap();
         assert!(response.batch_item_failures.is_empty());
     }
 }
