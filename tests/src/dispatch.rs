@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tributary_aws::describe;
-use tributary_testing::{ACCOUNT_ID, REGION, Stack, create_queue};
+use tributary_testing::{ACCOUNT_ID, REGION, Stack, create_queue, lambda_sqs_record};
 
 /// Counters of one function's invocations by the dispatcher.
 #[derive(Debug, Default)]
@@ -447,28 +447,7 @@ impl SqsPoller {
     }
 
     async fn deliver(&self, batch: Vec<aws_sdk_sqs::types::Message>) {
-        let records: Vec<Value> = batch
-            .iter()
-            .map(|message| {
-                let attributes: serde_json::Map<String, Value> = message
-                    .attributes()
-                    .into_iter()
-                    .flatten()
-                    .map(|(name, value)| (name.as_str().to_string(), Value::String(value.clone())))
-                    .collect();
-                json!({
-                    "messageId": message.message_id(),
-                    "receiptHandle": message.receipt_handle(),
-                    "body": message.body(),
-                    "md5OfBody": message.md5_of_body(),
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": REGION,
-                })
-            })
-            .collect();
+        let records: Vec<Value> = batch.iter().map(|message| lambda_sqs_record(message, &self.queue_arn)).collect();
         let event =
             match serde_json::from_value::<SqsEvent>(json!({ "Records": records })).and_then(serde_json::to_value) {
                 Ok(event) => event,

@@ -1,14 +1,18 @@
 //! The API's configuration, parsed once at cold start, and the API keys it loads.
 
+use crate::failures::Repair;
 use crate::handler::Deps;
-use tributary_aws::{self as aws, DynamoDbCustomers, DynamoDbDedup, SdkConfig, SnsPublisher};
+use tributary_aws::{
+    self as aws, DynamoDbCustomers, DynamoDbDedup, DynamoDbSyncStore, SdkConfig, SnsPublisher, SqsQueues,
+};
 use tributary_domain::api_key::{ApiKeys, LoadApiKeysError};
 use tributary_domain::config::{ConfigError, Env};
+use tributary_domain::failures::{QUEUE_URL_VARIABLES, QueueUrls};
 use tributary_domain::ports::SecretSource;
 use tributary_domain::secrets::Refreshing;
 
 /// The API over AWS: what `main.rs` runs, and what the cross-function tests run over moto.
-pub type AwsDeps = Deps<DynamoDbCustomers, SnsPublisher, DynamoDbDedup>;
+pub type AwsDeps = Deps<DynamoDbCustomers, SnsPublisher, DynamoDbDedup, SqsQueues, DynamoDbSyncStore>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -21,15 +25,28 @@ pub struct ApiConfig {
     pub secrets_max_age: jiff::SignedDuration,
     /// The dedup table, where ingestion `Idempotency-Key`s are remembered.
     pub dedup_table: String,
+    /// The failure queues and where their messages are re-driven.
+    pub queues: QueueUrls,
+    /// The ingestion table, where re-drives are recorded as runs.
+    pub ingestion_table: String,
 }
 
 /// Every environment variable [`ApiConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 5] = [
+pub const ENVIRONMENT: [&str; 14] = [
     "CUSTOMER_TABLE",
     "EVENTS_TOPIC_ARN",
     "API_KEY_HASHES_PARAM",
     tributary_domain::secrets::MAX_AGE_VARIABLE,
     "DEDUP_TABLE",
+    "INGESTION_TABLE",
+    QUEUE_URL_VARIABLES[0],
+    QUEUE_URL_VARIABLES[1],
+    QUEUE_URL_VARIABLES[2],
+    QUEUE_URL_VARIABLES[3],
+    QUEUE_URL_VARIABLES[4],
+    QUEUE_URL_VARIABLES[5],
+    QUEUE_URL_VARIABLES[6],
+    QUEUE_URL_VARIABLES[7],
 ];
 
 impl ApiConfig {
@@ -40,6 +57,11 @@ impl ApiConfig {
             store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), &self.customer_table),
             events: SnsPublisher::new(aws::sns_client(sdk), &self.events_topic_arn),
             dedup: DynamoDbDedup::new(aws::dynamodb_client(sdk), &self.dedup_table),
+            repair: Repair {
+                queues: SqsQueues::new(aws::sqs_client(sdk)),
+                urls: self.queues.clone(),
+                runs: DynamoDbSyncStore::new(aws::dynamodb_client(sdk), &self.ingestion_table),
+            },
         }
     }
 
@@ -50,6 +72,8 @@ impl ApiConfig {
             api_key_hashes_param: env.required("API_KEY_HASHES_PARAM")?,
             secrets_max_age: tributary_domain::secrets::max_age_from_env(env)?,
             dedup_table: env.required("DEDUP_TABLE")?,
+            queues: QueueUrls::from_env(env)?,
+            ingestion_table: env.required("INGESTION_TABLE")?,
         })
     }
 }

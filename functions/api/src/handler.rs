@@ -1,5 +1,6 @@
 //! Routing, authentication and the answers of `/api/v1`.
 
+use crate::failures::{self, Repair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -15,11 +16,12 @@ use tributary_domain::event::Subject;
 use tributary_domain::lead::{ItemProblem, validate_batch};
 use tributary_domain::metrics::Metrics;
 use tributary_domain::ports::{
-    BusMessage, ClaimOutcome, CustomerStore, DedupClaim, DedupStore, EventPublisher, PortError,
+    BusMessage, ClaimOutcome, CustomerStore, DedupClaim, DedupStore, EventPublisher, MessageQueues, PortError,
+    SyncStore,
 };
 use tributary_domain::secrets::Refreshing;
 
-pub struct Deps<S, P, D> {
+pub struct Deps<S, P, D, Q, R> {
     pub keys: Refreshing<ApiKeys>,
     pub store: S,
     /// The `events` topic, for ingested leads.
@@ -27,6 +29,8 @@ pub struct Deps<S, P, D> {
     /// The dedup table: one marker per ingestion `Idempotency-Key`, so that a retried request is
     /// answered without publishing again.
     pub dedup: D,
+    /// The failure queues and their re-drive (`/api/v1/failures`).
+    pub repair: Repair<Q, R>,
 }
 
 /// How long an ingestion `Idempotency-Key` is remembered (as the webhook's event ids).
@@ -95,12 +99,21 @@ enum Route<'a> {
     Audit(&'a str),
     FindByEmail,
     IngestLeads,
+    Failures,
+    Redrive(&'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
     let path = path.trim_end_matches('/');
     if path == "/api/v1/ingestion/leads" {
         return Some(Route::IngestLeads);
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/failures") {
+        return match rest.strip_prefix('/').map(|r| r.split_once('/')) {
+            None if rest.is_empty() => Some(Route::Failures),
+            Some(Some((queue, "redrive"))) => Some(Route::Redrive(queue)),
+            _ => None,
+        };
     }
     let rest = path.strip_prefix("/api/v1/customers")?;
     if rest.is_empty() {
@@ -141,8 +154,8 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
     String::from_utf8(bytes).ok().filter(|key| is_audit_sort_key(key))
 }
 
-pub async fn handle<S: CustomerStore, P: EventPublisher, D: DedupStore>(
-    deps: &Deps<S, P, D>,
+pub async fn handle<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQueues, R: SyncStore>(
+    deps: &Deps<S, P, D, Q, R>,
     request: Request,
     now: Timestamp,
 ) -> Response<Body> {
@@ -166,8 +179,8 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     response
 }
 
-async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore>(
-    deps: &Deps<S, P, D>,
+async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQueues, R: SyncStore>(
+    deps: &Deps<S, P, D, Q, R>,
     request: &Request,
     path: &str,
     now: Timestamp,
@@ -183,6 +196,13 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore>(
     if let Route::IngestLeads = route {
         return if request.method() == Method::POST {
             ingest_leads(deps, request, now).await
+        } else {
+            method_not_allowed("POST")
+        };
+    }
+    if let Route::Redrive(queue) = route {
+        return if request.method() == Method::POST {
+            failures::redrive(&deps.repair, queue, request, &request_id(request), now).await
         } else {
             method_not_allowed("POST")
         };
@@ -228,7 +248,8 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore>(
                 Err(e) => unavailable(&e),
             }
         }
-        Route::IngestLeads => method_not_allowed("POST"),
+        Route::IngestLeads | Route::Redrive(_) => method_not_allowed("POST"),
+        Route::Failures => failures::list(&deps.repair, query.first("queue"), query.first("limit"), now).await,
         Route::FindByEmail => {
             let Some(email) = query.first("email").filter(|e| e.contains('@') && e.len() <= 320) else {
                 return bad_request("email is required: an e-mail address", "email");
@@ -254,8 +275,8 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 /// `lead.upserted` event, a new version of its lead ([`tributary_domain::lead::Lead::version_id_in_request`]): a retry of
 /// the request with the same `Idempotency-Key` header gives the same event ids (duplicates
 /// downstream), any other request new versions.
-async fn ingest_leads<S, P: EventPublisher, D: DedupStore>(
-    deps: &Deps<S, P, D>,
+async fn ingest_leads<S, P: EventPublisher, D: DedupStore, Q, R>(
+    deps: &Deps<S, P, D, Q, R>,
     request: &Request,
     now: Timestamp,
 ) -> Response<Body> {

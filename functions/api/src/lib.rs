@@ -1,6 +1,7 @@
 //! The authenticated REST API under `/api/v1` (bearer API keys): customer records and their audit
-//! trails, and the lead ingestion endpoint. Webhook senders use the webhook function instead; the two differ in who calls them, how
+//! trails, the lead ingestion endpoint, and the failure queues with their re-drive. Webhook senders use the webhook function instead; the two differ in who calls them, how
 //! callers authenticate and what they may touch, so each has its own IAM role.
 
 pub mod config;
+pub mod failures;
 pub mod handler;

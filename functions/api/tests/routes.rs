@@ -6,6 +6,7 @@
     reason = "a test or bench fails loudly on what it did not expect"
 )]
 
+use api::failures::Repair;
 use api::handler::{Deps, handle};
 use jiff::Timestamp;
 use lambda_http::{Body, Request, Response};
@@ -14,8 +15,13 @@ use tributary_domain::api_key::ApiKeys;
 use tributary_domain::customer::store::{AuditEntry, AuditKind};
 use tributary_domain::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
 use tributary_domain::event::EventId;
+use tributary_domain::failures::{QUEUE_URL_VARIABLES, QueueUrls};
 use tributary_domain::ports::CustomerStore;
-use tributary_testing::memory::{InMemoryCustomers, InMemoryPublisher};
+use tributary_domain::ports::MessageQueues;
+use tributary_domain::sync::SyncOutcome;
+use tributary_testing::memory::{
+    InMemoryCustomers, InMemoryDedup, InMemoryPublisher, InMemoryQueues, InMemorySyncStore,
+};
 use tributary_testing::{demo_secrets, sample_event};
 
 const CUSTOMER: &str = "6b1f9c52-3c1e-4f7e-8a9d-2e5b7c1d0a11";
@@ -46,7 +52,16 @@ fn now() -> Timestamp {
     "2026-11-23T09:00:05Z".parse().unwrap()
 }
 
-async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher, tributary_testing::memory::InMemoryDedup> {
+type MemoryDeps = Deps<InMemoryCustomers, InMemoryPublisher, InMemoryDedup, InMemoryQueues, InMemorySyncStore>;
+
+/// Every queue URL named after its variable.
+fn queue_urls() -> QueueUrls {
+    let env: std::collections::HashMap<String, String> =
+        QUEUE_URL_VARIABLES.iter().map(|name| (name.to_string(), format!("queue:{name}"))).collect();
+    QueueUrls::from_env(&env).unwrap()
+}
+
+async fn deps() -> MemoryDeps {
     let hashes = demo_secrets().unwrap().into_iter().find(|(name, _)| name == "/tributary/api-key-hashes").unwrap().1;
     let store = InMemoryCustomers::default();
     let id = CustomerId::parse(CUSTOMER).unwrap();
@@ -83,7 +98,8 @@ async fn deps() -> Deps<InMemoryCustomers, InMemoryPublisher, tributary_testing:
         keys: tributary_domain::secrets::Refreshing::fixed(ApiKeys::parse(&hashes).unwrap()),
         store,
         events: InMemoryPublisher::default(),
-        dedup: tributary_testing::memory::InMemoryDedup::default(),
+        dedup: InMemoryDedup::default(),
+        repair: Repair { queues: InMemoryQueues::default(), urls: queue_urls(), runs: InMemorySyncStore::default() },
     }
 }
 
@@ -260,4 +276,108 @@ async fn an_invalid_batch_lists_every_problem_and_publishes_nothing() {
     assert_eq!(handle(&deps, request(&get), now()).await.status(), 405);
     deps.events.set_failing(true);
     assert_eq!(handle(&deps, request(&sample_value("api-ingest-leads.json")), now()).await.status(), 503);
+}
+
+/// `path` with `method` and `body`, as the samples send them (with the demo key).
+fn call(method: &str, path: &str, query: &str, body: Option<Value>) -> Request {
+    let mut value = sample_value("api-get-customer.json");
+    value["requestContext"]["http"]["method"] = json!(method);
+    value["rawPath"] = json!(path);
+    value["requestContext"]["http"]["path"] = json!(path);
+    value["rawQueryString"] = json!(query);
+    if !query.is_empty() {
+        let pairs: serde_json::Map<String, Value> =
+            query.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.to_string(), json!(v))).collect();
+        value["queryStringParameters"] = Value::Object(pairs);
+    }
+    if let Some(body) = body {
+        value["body"] = json!(body.to_string());
+        value["isBase64Encoded"] = json!(false);
+    }
+    request(&value)
+}
+
+fn canonical(id: &str) -> String {
+    json!({"id": id, "source": "stripe", "type": "stripe.invoice.paid", "subject": "email:ada@example.com",
+        "occurred_at": "2026-11-20T09:00:00Z", "received_at": "2026-11-20T09:00:01Z", "payload": {}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn failures_are_listed_without_being_taken_and_redriven_with_their_count() {
+    let deps = deps().await;
+    let urls = queue_urls();
+    let dead_letters = &urls.processor_dead_letters;
+    // As the processor dead-letters them: the event, and why.
+    for id in ["evt_a", "evt_b", "evt_c"] {
+        let reason = ("reason", "no rule reads this payload".to_string());
+        deps.repair.queues.send(dead_letters, &canonical(id), &[reason]).await.unwrap();
+    }
+
+    let listed = handle(&deps, call("GET", "/api/v1/failures", "queue=processor-dead-letters", None), now()).await;
+    assert_eq!(listed.status(), 200);
+    let listed = body(&listed);
+    let queue = &listed["queues"][0];
+    assert_eq!(queue["queue"], "processor-dead-letters");
+    assert_eq!(queue["depth"], 3);
+    assert_eq!(queue["messages"].as_array().unwrap().len(), 3);
+    assert_eq!(queue["messages"][0]["reason"], "no rule reads this payload");
+    assert_eq!(queue["messages"][0]["event_type"], "stripe.invoice.paid");
+    assert_eq!(deps.repair.queues.depth(dead_letters).await.unwrap().visible, 3, "listing takes nothing");
+    let all = body(&handle(&deps, call("GET", "/api/v1/failures", "", None), now()).await);
+    assert_eq!(all["queues"].as_array().unwrap().len(), 5, "every failure queue");
+
+    // One by id, then the rest.
+    let first = queue["messages"][0]["id"].as_str().unwrap().to_string();
+    let path = "/api/v1/failures/processor-dead-letters/redrive";
+    let one = handle(&deps, call("POST", path, "", Some(json!({"ids": [first, "gone"]}))), now()).await;
+    assert_eq!(one.status(), 200);
+    let one = body(&one);
+    assert_eq!((one["redriven"].as_u64(), one["not_found"].clone()), (Some(1), json!(["gone"])));
+    let rest = body(&handle(&deps, call("POST", path, "", Some(json!({"all": true}))), now()).await);
+    assert_eq!(rest["redriven"], 2);
+    assert!(deps.repair.queues.messages(dead_letters).is_empty());
+    let redriven = deps.repair.queues.messages(&urls.processor_redrive);
+    assert_eq!(redriven.len(), 3);
+    assert_eq!(redriven[0].body, canonical("evt_a"));
+    assert_eq!(redriven[0].attribute("redrives"), Some("1"));
+    assert_eq!(redriven[0].attribute("redriven_from"), Some("processor-dead-letters"));
+    assert!(redriven[0].attribute("first_failed_at").is_some());
+
+    // Each re-drive is a run of the history.
+    let runs = deps.repair.runs.runs();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|run| run.job == "redrive" && run.outcome == SyncOutcome::Completed));
+    assert_eq!(runs.iter().map(|run| run.records).sum::<u64>(), 3);
+    assert_eq!(runs[0].rejected, 1, "the id not found");
+}
+
+#[tokio::test]
+async fn failure_routes_refuse_what_they_cannot_do() {
+    let deps = deps().await;
+    let cases = [
+        (call("GET", "/api/v1/failures", "queue=nope", None), 400),
+        (call("GET", "/api/v1/failures", "limit=1000", None), 400),
+        (call("POST", "/api/v1/failures/nope/redrive", "", Some(json!({"all": true}))), 404),
+        (call("POST", "/api/v1/failures/processor-failures/redrive", "", Some(json!({}))), 400),
+        (call("POST", "/api/v1/failures/processor-failures/redrive", "", Some(json!({"ids": []}))), 400),
+        (
+            call("POST", "/api/v1/failures/processor-failures/redrive", "", Some(json!({"ids": ["a"], "all": true}))),
+            400,
+        ),
+        (call("POST", "/api/v1/failures/processor-failures/redrive", "", Some(json!({"every": true}))), 400),
+        (call("GET", "/api/v1/failures/processor-failures/redrive", "", None), 405),
+        (call("POST", "/api/v1/failures", "", None), 405),
+        (call("GET", "/api/v1/failures/processor-failures", "", None), 404),
+    ];
+    for (request, status) in cases {
+        let path = request.uri().to_string();
+        let response = handle(&deps, request, now()).await;
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");
+    }
+    let mut unauthorized = sample_value("api-get-customer-unauthorized.json");
+    unauthorized["rawPath"] = json!("/api/v1/failures");
+    unauthorized["requestContext"]["http"]["path"] = json!("/api/v1/failures");
+    assert_eq!(handle(&deps, request(&unauthorized), now()).await.status(), 401);
 }

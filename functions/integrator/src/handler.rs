@@ -4,6 +4,7 @@ use crate::config::{CUSTOMER_ID_SOURCE, Integration, LoadedIntegrations, Method,
 use crate::guard::{GuardedResolver, check_url};
 use crate::push::{Backoff, PushRequest, push};
 use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use jiff::Timestamp;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tributary_domain::customer::CustomerRecord;
 use tributary_domain::customer::store::{AuditEntry, AuditKind, CustomerUpdated, IntegrationResult, PushOutcome};
 use tributary_domain::event::CanonicalEvent;
+use tributary_domain::failures::{FailedPush, FailureHistory};
 use tributary_domain::metrics::Metrics;
 use tributary_domain::ports::{CustomerStore, DeadLetterSink, PortError};
 use tributary_domain::secrets::Refreshing;
@@ -64,6 +66,9 @@ pub enum HandlerError {
     Store { update_id: String, source: PortError },
     #[error("dead-lettering failed: {0}")]
     DeadLetter(PortError),
+    /// Neither an SNS delivery nor an SQS batch (Lambda never sends one).
+    #[error("the invocation's payload is not a delivery: {0}")]
+    Payload(serde_json::Error),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -71,19 +76,37 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         let error_type = match &error {
             HandlerError::Store { .. } => "BackingServiceFailed",
             HandlerError::DeadLetter(_) => "DeadLetterFailed",
+            HandlerError::Payload(_) => "InvalidPayload",
         };
         Self { error_type: error_type.into(), error_message: error.to_string() }
     }
 }
 
+/// One update to push: from the topic (every integration it triggers), or a failed push an
+/// operator re-drove (that integration alone, with the same `Idempotency-Key`).
+struct Delivery {
+    update: CustomerUpdated,
+    event_type: String,
+    occurred_at: Option<Timestamp>,
+    only: Option<String>,
+}
+
 /// Why a message can never be handled.
-fn parse_update(message: &str) -> Result<(CanonicalEvent, CustomerUpdated), String> {
+fn parse_delivery(message: &str) -> Result<Delivery, String> {
+    if let Ok(push) = serde_json::from_str::<FailedPush>(message) {
+        return Ok(Delivery {
+            update: push.update,
+            event_type: tributary_domain::event::types::CUSTOMER_UPDATED.into(),
+            occurred_at: push.occurred_at,
+            only: Some(push.result.integration),
+        });
+    }
     let event = CanonicalEvent::from_message(message).map_err(|e| format!("not a canonical event: {e}"))?;
     if event.event_type != tributary_domain::event::types::CUSTOMER_UPDATED {
         return Err(format!("not a customer.updated event but {}", event.event_type));
     }
     let update = event.payload_as().map_err(|e| format!("not a customer.updated payload: {e}"))?;
-    Ok((event, update))
+    Ok(Delivery { update, event_type: event.event_type, occurred_at: Some(event.occurred_at), only: None })
 }
 
 /// The request body: each key from its source (a record field, `$customer_id` or `$version`);
@@ -177,75 +200,136 @@ where
     let mut summary = Summary::default();
     let integrations = deps.integrations.current(now).await;
     for record in event.records {
-        let message = record.sns.message;
-        let (event, update) = match parse_update(&message) {
-            Ok(parsed) => parsed,
-            Err(reason) => {
-                tracing::error!(sns_message_id = record.sns.message_id, reason, "dead-lettering message");
-                deps.dead_letters.send(&message, &reason).await.map_err(HandlerError::DeadLetter)?;
-                summary.dead_lettered += 1;
-                continue;
-            }
-        };
-        let span = tracing::info_span!("update", update_id = %event.id, customer = %update.customer_id);
-        let _entered = span.enter();
-        let triggered: Vec<&Integration> = integrations
+        tracing::debug!(sns_message_id = record.sns.message_id, "message");
+        let history = FailureHistory::default();
+        handle_message(deps, &integrations, &record.sns.message, &history, &mut summary, now).await?;
+    }
+    Ok(summary)
+}
+
+/// Failed pushes and updates re-driven from the integrator's failure queues. One whose customer
+/// cannot be read stays on the re-drive queue (SQS retries it, then moves it to the failure
+/// queue); a push that fails again is dead-lettered again with its re-drive count.
+pub async fn handle_redriven<S, D>(deps: &Deps<S, D>, event: SqsEvent, now: Timestamp) -> (Summary, SqsBatchResponse)
+where
+    S: CustomerStore,
+    D: DeadLetterSink,
+{
+    let mut summary = Summary::default();
+    let mut response = SqsBatchResponse::default();
+    let integrations = deps.integrations.current(now).await;
+    for record in event.records {
+        let history = FailureHistory::from_attributes(|name| {
+            record.message_attributes.get(name).and_then(|attribute| attribute.string_value.clone())
+        });
+        let message = record.body.unwrap_or_default();
+        if let Err(error) = handle_message(deps, &integrations, &message, &history, &mut summary, now).await {
+            tracing::error!(error = %error, message_id = record.message_id, "re-driven update failed; left on its queue");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = record.message_id.unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    (summary, response)
+}
+
+async fn handle_message<S, D>(
+    deps: &Deps<S, D>,
+    integrations: &LoadedIntegrations,
+    message: &str,
+    history: &FailureHistory,
+    summary: &mut Summary,
+    now: Timestamp,
+) -> Result<(), HandlerError>
+where
+    S: CustomerStore,
+    D: DeadLetterSink,
+{
+    let delivery = match parse_delivery(message) {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            tracing::error!(reason, "dead-lettering message");
+            deps.dead_letters.send(message, &reason, history).await.map_err(HandlerError::DeadLetter)?;
+            summary.dead_lettered += 1;
+            return Ok(());
+        }
+    };
+    let update = &delivery.update;
+    let span = tracing::info_span!("update", update_id = %update.event_id, customer = %update.customer_id);
+    let _entered = span.enter();
+    let triggered: Vec<&Integration> = match &delivery.only {
+        Some(name) => integrations.document.integrations.iter().filter(|i| &i.name == name).collect(),
+        None => integrations
             .document
             .integrations
             .iter()
             .filter(|integration| integration.triggered_by(&update.changed_fields))
-            .collect();
-        if triggered.is_empty() {
-            summary.not_triggered += 1;
-            continue;
-        }
-        let store_error = |source| HandlerError::Store { update_id: event.id.to_string(), source };
-        let Some(customer) = deps.store.load(&update.customer_id).await.map_err(store_error)? else {
-            let reason = format!("customer {} does not exist", update.customer_id);
-            tracing::error!(reason, "dead-lettering update");
-            deps.dead_letters.send(&message, &reason).await.map_err(HandlerError::DeadLetter)?;
-            summary.dead_lettered += 1;
-            continue;
-        };
-        // One slow or failing target does not hold the others back.
-        let results = futures::future::join_all(
-            triggered.iter().map(|integration| push_one(deps, &integrations, integration, &customer, &update)),
-        )
-        .await;
-        for result in results {
-            tracing::info!(
-                integration = result.integration,
-                outcome = ?result.outcome,
-                attempts = result.attempts,
-                status = result.status,
-                detail = result.detail,
-                "push finished"
-            );
-            let audit = AuditEntry {
-                customer_id: update.customer_id.clone(),
-                kind: AuditKind::Integration,
-                version: update.version,
-                event_id: update.event_id.clone(),
-                source: "integrator".into(),
-                event_type: event.event_type.clone(),
-                rule: None,
-                changes: Vec::new(),
-                occurred_at: event.occurred_at,
-                processed_at: now,
-                integration: Some(result.clone()),
-            };
-            deps.store.append_audit(&audit).await.map_err(store_error)?;
-            if result.outcome == PushOutcome::Success {
-                summary.pushed += 1;
-                continue;
-            }
-            summary.failed += 1;
-            // Kept for replay: what was to be pushed and why it was not.
-            let letter = serde_json::json!({"update": update, "result": result}).to_string();
-            let reason =
-                format!("push to {} {:?}: {}", result.integration, result.outcome, result.detail.unwrap_or_default());
-            deps.dead_letters.send(&letter, &reason).await.map_err(HandlerError::DeadLetter)?;
-        }
+            .collect(),
+    };
+    if let (Some(name), true) = (&delivery.only, triggered.is_empty()) {
+        let reason = format!("integration {name} is no longer configured");
+        tracing::error!(reason, "dead-lettering re-driven push");
+        deps.dead_letters.send(message, &reason, history).await.map_err(HandlerError::DeadLetter)?;
+        summary.dead_lettered += 1;
+        return Ok(());
     }
-    Ok(summary)
+    if triggered.is_empty() {
+        summary.not_triggered += 1;
+        return Ok(());
+    }
+    let store_error = |source| HandlerError::Store { update_id: update.event_id.to_string(), source };
+    let Some(customer) = deps.store.load(&update.customer_id).await.map_err(store_error)? else {
+        let reason = format!("customer {} does not exist", update.customer_id);
+        tracing::error!(reason, "dead-lettering update");
+        deps.dead_letters.send(message, &reason, history).await.map_err(HandlerError::DeadLetter)?;
+        summary.dead_lettered += 1;
+        return Ok(());
+    };
+    // One slow or failing target does not hold the others back.
+    let results = futures::future::join_all(
+        triggered.iter().map(|integration| push_one(deps, integrations, integration, &customer, update)),
+    )
+    .await;
+    for result in results {
+        tracing::info!(
+            integration = result.integration,
+            outcome = ?result.outcome,
+            attempts = result.attempts,
+            status = result.status,
+            detail = result.detail,
+            redrives = history.redrives,
+            "push finished"
+        );
+        let audit = AuditEntry {
+            customer_id: update.customer_id.clone(),
+            kind: AuditKind::Integration,
+            version: update.version,
+            event_id: update.event_id.clone(),
+            source: "integrator".into(),
+            event_type: delivery.event_type.clone(),
+            rule: None,
+            changes: Vec::new(),
+            occurred_at: delivery.occurred_at.unwrap_or(now),
+            processed_at: now,
+            integration: Some(result.clone()),
+        };
+        deps.store.append_audit(&audit).await.map_err(store_error)?;
+        if result.outcome == PushOutcome::Success {
+            summary.pushed += 1;
+            continue;
+        }
+        summary.failed += 1;
+        // Kept for re-drive: what was to be pushed and why it was not.
+        let reason = format!(
+            "push to {} {:?}: {}",
+            result.integration,
+            result.outcome,
+            result.detail.clone().unwrap_or_default()
+        );
+        let failed = FailedPush { update: update.clone(), result, occurred_at: delivery.occurred_at };
+        let letter = serde_json::to_string(&failed)
+            .map_err(|e| HandlerError::DeadLetter(PortError::new("encode failed push", e)))?;
+        deps.dead_letters.send(&letter, &reason, history).await.map_err(HandlerError::DeadLetter)?;
+    }
+    Ok(())
 }

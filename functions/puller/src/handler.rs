@@ -266,7 +266,7 @@ pub async fn handle<S: SyncStore, P: EventPublisher>(
     budget: Budget,
 ) -> Result<JobReport, HandlerError> {
     let request = JobRequest::parse(event)?;
-    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_id = SyncRun::new_id();
     let (job, runs) = match request {
         JobRequest::Matomo { sites } => {
             let matomo = deps.matomo.as_ref().ok_or(RequestError::NotConfigured("matomo"))?;

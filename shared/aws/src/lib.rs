@@ -20,7 +20,7 @@ pub use dedup::{DEDUP_KEY_ATTRIBUTE, DEDUP_TTL_ATTRIBUTE, DynamoDbDedup};
 pub use reports::S3SnsReportSink;
 pub use s3::S3Archive;
 pub use sns::{PUBLISH_BATCHES_IN_FLIGHT, SnsPublisher};
-pub use sqs::SqsDeadLetters;
+pub use sqs::{SqsDeadLetters, SqsQueues};
 pub use ssm::SsmSecrets;
 pub use sync::{DynamoDbSyncStore, SYNC_RUN_RETENTION_DAYS};
 

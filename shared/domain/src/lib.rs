@@ -8,6 +8,7 @@
 //!   refresh; [`api_key`]: the API keys of `/api/v1`.
 //! - [`ports`]: the storage and bus interfaces the domain is written against. `tributary-aws`
 //!   implements them over AWS, `tributary-testing` in memory.
+//! - [`failures`]: the failure queues as an operator reads and re-drives them.
 //! - [`sync`]: a pull's run and lease; [`retry`]: backoff; [`runtime`]: invocation deadlines;
 //!   [`metrics`]: CloudWatch embedded metrics; [`telemetry`]: JSON logs; [`signing`]: the webhook
 //!   senders' signature schemes.
@@ -16,6 +17,7 @@ pub mod api_key;
 pub mod config;
 pub mod customer;
 pub mod event;
+pub mod failures;
 pub mod lead;
 pub mod metrics;
 pub mod ports;

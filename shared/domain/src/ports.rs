@@ -227,7 +227,62 @@ pub trait CustomerStore: Send + Sync {
 
 /// Where messages that can never be processed go, with the reason (an SQS dead-letter queue).
 pub trait DeadLetterSink: Send + Sync {
-    fn send(&self, body: &str, reason: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// `history`: what a re-driven message carried (its re-drive count and first failure), so that
+    /// a message failing again keeps it; the default for a first failure.
+    fn send(
+        &self,
+        body: &str,
+        reason: &str,
+        history: &crate::failures::FailureHistory,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// One message read from a queue, still on it until deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: String,
+    /// What deletes it or makes it visible again (valid while it is hidden).
+    pub receipt: String,
+    pub body: String,
+    /// Its string message attributes.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// When the queue received it.
+    pub sent_at: Option<Timestamp>,
+}
+
+impl QueuedMessage {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+}
+
+/// How many messages a queue holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub visible: u64,
+    pub in_flight: u64,
+}
+
+/// The queues an operator repairs from (`failures`): read without consuming, send, delete. A queue
+/// is named by its URL.
+pub trait MessageQueues: Send + Sync {
+    fn depth(&self, queue: &str) -> impl Future<Output = Result<QueueDepth, PortError>> + Send;
+    /// Up to `max` messages (at most 10), each hidden from other readers for `hide_for`.
+    fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        hide_for: std::time::Duration,
+    ) -> impl Future<Output = Result<Vec<QueuedMessage>, PortError>> + Send;
+    fn send(
+        &self,
+        queue: &str,
+        body: &str,
+        attributes: &[(&str, String)],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn delete(&self, queue: &str, receipt: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Makes a hidden message visible again at once.
+    fn release(&self, queue: &str, receipt: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// The ingestion table: sync runs, leases and watermarks of the scheduled pulls.

@@ -15,9 +15,23 @@ pub fn invocation_deadline(deadline_ms: u64, now: Timestamp) -> Timestamp {
     Timestamp::from_millisecond(millis).unwrap_or(Timestamp::MAX)
 }
 
+/// Whether an invocation's payload is an SQS batch (records whose `eventSource` is `aws:sqs`)
+/// rather than an SNS delivery: the processor and the integrator take both, their topic's
+/// deliveries and their re-drive queue's batches.
+pub fn is_sqs_batch(payload: &serde_json::Value) -> bool {
+    payload["Records"][0]["eventSource"].as_str() == Some("aws:sqs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqs_batches_are_told_from_sns_deliveries() {
+        assert!(is_sqs_batch(&serde_json::json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]})));
+        assert!(!is_sqs_batch(&serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {}}]})));
+        assert!(!is_sqs_batch(&serde_json::json!({})));
+    }
 
     #[test]
     fn epoch_deadlines_are_instants_and_small_ones_are_time_left() {

@@ -75,6 +75,11 @@ pub struct SyncRun {
 }
 
 impl SyncRun {
+    /// A fresh run id.
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
     pub fn start(job: &str, scope: &str, run_id: &str, now: Timestamp, watermark: Option<String>) -> Self {
         Self {
             job: job.to_string(),

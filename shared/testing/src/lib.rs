@@ -78,6 +78,37 @@ pub fn sqs_event<B: Into<String>>(bodies: impl IntoIterator<Item = B>) -> aws_la
     event
 }
 
+/// A message received from SQS as Lambda's SQS event source hands it to a function: its system
+/// attributes, and its string message attributes (the failure queues' `reason`, `redrives`, …).
+pub fn lambda_sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .attributes()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.as_str().to_string(), Value::String(value.clone())))
+        .collect();
+    let message_attributes: serde_json::Map<String, Value> = message
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| {
+            let text = value.string_value()?;
+            Some((name.clone(), serde_json::json!({"stringValue": text, "dataType": value.data_type()})))
+        })
+        .collect();
+    serde_json::json!({
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "md5OfBody": message.md5_of_body(),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    })
+}
+
 /// The text of a sample event of `events/` (the fixtures of the handler tests).
 pub fn sample_event(name: &str) -> Result<String, HarnessError> {
     let path = workspace_root().join("events").join(name);

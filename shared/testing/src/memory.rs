@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tributary_domain::customer::store::{AppliedMarker, AuditEntry, AuditPage, Commit, CommitOutcome};
 use tributary_domain::customer::{CustomerId, CustomerRecord};
 use tributary_domain::event::Subject;
+use tributary_domain::failures::FailureHistory;
 use tributary_domain::ports::{
     ArchivedDelivery, BusMessage, ClaimOutcome, CustomerStore, DeadLetterSink, DedupClaim, DedupStore, EventPublisher,
-    PortError, RawArchive, SecretSource, SyncStore,
+    MessageQueues, PortError, QueueDepth, QueuedMessage, RawArchive, SecretSource, SyncStore,
 };
 use tributary_domain::sync::{Lease, SyncRun};
 
@@ -310,21 +311,27 @@ impl CustomerStore for InMemoryCustomers {
     }
 }
 
-/// Dead letters kept in memory: `(body, reason)`.
+/// Dead letters kept in memory.
 #[derive(Default)]
 pub struct InMemoryDeadLetters {
-    letters: Mutex<Vec<(String, String)>>,
+    letters: Mutex<Vec<(String, String, FailureHistory)>>,
 }
 
 impl InMemoryDeadLetters {
+    /// `(body, reason)` of each letter.
     pub fn letters(&self) -> Vec<(String, String)> {
-        lock(&self.letters).clone()
+        lock(&self.letters).iter().map(|(body, reason, _)| (body.clone(), reason.clone())).collect()
+    }
+
+    /// The history each letter carries (its re-drives).
+    pub fn histories(&self) -> Vec<FailureHistory> {
+        lock(&self.letters).iter().map(|(_, _, history)| history.clone()).collect()
     }
 }
 
 impl DeadLetterSink for InMemoryDeadLetters {
-    async fn send(&self, body: &str, reason: &str) -> Result<(), PortError> {
-        lock(&self.letters).push((body.to_string(), reason.to_string()));
+    async fn send(&self, body: &str, reason: &str, history: &FailureHistory) -> Result<(), PortError> {
+        lock(&self.letters).push((body.to_string(), reason.to_string(), history.clone()));
         Ok(())
     }
 }
@@ -392,6 +399,77 @@ impl SyncStore for InMemorySyncStore {
 
     async fn set_watermark(&self, key: &str, value: &str) -> Result<(), PortError> {
         lock(&self.watermarks).insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+}
+
+/// Queues in memory, named as SQS names them by URL: messages hidden by a receive come back when
+/// released (not on a clock: a test releases or deletes what it received).
+#[derive(Default)]
+pub struct InMemoryQueues {
+    queues: Mutex<HashMap<String, Vec<(QueuedMessage, bool)>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl InMemoryQueues {
+    /// Every message of `queue`, hidden or not.
+    pub fn messages(&self, queue: &str) -> Vec<QueuedMessage> {
+        lock(&self.queues).get(queue).into_iter().flatten().map(|(message, _)| message.clone()).collect()
+    }
+}
+
+impl MessageQueues for InMemoryQueues {
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, PortError> {
+        let queues = lock(&self.queues);
+        let messages = queues.get(queue).map(Vec::as_slice).unwrap_or_default();
+        let in_flight = messages.iter().filter(|(_, hidden)| *hidden).count() as u64;
+        Ok(QueueDepth { visible: messages.len() as u64 - in_flight, in_flight })
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        _hide_for: std::time::Duration,
+    ) -> Result<Vec<QueuedMessage>, PortError> {
+        let mut queues = lock(&self.queues);
+        let messages = queues.entry(queue.to_string()).or_default();
+        let mut taken = Vec::new();
+        for (message, hidden) in messages.iter_mut().filter(|(_, hidden)| !*hidden).take(max.min(10)) {
+            *hidden = true;
+            taken.push(message.clone());
+        }
+        Ok(taken)
+    }
+
+    async fn send(&self, queue: &str, body: &str, attributes: &[(&str, String)]) -> Result<(), PortError> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let message = QueuedMessage {
+            id: format!("msg-{n}"),
+            receipt: format!("receipt-{n}"),
+            body: body.to_string(),
+            attributes: attributes.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            sent_at: Some(Timestamp::now()),
+        };
+        lock(&self.queues).entry(queue.to_string()).or_default().push((message, false));
+        Ok(())
+    }
+
+    async fn delete(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
+        if let Some(messages) = lock(&self.queues).get_mut(queue) {
+            messages.retain(|(message, _)| message.receipt != receipt);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
+        if let Some(messages) = lock(&self.queues).get_mut(queue) {
+            for (message, hidden) in messages.iter_mut() {
+                if message.receipt == receipt {
+                    *hidden = false;
+                }
+            }
+        }
         Ok(())
     }
 }

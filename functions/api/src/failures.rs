@@ -1,0 +1,139 @@
+//! `/api/v1/failures`: the failure queues as an operator reads them, and their re-drive.
+//!
+//! - `GET /api/v1/failures[?queue=…][&limit=…]`: each queue's depth, the age of its oldest message
+//!   and its first messages (read without deleting them).
+//! - `POST /api/v1/failures/{queue}/redrive` with `{"ids": [...]}` or `{"all": true}`: sends those
+//!   messages back to where they failed; recorded as a `redrive` run.
+
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+use tributary_aws::problem::{Problem, json_response};
+use tributary_domain::failures::{self, FailureQueue, QueueUrls, Selection};
+use tributary_domain::ports::{MessageQueues, PortError, SyncStore};
+use tributary_domain::sync::{SyncOutcome, SyncRun};
+
+/// The job name of re-drive runs in the run history.
+pub const REDRIVE_JOB: &str = "redrive";
+/// Messages listed per queue when the request does not say.
+pub const DEFAULT_LISTED: usize = 20;
+/// A re-drive stops scanning after this long (API Gateway answers 504 at 30 s); the answer says
+/// `more` and a second call goes on.
+pub const REDRIVE_BUDGET: Duration = Duration::from_secs(20);
+
+/// The repair routes' ports and configuration.
+pub struct Repair<Q, R> {
+    pub queues: Q,
+    pub urls: QueueUrls,
+    /// Where re-drives are recorded (the ingestion table's runs).
+    pub runs: R,
+}
+
+fn unavailable(error: &PortError) -> Response<Body> {
+    tracing::error!(error = %error, "failure queues unavailable");
+    Problem::new(503, "Service Unavailable").into_response()
+}
+
+fn bad_request(detail: &str, field: &str) -> Response<Body> {
+    Problem::new(400, "Bad Request").with_detail(detail).with_field(field).into_response()
+}
+
+pub async fn list<Q: MessageQueues, R>(
+    repair: &Repair<Q, R>,
+    queue: Option<&str>,
+    limit: Option<&str>,
+    now: jiff::Timestamp,
+) -> Response<Body> {
+    let queues: Vec<FailureQueue> = match queue {
+        None => FailureQueue::ALL.to_vec(),
+        Some(name) => match FailureQueue::parse(name) {
+            Some(queue) => vec![queue],
+            None => return bad_request(&format!("queue must be one of {}", names()), "queue"),
+        },
+    };
+    let limit = match limit {
+        None => DEFAULT_LISTED,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (0..=failures::MAX_LISTED).contains(&n) => n,
+            _ => return bad_request(&format!("limit must be an integer from 0 to {}", failures::MAX_LISTED), "limit"),
+        },
+    };
+    let mut views = Vec::new();
+    for queue in queues {
+        match failures::list(&repair.queues, queue, repair.urls.failures(queue), limit, now).await {
+            Ok(view) => views.push(view),
+            Err(e) => return unavailable(&e),
+        }
+    }
+    json_response(200, "application/json", &serde_json::json!({ "queues": views }))
+}
+
+fn names() -> String {
+    FailureQueue::ALL.map(FailureQueue::name).join(", ")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedriveRequest {
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// Most ids one re-drive names.
+const MAX_IDS: usize = 500;
+
+pub async fn redrive<Q: MessageQueues, R: SyncStore>(
+    repair: &Repair<Q, R>,
+    queue: &str,
+    request: &Request,
+    request_id: &str,
+    now: jiff::Timestamp,
+) -> Response<Body> {
+    let Some(queue) = FailureQueue::parse(queue) else {
+        return Problem::new(404, "Not Found").with_detail(format!("queues are {}", names())).into_response();
+    };
+    let selection = match serde_json::from_slice::<RedriveRequest>(request.body().as_ref()) {
+        Ok(RedriveRequest { ids: None, all: true }) => Selection::All,
+        Ok(RedriveRequest { ids: Some(ids), all: false }) if !ids.is_empty() && ids.len() <= MAX_IDS => {
+            Selection::Ids(ids)
+        }
+        _ => {
+            return bad_request(
+                &format!("send {{\"ids\": [1 to {MAX_IDS} message ids]}} or {{\"all\": true}}"),
+                "body",
+            );
+        }
+    };
+    let started = Instant::now();
+    let mut run = SyncRun::start(REDRIVE_JOB, queue.name(), &SyncRun::new_id(), now, None);
+    let outcome =
+        match failures::redrive(&repair.queues, queue, &repair.urls, &selection, || started.elapsed() > REDRIVE_BUDGET)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => return unavailable(&e),
+        };
+    run.records = u64::from(outcome.redriven);
+    run.rejected = (outcome.left.len() + outcome.not_found.len()) as u64;
+    let finished_at =
+        now.saturating_add(jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default()).unwrap_or(now);
+    run.finish(if outcome.more { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, finished_at);
+    tracing::info!(
+        queue = queue.name(),
+        redriven = outcome.redriven,
+        sent = outcome.sent,
+        left = outcome.left.len(),
+        not_found = outcome.not_found.len(),
+        more = outcome.more,
+        run_id = run.run_id,
+        request_id,
+        "re-drive"
+    );
+    if let Err(e) = repair.runs.put_run(&run).await {
+        // The messages are re-driven: answering 5xx would make the operator do it again.
+        tracing::error!(error = %e, "the re-drive run could not be recorded");
+    }
+    json_response(200, "application/json", &outcome)
+}
