@@ -1,12 +1,16 @@
 //! The integrator's configuration: a few environment variables and the integrations document
 //! (JSON or YAML), read from SSM at cold start with the secrets it names.
 
+use crate::handler::{Deps, http_client};
+use crate::push::Backoff;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use tributary_aws::{self as aws, DynamoDbCustomers, SdkConfig, SqsDeadLetters};
 use tributary_domain::config::{ConfigError, Env};
 use tributary_domain::customer::record::field_policy;
 use tributary_domain::ports::{PortError, SecretSource};
+use tributary_domain::secrets::Refreshing;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegratorConfig {
@@ -36,7 +40,22 @@ pub const ENVIRONMENT: [&str; 6] = [
     "SECRETS_MAX_AGE_SECONDS",
 ];
 
+/// The integrator over AWS: what `main.rs` runs, and what the cross-function tests run over moto.
+pub type AwsDeps = Deps<DynamoDbCustomers, SqsDeadLetters>;
+
 impl IntegratorConfig {
+    /// The integrator's adapters, each client built once from `sdk`, pushing to `integrations`.
+    pub fn aws_deps(&self, sdk: &SdkConfig, integrations: Refreshing<LoadedIntegrations>) -> reqwest::Result<AwsDeps> {
+        Ok(Deps {
+            integrations,
+            client: http_client(self.allow_loopback)?,
+            store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), &self.customer_table),
+            dead_letters: SqsDeadLetters::new(aws::sqs_client(sdk), &self.dead_letter_queue_url),
+            allow_loopback: self.allow_loopback,
+            backoff: Backoff::default(),
+        })
+    }
+
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let secrets_path = env.optional("INTEGRATION_SECRETS_PATH").unwrap_or_else(|| DEFAULT_SECRETS_PATH.into());
         if !(secrets_path.starts_with('/') && secrets_path.ends_with('/')) {

@@ -1,9 +1,8 @@
 use integrator::config::{IntegratorConfig, LoadedIntegrations};
-use integrator::handler::{Deps, HandlerError, handle, handle_redriven, http_client};
-use integrator::push::Backoff;
+use integrator::handler::{HandlerError, handle, handle_redriven};
 use jiff::Timestamp;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use tributary_aws::{self as aws, DynamoDbCustomers, SqsDeadLetters, SsmSecrets};
+use tributary_aws::{self as aws, SsmSecrets};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::runtime::is_sqs_batch;
 use tributary_domain::secrets::Refreshing;
@@ -25,14 +24,7 @@ async fn main() -> Result<(), Error> {
         let (config, secrets) = (reload_config.clone(), secrets.clone());
         async move { LoadedIntegrations::load(&config, &secrets).await.map_err(|e| e.to_string()) }
     });
-    let deps = Deps {
-        integrations,
-        client: http_client(config.allow_loopback)?,
-        store: DynamoDbCustomers::new(aws::dynamodb_client(&sdk), &config.customer_table),
-        dead_letters: SqsDeadLetters::new(aws::sqs_client(&sdk), &config.dead_letter_queue_url),
-        allow_loopback: config.allow_loopback,
-        backoff: Backoff::default(),
-    };
+    let deps = config.aws_deps(&sdk, integrations)?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let request_id = event.context.request_id;

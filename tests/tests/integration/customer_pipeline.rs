@@ -4,7 +4,7 @@
 use aws_lambda_events::event::sns::SnsEvent;
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tributary_aws::{self as aws, DynamoDbCustomers, SnsPublisher, SqsDeadLetters, SsmSecrets};
+use tributary_aws::{self as aws, SnsPublisher, SsmSecrets};
 use tributary_testing::{LocalAws, Probe, put_demo_secrets, put_secrets, sample_event};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -69,14 +69,7 @@ async fn events_become_one_customer_pushed_to_an_integration_and_readable_throug
         integrator::config::LoadedIntegrations::load(&config, &SsmSecrets::new(aws::ssm_client(&local.sdk)))
             .await
             .unwrap();
-    let integrator = integrator::handler::Deps {
-        integrations: tributary_domain::secrets::Refreshing::fixed(integrations),
-        client: integrator::handler::http_client(true).unwrap(),
-        store: DynamoDbCustomers::new(aws::dynamodb_client(&local.sdk), &config.customer_table),
-        dead_letters: SqsDeadLetters::new(aws::sqs_client(&local.sdk), &config.dead_letter_queue_url),
-        allow_loopback: true,
-        backoff: integrator::push::Backoff::default(),
-    };
+    let integrator = config.aws_deps(&local.sdk, tributary_domain::secrets::Refreshing::fixed(integrations)).unwrap();
     let published = updates.drain().await.unwrap();
     assert_eq!(published.len(), 3);
     let mut pushed = 0;

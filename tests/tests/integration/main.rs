@@ -12,4 +12,5 @@ mod customer_pipeline;
 mod layers;
 mod lead_versions;
 mod local_lambda;
+mod repair;
 mod template;
