@@ -9,6 +9,7 @@ integrator's pushes, serving the data of tests/demo/ (scripts/generate-demo-data
                       last_edited_time on_or_after, ascending, page_size, start_cursor); and the
                       2022-06-28 POST databases/{id}/query; bearer token and Notion-Version checked
   /crm/contacts       POST: records a push (bearer token checked); GET: every push received
+  /crm/_outage        POST {"down": true|false}: while down, pushes are answered 503 (the demo's repair)
   /_stats             requests served, for the demo's progress lines
 
 Usage: demo-sources.py --data tests/demo --port 0 --matomo-token T --notion-token N --crm-token C
@@ -35,8 +36,9 @@ class Sources:
         self.pages = sorted(notion["pages"], key=lambda p: (p["last_edited_time"], p["id"]))
         self.matomo_token, self.notion_token, self.crm_token = matomo_token, notion_token, crm_token
         self.lock = threading.Lock()
-        self.stats = {"matomo_requests": 0, "notion_requests": 0, "crm_pushes": 0}
+        self.stats = {"matomo_requests": 0, "notion_requests": 0, "crm_pushes": 0, "crm_refused": 0}
         self.pushes = []
+        self.crm_down = False
 
     def count(self, key):
         with self.lock:
@@ -115,6 +117,9 @@ class Sources:
         if headers.get("authorization") != f"Bearer {self.crm_token}":
             return 401, {"error": "unauthorized"}
         with self.lock:
+            if self.crm_down:
+                self.stats["crm_refused"] += 1
+                return 503, {"error": "down for the demo"}
             self.pushes.append({"idempotency_key": headers.get("idempotency-key"), "body": body})
             self.stats["crm_pushes"] += 1
         return 201, {"ok": True}
@@ -153,6 +158,10 @@ def handler_for(sources):
                 if url.path.startswith("/notion/"):
                     body = json.loads(raw) if raw else {}
                     return self.answer(*sources.notion(method, url.path[len("/notion"):], headers, body))
+                if url.path == "/crm/_outage" and method == "POST":
+                    with sources.lock:
+                        sources.crm_down = bool(json.loads(raw)["down"])
+                    return self.answer(200, {"down": sources.crm_down})
                 if url.path == "/crm/contacts":
                     body = json.loads(raw) if raw else None
                     return self.answer(*sources.crm(method, headers, body))

@@ -55,11 +55,13 @@ async fn play(demo: &Demo, check: bool) -> Result<Option<String>, String> {
     let run = demo.play().await?;
     let summary = demo.summary(&run).await?;
     println!("{summary}");
+    let repair = demo.repair().await?;
     println!("{}", demo.next_steps());
     if !check {
         return Ok(None);
     }
     let verdict = demo.check(&run, &summary)?;
+    let repaired = demo.check_repair(&repair)?;
     let smoke = demo.smoke().await?;
-    Ok(Some(format!("{verdict}\n{smoke}\n{}", demo.peak_memory())))
+    Ok(Some(format!("{verdict}\n{repaired}\n{smoke}\n{}", demo.peak_memory())))
 }

@@ -1,17 +1,20 @@
 //! `make demo`: the whole pipeline on this machine. moto with every resource of `template.yaml`,
 //! local Matomo, Notion and CRM servers over the demo data of `tests/demo/`, every function as its
 //! real Lambda binary behind a local Runtime API (built beside the demo's own binary), the event sources played by [`Dispatcher`]; then
-//! sample deliveries, both pulls, and a summary. `--check` compares the summary with
-//! `tests/demo/expected.json` and stops; otherwise the stack stays up until Ctrl-C.
+//! sample deliveries, both pulls, a summary, and a repair (the CRM down, its failed pushes listed and
+//! re-driven). `--check` compares the summary with `tests/demo/expected.json` and checks the repair,
+//! then stops; otherwise the stack stays up until Ctrl-C.
 
 mod check;
 mod deliveries;
 mod pulls;
+mod repair;
 mod start;
 mod summary;
 
 pub use check::fresh_samples;
 pub use deliveries::post;
+pub use repair::Repair;
 pub use summary::{Run, Summary};
 
 use crate::dispatch::Dispatcher;

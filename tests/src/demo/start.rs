@@ -42,7 +42,7 @@ impl Demo {
             "integrations": [{
                 "name": "demo-crm",
                 "url": format!("{sources_url}/crm/contacts"),
-                "on_fields": ["identity.", "lead.statut", "billing.last_payment"],
+                "on_fields": ["identity.*", "lead.statut", "billing.last_payment"],
                 "body": {"id": "$customer_id", "version": "$version", "email": "identity.email",
                          "nom": "identity.nom", "statut": "lead.statut"},
                 "auth": {"header": "Authorization", "secret_param": "/tributary/integrations/crm-token", "prefix": "Bearer "}

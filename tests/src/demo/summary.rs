@@ -78,6 +78,7 @@ impl Demo {
              \x20 curl -s -H 'authorization: Bearer {key}' '{agg}/api/v1/alerts'\n\
              \x20 curl -s -H 'authorization: Bearer {key}' '{agg}/api/v1/ingestion/status'\n\
              \x20 curl -s -H 'authorization: Bearer {key}' '{api}/api/v1/customers?email={star}'\n\
+             \x20 curl -s -H 'authorization: Bearer {key}' '{api}/api/v1/failures'\n\
              \x20 curl -i '{webhook}/webhook/personnage' -H 'content-type: application/json' \\\n\
              \x20      -H 'authorization: Bearer local-demo-personnage-token' -d '{{\"nom\":\"Sakura\",\"score\":91}}'\n\
              \x20 AWS (moto): export AWS_ENDPOINT_URL={moto} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing\n\
