@@ -5,7 +5,8 @@
 //! - `POST /api/v1/failures/{queue}/redrive` with `{"ids": [...]}` or `{"all": true}`: sends those
 //!   messages back to where they failed; recorded as a `redrive` run.
 
-use lambda_http::{Body, Request, Response};
+use crate::handler::{bad_request, unavailable};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tributary_aws::problem::{Problem, json_response};
@@ -17,9 +18,12 @@ use tributary_domain::sync::{SyncOutcome, SyncRun};
 pub const REDRIVE_JOB: &str = "redrive";
 /// Messages listed per queue when the request does not say.
 pub const DEFAULT_LISTED: usize = 20;
-/// A re-drive stops scanning after this long (API Gateway answers 504 at 30 s); the answer says
-/// `more` and a second call goes on.
+/// A re-drive stops scanning after this long, or earlier when the invocation's deadline is nearer
+/// than [`REDRIVE_MARGIN`] (API Gateway answers 504 at 30 s; the function's timeout is 29 s); the
+/// answer says `more` and a second call goes on.
 pub const REDRIVE_BUDGET: Duration = Duration::from_secs(20);
+/// Kept before the deadline for making the unselected messages visible again and recording the run.
+pub const REDRIVE_MARGIN: Duration = Duration::from_secs(5);
 
 /// The repair routes' ports and configuration.
 pub struct Repair<Q, R> {
@@ -27,15 +31,6 @@ pub struct Repair<Q, R> {
     pub urls: QueueUrls,
     /// Where re-drives are recorded (the ingestion table's runs).
     pub runs: R,
-}
-
-fn unavailable(error: &PortError) -> Response<Body> {
-    tracing::error!(error = %error, "failure queues unavailable");
-    Problem::new(503, "Service Unavailable").into_response()
-}
-
-fn bad_request(detail: &str, field: &str) -> Response<Body> {
-    Problem::new(400, "Bad Request").with_detail(detail).with_field(field).into_response()
 }
 
 pub async fn list<Q: MessageQueues, R>(
@@ -58,14 +53,15 @@ pub async fn list<Q: MessageQueues, R>(
             _ => return bad_request(&format!("limit must be an integer from 0 to {}", failures::MAX_LISTED), "limit"),
         },
     };
-    let mut views = Vec::new();
-    for queue in queues {
-        match failures::list(&repair.queues, queue, repair.urls.failures(queue), limit, now).await {
-            Ok(view) => views.push(view),
-            Err(e) => return unavailable(&e),
-        }
+    // The queues are read together: each one's empty receive waits up to a second.
+    let listed = futures::future::join_all(
+        queues.into_iter().map(|queue| failures::list(&repair.queues, queue, repair.urls.failures(queue), limit, now)),
+    )
+    .await;
+    match listed.into_iter().collect::<Result<Vec<_>, PortError>>() {
+        Ok(views) => json_response(200, "application/json", &serde_json::json!({ "queues": views })),
+        Err(e) => unavailable("failure queues", &e),
     }
-    json_response(200, "application/json", &serde_json::json!({ "queues": views }))
 }
 
 fn names() -> String {
@@ -107,16 +103,28 @@ pub async fn redrive<Q: MessageQueues, R: SyncStore>(
         }
     };
     let started = Instant::now();
+    let budget = match request.lambda_context_ref() {
+        Some(context) => {
+            let real_now = jiff::Timestamp::now();
+            let deadline = tributary_domain::runtime::invocation_deadline(context.deadline, real_now);
+            let left = Duration::try_from(deadline.duration_since(real_now)).unwrap_or_default();
+            left.saturating_sub(REDRIVE_MARGIN).min(REDRIVE_BUDGET)
+        }
+        None => REDRIVE_BUDGET,
+    };
     let mut run = SyncRun::start(REDRIVE_JOB, queue.name(), &SyncRun::new_id(), now, None);
-    let outcome =
-        match failures::redrive(&repair.queues, queue, &repair.urls, &selection, || started.elapsed() > REDRIVE_BUDGET)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => return unavailable(&e),
-        };
+    // The queue's clock, not the request's: only what it received before now is taken.
+    let scan_start = jiff::Timestamp::now();
+    let outcome = match failures::redrive(&repair.queues, queue, &repair.urls, &selection, scan_start, || {
+        started.elapsed() > budget
+    })
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return unavailable("failure queues", &e),
+    };
     run.records = u64::from(outcome.redriven);
-    run.rejected = (outcome.left.len() + outcome.not_found.len()) as u64;
+    run.rejected = (outcome.left.len() + outcome.failed.len() + outcome.not_found.len()) as u64;
     let finished_at =
         now.saturating_add(jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default()).unwrap_or(now);
     run.finish(if outcome.more { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, finished_at);
@@ -125,7 +133,9 @@ pub async fn redrive<Q: MessageQueues, R: SyncStore>(
         redriven = outcome.redriven,
         sent = outcome.sent,
         left = outcome.left.len(),
+        failed = outcome.failed.len(),
         not_found = outcome.not_found.len(),
+        not_reached = outcome.not_reached.len(),
         more = outcome.more,
         run_id = run.run_id,
         request_id,

@@ -131,12 +131,13 @@ fn not_found() -> Response<Body> {
     Problem::new(404, "Not Found").into_response()
 }
 
-fn bad_request(detail: &str, field: &str) -> Response<Body> {
+pub(crate) fn bad_request(detail: &str, field: &str) -> Response<Body> {
     Problem::new(400, "Bad Request").with_detail(detail).with_field(field).into_response()
 }
 
-fn unavailable(error: &PortError) -> Response<Body> {
-    tracing::error!(error = %error, "customer table unavailable");
+/// 503 for a backing service that failed (`what` names it in the log only).
+pub(crate) fn unavailable(what: &str, error: &PortError) -> Response<Body> {
+    tracing::error!(error = %error, "{what} unavailable");
     Problem::new(503, "Service Unavailable").into_response()
 }
 
@@ -217,7 +218,7 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
             match deps.store.load(&id).await {
                 Ok(Some(record)) => ok(&CustomerView::from(&record)),
                 Ok(None) => not_found(),
-                Err(e) => unavailable(&e),
+                Err(e) => unavailable("customer table", &e),
             }
         }
         Route::Audit(id) => {
@@ -239,13 +240,13 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
             match deps.store.load(&id).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return not_found(),
-                Err(e) => return unavailable(&e),
+                Err(e) => return unavailable("customer table", &e),
             }
             match deps.store.audit(&id, limit, after.as_deref()).await {
                 Ok(page) => {
                     ok(&AuditView { items: page.entries, next_cursor: page.next.as_deref().map(encode_cursor) })
                 }
-                Err(e) => unavailable(&e),
+                Err(e) => unavailable("customer table", &e),
             }
         }
         Route::IngestLeads | Route::Redrive(_) => method_not_allowed("POST"),
@@ -256,13 +257,13 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
             };
             let found = match deps.store.find(&Subject::email(email)).await {
                 Ok(found) => found,
-                Err(e) => return unavailable(&e),
+                Err(e) => return unavailable("customer table", &e),
             };
             let Some(id) = found else { return not_found() };
             match deps.store.load(&id).await {
                 Ok(Some(record)) => ok(&CustomerView::from(&record)),
                 Ok(None) => not_found(),
-                Err(e) => unavailable(&e),
+                Err(e) => unavailable("customer table", &e),
             }
         }
     }
@@ -331,7 +332,7 @@ async fn ingest_leads<S, P: EventPublisher, D: DedupStore, Q, R>(
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(messages) => messages,
-        Err(e) => return unavailable(&e),
+        Err(e) => return unavailable("building lead events", &e),
     };
     // A request with a key is claimed first: its retry after a success is answered as a duplicate
     // and publishes nothing (a late copy would be a newer row in the lake than a later request's);
@@ -364,7 +365,7 @@ async fn ingest_leads<S, P: EventPublisher, D: DedupStore, Q, R>(
                     .with_detail("this Idempotency-Key was already used for a different batch; send it under a new key")
                     .into_response();
             }
-            Err(e) => return unavailable(&e),
+            Err(e) => return unavailable("dedup table", &e),
         }
     }
     match deps.events.publish_all(&messages).await {

@@ -66,8 +66,9 @@ pub enum HandlerError {
     Store { update_id: String, source: PortError },
     #[error("dead-lettering failed: {0}")]
     DeadLetter(PortError),
-    /// Neither an SNS delivery nor an SQS batch (Lambda never sends one).
-    #[error("the invocation's payload is not a delivery: {0}")]
+    /// The payload is neither an SNS delivery nor an SQS batch (Lambda never sends one), or the
+    /// answer could not be written as JSON.
+    #[error("the invocation's payload or answer is not what Lambda exchanges: {0}")]
     Payload(serde_json::Error),
 }
 

@@ -52,8 +52,9 @@ pub enum HandlerError {
     Event { event_id: String, source: ProcessError },
     #[error("dead-lettering a message failed: {0}")]
     DeadLetter(PortError),
-    /// Neither an SNS delivery nor an SQS batch (Lambda never sends one).
-    #[error("the invocation's payload is not a delivery: {0}")]
+    /// The payload is neither an SNS delivery nor an SQS batch (Lambda never sends one), or the
+    /// answer could not be written as JSON.
+    #[error("the invocation's payload or answer is not what Lambda exchanges: {0}")]
     Payload(serde_json::Error),
 }
 

@@ -3,7 +3,9 @@
 
 use super::describe;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+};
 use std::time::Duration;
 use tributary_domain::failures::{FailureHistory, REASON_ATTRIBUTE};
 use tributary_domain::ports::{DeadLetterSink, MessageQueues, PortError, QueueDepth, QueuedMessage};
@@ -155,15 +157,24 @@ impl MessageQueues for SqsQueues {
         Ok(())
     }
 
-    async fn release(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(queue)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
-            .await
-            .map_err(|e| PortError::new("release message", describe(&e)))?;
+    async fn release(&self, queue: &str, receipts: &[String]) -> Result<(), PortError> {
+        // SQS takes at most 10 entries per batch call.
+        for chunk in receipts.chunks(10) {
+            let mut request = self.client.change_message_visibility_batch().queue_url(queue);
+            for (index, receipt) in chunk.iter().enumerate() {
+                let entry = ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .build()
+                    .map_err(|e| PortError::new("release messages", e))?;
+                request = request.entries(entry);
+            }
+            let output = request.send().await.map_err(|e| PortError::new("release messages", describe(&e)))?;
+            if !output.failed.is_empty() {
+                return Err(PortError::new("release messages", format!("{} not released", output.failed.len())));
+            }
+        }
         Ok(())
     }
 }

@@ -97,6 +97,11 @@ impl Subject {
         if value.contains('@') { Self::email(value) } else { Self::external(system, value) }
     }
 
+    /// A subject as stored (the lake's `subject` column, a record's identities): taken as it is.
+    pub fn from_stored(stored: &str) -> Self {
+        Self(stored.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

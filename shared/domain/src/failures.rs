@@ -272,6 +272,10 @@ pub fn describe(message: &QueuedMessage) -> FailureView {
         if view.reason.is_empty() {
             view.reason = record.reason();
         }
+        // Lambda's request context names the function's ARN (the account): not for the listing.
+        if let Some(shown) = view.message.as_object_mut() {
+            shown.remove("requestContext");
+        }
         view.first_failed_at = history.first_failed_at.or(record.timestamp).or(message.sent_at);
         if let Some(event) = record.messages().first().and_then(|m| CanonicalEvent::from_message(m).ok()) {
             describe_event(&mut view, &event);
@@ -280,7 +284,11 @@ pub fn describe(message: &QueuedMessage) -> FailureView {
         describe_event(&mut view, &event);
     }
     if view.reason.is_empty() {
-        view.reason = "no reason recorded".into();
+        view.reason = match message.attribute(REDRIVEN_FROM_ATTRIBUTE) {
+            // SQS moved it here after its re-drive queue's last receive (a backing service down).
+            Some(from) => format!("re-driven from {from}, then failed on a backing service until its receives ran out"),
+            None => "no reason recorded".into(),
+        };
     }
     view
 }
@@ -319,6 +327,13 @@ impl Selection {
     }
 }
 
+/// A selected message that could not be re-driven this time (it stays in its queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotRedriven {
+    pub id: String,
+    pub reason: String,
+}
+
 /// What one re-drive did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RedriveOutcome {
@@ -328,9 +343,16 @@ pub struct RedriveOutcome {
     pub sent: u32,
     /// Selected messages with nothing to send again (left in place).
     pub left: Vec<String>,
-    /// Selected ids not found in the queue (already re-driven, or expired).
+    /// Selected messages a backing service failed on (left in place, or, when only their delete
+    /// failed, back in the queue after the scan's visibility timeout and re-driven again by the
+    /// next call: the consumers recognise the repeat).
+    pub failed: Vec<NotRedriven>,
+    /// Selected ids not visible in the queue now (already re-driven, expired, or being read by
+    /// another listing or re-drive); only said when the scan reached the end of the queue.
     pub not_found: Vec<String>,
-    /// True when the deadline stopped the scan: call again for the rest.
+    /// Selected ids the scan did not reach before its deadline.
+    pub not_reached: Vec<String>,
+    /// True when the deadline (or a failing queue) stopped the scan: call again for the rest.
     pub more: bool,
 }
 
@@ -339,89 +361,125 @@ pub const SCAN_VISIBILITY: Duration = Duration::from_secs(60);
 /// Most messages read in one listing.
 pub const MAX_LISTED: usize = 100;
 
+/// Makes the scanned messages visible again; a failure only leaves them hidden until their
+/// visibility timeout.
+async fn release_all<Q: MessageQueues>(queues: &Q, url: &str, receipts: &[String]) {
+    if receipts.is_empty() {
+        return;
+    }
+    if let Err(e) = queues.release(url, receipts).await {
+        tracing::warn!(error = %e, "scanned messages stay hidden until their visibility timeout");
+    }
+}
+
 /// Sends the selected messages of a failure queue back to their target, each with its re-drive
 /// count raised, then deletes them from the failure queue. A message is deleted only after its
 /// events were sent (a crash in between re-drives it twice: every consumer deduplicates by event
-/// id or idempotency key). Messages not selected are made visible again at once.
+/// id or idempotency key). Only messages the queue received before `started` are taken, so that
+/// one failing again during the scan is not re-driven again by the same call. Messages not taken
+/// are made visible again at the end.
 pub async fn redrive<Q: MessageQueues>(
     queues: &Q,
     queue: FailureQueue,
     urls: &QueueUrls,
     selection: &Selection,
+    started: Timestamp,
     deadline: impl Fn() -> bool,
 ) -> Result<RedriveOutcome, PortError> {
+    let failures = urls.failures(queue);
+    let target = urls.target(queue.target());
     let mut outcome = RedriveOutcome::default();
     let mut seen = Vec::new();
     let mut hidden = Vec::new();
-    let result = async {
-        loop {
-            if deadline() {
+    loop {
+        if deadline() {
+            outcome.more = true;
+            break;
+        }
+        let batch = match queues.receive(failures, 10, SCAN_VISIBILITY).await {
+            Ok(batch) => batch,
+            // Nothing done yet: the call fails as a whole.
+            Err(e) if seen.is_empty() => {
+                release_all(queues, failures, &hidden).await;
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the failure queue failed mid-scan; stopping");
                 outcome.more = true;
                 break;
             }
-            let batch = queues.receive(urls.failures(queue), 10, SCAN_VISIBILITY).await?;
-            if batch.is_empty() {
-                break;
-            }
-            for message in batch {
-                seen.push(message.id.clone());
-                if !selection.takes(&message.id) {
-                    hidden.push(message.receipt.clone());
-                    continue;
-                }
-                let bodies = redrive_bodies(&message);
-                if bodies.is_empty() {
-                    outcome.left.push(message.id.clone());
-                    hidden.push(message.receipt.clone());
-                    continue;
-                }
-                let seen_as = describe(&message);
-                let history = FailureHistory {
-                    redrives: seen_as.redrives.saturating_add(1),
-                    first_failed_at: seen_as.first_failed_at,
-                };
-                let redrives = history.redrives;
-                let mut attributes = history.attributes();
-                attributes.push((REDRIVEN_FROM_ATTRIBUTE, queue.name().to_string()));
-                for body in &bodies {
-                    queues.send(urls.target(queue.target()), body, &attributes).await?;
-                    outcome.sent += 1;
-                }
-                queues.delete(urls.failures(queue), &message.receipt).await?;
-                outcome.redriven += 1;
-                tracing::info!(queue = queue.name(), message_id = message.id, redrives, "re-driven");
-            }
-            if let Selection::Ids(ids) = selection
-                && ids.iter().all(|id| seen.contains(id))
-            {
-                break;
-            }
+        };
+        if batch.is_empty() {
+            break;
         }
-        Ok::<_, PortError>(())
-    }
-    .await;
-    // Whatever happened, what was only looked at is visible again.
-    for receipt in hidden {
-        if let Err(e) = queues.release(urls.failures(queue), &receipt).await {
-            tracing::warn!(error = %e, "a scanned message stays hidden until its visibility timeout");
+        for message in batch {
+            seen.push(message.id.clone());
+            let newer = message.sent_at.is_some_and(|sent| sent > started);
+            if newer || !selection.takes(&message.id) {
+                hidden.push(message.receipt.clone());
+                continue;
+            }
+            let bodies = redrive_bodies(&message);
+            if bodies.is_empty() {
+                outcome.left.push(message.id.clone());
+                hidden.push(message.receipt.clone());
+                continue;
+            }
+            let seen_as = describe(&message);
+            let history = FailureHistory {
+                redrives: seen_as.redrives.saturating_add(1),
+                first_failed_at: seen_as.first_failed_at,
+            };
+            let mut attributes = history.attributes();
+            attributes.push((REDRIVEN_FROM_ATTRIBUTE, queue.name().to_string()));
+            let mut sent = Ok(());
+            for body in &bodies {
+                sent = queues.send(target, body, &attributes).await;
+                if sent.is_err() {
+                    break;
+                }
+                outcome.sent += 1;
+            }
+            if let Err(e) = sent {
+                tracing::error!(error = %e, message_id = message.id, "re-drive failed; left in its queue");
+                outcome.failed.push(NotRedriven { id: message.id.clone(), reason: "sending it back failed".into() });
+                hidden.push(message.receipt.clone());
+                continue;
+            }
+            if let Err(e) = queues.delete(failures, &message.receipt).await {
+                tracing::error!(error = %e, message_id = message.id, "re-driven but not deleted; it will come back");
+                outcome.failed.push(NotRedriven {
+                    id: message.id.clone(),
+                    reason: "re-driven, but still in its queue: the next re-drive sends it again".into(),
+                });
+                continue;
+            }
+            outcome.redriven += 1;
+            tracing::info!(queue = queue.name(), message_id = message.id, redrives = history.redrives, "re-driven");
+        }
+        if let Selection::Ids(ids) = selection
+            && ids.iter().all(|id| seen.contains(id))
+        {
+            break;
         }
     }
-    result?;
+    release_all(queues, failures, &hidden).await;
     if let Selection::Ids(ids) = selection {
-        outcome.not_found = ids.iter().filter(|id| !seen.contains(id)).cloned().collect();
+        let missing = ids.iter().filter(|id| !seen.contains(id)).cloned().collect();
+        if outcome.more { outcome.not_reached = missing } else { outcome.not_found = missing }
     }
     Ok(outcome)
 }
 
-/// A failure queue's state: its depth and the first `limit` messages, read without deleting them
-/// (each is hidden for the scan, then made visible again).
+/// A failure queue's state: its depth and its first messages, read without deleting them (each
+/// is hidden while the listing reads, then made visible again; reading counts as a receive).
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueView {
     pub queue: FailureQueue,
     /// Messages waiting (visible) and being handled (in flight), as the queue counts them.
     pub depth: u64,
     pub in_flight: u64,
-    /// Age of the oldest message read, in seconds.
+    /// Age of the oldest message listed (not necessarily of the queue's oldest), in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_age_seconds: Option<i64>,
     pub messages: Vec<FailureView>,
@@ -437,25 +495,25 @@ pub async fn list<Q: MessageQueues>(
     let depth = queues.depth(url).await?;
     let mut messages = Vec::new();
     let mut receipts = Vec::new();
-    let scanned = async {
-        while messages.len() < limit.min(MAX_LISTED) {
-            let batch = queues.receive(url, 10, SCAN_VISIBILITY).await?;
-            if batch.is_empty() {
+    let wanted = if depth.visible == 0 { 0 } else { limit.min(MAX_LISTED) };
+    let mut scanned = Ok(());
+    while messages.len() < wanted {
+        let batch = match queues.receive(url, 10, SCAN_VISIBILITY).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                scanned = Err(e);
                 break;
             }
-            for message in batch {
-                receipts.push(message.receipt.clone());
-                messages.push(describe(&message));
-            }
+        };
+        if batch.is_empty() {
+            break;
         }
-        Ok::<_, PortError>(())
-    }
-    .await;
-    for receipt in &receipts {
-        if let Err(e) = queues.release(url, receipt).await {
-            tracing::warn!(error = %e, "a listed message stays hidden until its visibility timeout");
+        for message in batch {
+            receipts.push(message.receipt.clone());
+            messages.push(describe(&message));
         }
     }
+    release_all(queues, url, &receipts).await;
     scanned?;
     messages.truncate(limit);
     let oldest_age_seconds =

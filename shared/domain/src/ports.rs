@@ -281,8 +281,8 @@ pub trait MessageQueues: Send + Sync {
         attributes: &[(&str, String)],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     fn delete(&self, queue: &str, receipt: &str) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// Makes a hidden message visible again at once.
-    fn release(&self, queue: &str, receipt: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Makes hidden messages visible again at once.
+    fn release(&self, queue: &str, receipts: &[String]) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// The ingestion table: sync runs, leases and watermarks of the scheduled pulls.

@@ -5,6 +5,7 @@
 //!   [`schema::EVENTS`], [`schema::LEADS`]).
 //! - [`LakeTable`]: open-or-create a table, read an application's committed position, append
 //!   record batches in one commit together with that position.
+//! - [`events`]: the `events` table read back as canonical events.
 //!
 //! Exactly-once appends use Delta's application transactions (`txn` actions): a writer names
 //! itself (`app_id`) and numbers its writes (`version`); the number is committed in the same log
@@ -13,6 +14,7 @@
 //! writes each log entry with a conditional put (`If-None-Match: *`): a writer that loses the race
 //! retries on the next version, and nothing is overwritten.
 
+pub mod events;
 mod maintenance;
 pub mod schema;
 mod table;

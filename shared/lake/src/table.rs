@@ -279,14 +279,19 @@ impl LakeTable {
             .map_err(|e| self.delta(DeltaTableError::Parquet { source: e }))
     }
 
+    /// The rows of one file of the snapshot, to stream a table file by file.
+    pub async fn read_file(&self, file: &LakeFile) -> Result<Vec<RecordBatch>, LakeError> {
+        let reader = self.read_path_batches(&file.path).await?;
+        reader.collect::<Result<Vec<_>, _>>().map_err(|e| self.batch_error(e.to_string()))
+    }
+
     /// Every row of the current snapshot, file by file (partition columns are in
     /// [`LakeFile::partition_values`], not in the batches). For tests and small tables; the
     /// aggregator hands the files to DuckDB instead.
     pub async fn read_all(&self) -> Result<Vec<(LakeFile, Vec<RecordBatch>)>, LakeError> {
         let mut out = Vec::new();
         for file in self.files()? {
-            let reader = self.read_path_batches(&file.path).await?;
-            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| self.batch_error(e.to_string()))?;
+            let batches = self.read_file(&file).await?;
             out.push((file, batches));
         }
         Ok(out)

@@ -71,6 +71,7 @@ pub fn sqs_event<B: Into<String>>(bodies: impl IntoIterator<Item = B>) -> aws_la
         .map(|(i, body)| {
             let mut message = aws_lambda_events::sqs::SqsMessage::default();
             message.message_id = Some(format!("m{i}"));
+            message.event_source = Some("aws:sqs".into());
             message.body = Some(body.into());
             message
         })

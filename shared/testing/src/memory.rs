@@ -462,10 +462,10 @@ impl MessageQueues for InMemoryQueues {
         Ok(())
     }
 
-    async fn release(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
+    async fn release(&self, queue: &str, receipts: &[String]) -> Result<(), PortError> {
         if let Some(messages) = lock(&self.queues).get_mut(queue) {
             for (message, hidden) in messages.iter_mut() {
-                if message.receipt == receipt {
+                if receipts.contains(&message.receipt) {
                     *hidden = false;
                 }
             }

@@ -85,6 +85,14 @@ fn function_timeouts_match_what_the_code_assumes() {
     assert_eq!(timeout("ProcessorFunction"), processor::process::NOTIFY_GRACE.as_secs() as u64);
     // Every push fits in its budget, and the budget in the timeout with room for the audit write.
     assert!(timeout("IntegratorFunction") >= integrator::config::PUSH_BUDGET.as_secs() + 5);
+    // A re-drive's scan and its margin fit in the API's timeout, and the timeout in API Gateway's 30 s.
+    let redrive = api::failures::REDRIVE_BUDGET + api::failures::REDRIVE_MARGIN;
+    assert!(timeout("ApiFunction") >= redrive.as_secs() && timeout("ApiFunction") < 30);
+    // One re-driven push per invocation: a push may take most of the integrator's timeout.
+    let batch = |id: &str, source: &str| {
+        template.resource(id).unwrap()["Properties"]["Events"][source]["Properties"]["BatchSize"].as_u64().unwrap()
+    };
+    assert_eq!(batch("IntegratorFunction", "RedrivenPushes"), 1);
 }
 
 #[test]
@@ -204,7 +212,7 @@ fn logs_throttling_encryption_and_tls_are_declared_for_every_resource() {
     assert_eq!(routes["ThrottlingRateLimit"], json!({"Ref": "ApiThrottlingRateLimit"}));
     assert_eq!(routes["ThrottlingBurstLimit"], json!({"Ref": "ApiThrottlingBurstLimit"}));
     let topics: Vec<_> = template.resources_of_type("AWS::SNS::Topic").collect();
-    assert_eq!(topics.len(), 3);
+    assert_eq!(topics.len(), 4, "events, updates, reports, alarms");
     for (logical_id, topic) in topics {
         assert_eq!(topic["Properties"]["KmsMasterKeyId"], "alias/aws/sns", "{logical_id} is not encrypted");
     }
@@ -230,5 +238,37 @@ fn logs_throttling_encryption_and_tls_are_declared_for_every_resource() {
         .collect();
     for needed in ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"] {
         assert!(actions.contains(&needed), "the processor may not {needed}: {actions:?}");
+    }
+}
+
+#[test]
+fn every_failure_queue_and_every_function_has_an_alarm_to_the_alarm_topic() {
+    let template = Template::workspace().unwrap();
+    let api_env = &template.resource("ApiFunction").unwrap()["Properties"]["Environment"]["Variables"];
+    let alarms: Vec<&serde_json::Value> =
+        template.resources_of_type("AWS::CloudWatch::Alarm").map(|(_, alarm)| &alarm["Properties"]).collect();
+    for alarm in &alarms {
+        assert_eq!(alarm["AlarmActions"], serde_json::json!([{"Ref": "AlarmTopic"}]), "{alarm}");
+    }
+    // The failure queues the API lists: each one's depth alarms.
+    let failure_queues = [
+        "PROCESSOR_DEAD_LETTER_QUEUE_URL",
+        "PROCESSOR_FAILURE_QUEUE_URL",
+        "INTEGRATOR_DEAD_LETTER_QUEUE_URL",
+        "INTEGRATOR_FAILURE_QUEUE_URL",
+        "LAKE_WRITER_DEAD_LETTER_QUEUE_URL",
+    ];
+    for variable in failure_queues {
+        let queue = api_env[variable]["Ref"].as_str().unwrap_or_else(|| panic!("{variable} is not a queue"));
+        let watched = alarms.iter().any(|alarm| {
+            alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && alarm["Dimensions"][0]["Value"] == serde_json::json!({"Fn::GetAtt": [queue, "QueueName"]})
+        });
+        assert!(watched, "{queue} has no depth alarm");
+    }
+    // Every function's errors add up in one alarm.
+    let errors = template.resource("FunctionErrorsAlarm").unwrap()["Properties"]["Metrics"].to_string();
+    for (logical_id, _) in template.resources_of_type("AWS::Serverless::Function") {
+        assert!(errors.contains(&format!("{{\"Ref\":\"{logical_id}\"}}")), "{logical_id} errors are not alarmed");
     }
 }

@@ -13,6 +13,8 @@ pub enum AuditKind {
     Event,
     /// A push of the record to an external API.
     Integration,
+    /// The record recomputed from its events with today's rules ([`super::rebuild`]).
+    Rebuild,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
