@@ -32,7 +32,7 @@ pub struct ApiConfig {
 }
 
 /// Every environment variable [`ApiConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 14] = [
+pub const ENVIRONMENT: [&str; 16] = [
     "CUSTOMER_TABLE",
     "EVENTS_TOPIC_ARN",
     "API_KEY_HASHES_PARAM",
@@ -47,6 +47,8 @@ pub const ENVIRONMENT: [&str; 14] = [
     QUEUE_URL_VARIABLES[5],
     QUEUE_URL_VARIABLES[6],
     QUEUE_URL_VARIABLES[7],
+    QUEUE_URL_VARIABLES[8],
+    QUEUE_URL_VARIABLES[9],
 ];
 
 impl ApiConfig {

@@ -1,6 +1,7 @@
 //! Routing, authentication and the answers of `/api/v1`.
 
 use crate::failures::{self, Repair};
+use crate::rebuilds;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -101,12 +102,17 @@ enum Route<'a> {
     IngestLeads,
     Failures,
     Redrive(&'a str),
+    RebuildCustomer(&'a str),
+    Rebuilds,
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
     let path = path.trim_end_matches('/');
     if path == "/api/v1/ingestion/leads" {
         return Some(Route::IngestLeads);
+    }
+    if path == "/api/v1/rebuilds" {
+        return Some(Route::Rebuilds);
     }
     if let Some(rest) = path.strip_prefix("/api/v1/failures") {
         return match rest.strip_prefix('/').map(|r| r.split_once('/')) {
@@ -123,6 +129,7 @@ fn route(path: &str) -> Option<Route<'_>> {
     match rest.split_once('/') {
         None => Some(Route::Customer(rest)),
         Some((id, "audit")) => Some(Route::Audit(id)),
+        Some((id, "rebuild")) => Some(Route::RebuildCustomer(id)),
         Some(_) => None,
     }
 }
@@ -201,12 +208,15 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
             method_not_allowed("POST")
         };
     }
-    if let Route::Redrive(queue) = route {
-        return if request.method() == Method::POST {
-            failures::redrive(&deps.repair, queue, request, &request_id(request), now).await
-        } else {
-            method_not_allowed("POST")
-        };
+    let posted = request.method() == Method::POST;
+    match route {
+        Route::Redrive(queue) if posted => {
+            return failures::redrive(&deps.repair, queue, request, &request_id(request), now).await;
+        }
+        Route::RebuildCustomer(id) if posted => return rebuilds::customer(&deps.store, &deps.repair, id).await,
+        Route::Rebuilds if posted => return rebuilds::selection(&deps.repair, request).await,
+        Route::Redrive(_) | Route::RebuildCustomer(_) | Route::Rebuilds => return method_not_allowed("POST"),
+        _ => {}
     }
     if request.method() != Method::GET {
         return method_not_allowed("GET");
@@ -249,7 +259,9 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
                 Err(e) => unavailable("customer table", &e),
             }
         }
-        Route::IngestLeads | Route::Redrive(_) => method_not_allowed("POST"),
+        Route::IngestLeads | Route::Redrive(_) | Route::RebuildCustomer(_) | Route::Rebuilds => {
+            method_not_allowed("POST")
+        }
         Route::Failures => failures::list(&deps.repair, query.first("queue"), query.first("limit"), now).await,
         Route::FindByEmail => {
             let Some(email) = query.first("email").filter(|e| e.contains('@') && e.len() <= 320) else {

@@ -5,3 +5,4 @@
 pub mod config;
 pub mod failures;
 pub mod handler;
+pub mod rebuilds;

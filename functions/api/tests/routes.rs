@@ -325,7 +325,7 @@ async fn failures_are_listed_without_being_taken_and_redriven_with_their_count()
     assert_eq!(queue["messages"][0]["event_type"], "stripe.invoice.paid");
     assert_eq!(deps.repair.queues.depth(dead_letters).await.unwrap().visible, 3, "listing takes nothing");
     let all = body(&handle(&deps, call("GET", "/api/v1/failures", "", None), now()).await);
-    assert_eq!(all["queues"].as_array().unwrap().len(), 5, "every failure queue");
+    assert_eq!(all["queues"].as_array().unwrap().len(), 6, "every failure queue");
 
     // One by id, then the rest.
     let first = queue["messages"][0]["id"].as_str().unwrap().to_string();
@@ -380,4 +380,43 @@ async fn failure_routes_refuse_what_they_cannot_do() {
     unauthorized["rawPath"] = json!("/api/v1/failures");
     unauthorized["requestContext"]["http"]["path"] = json!("/api/v1/failures");
     assert_eq!(handle(&deps, request(&unauthorized), now()).await.status(), 401);
+}
+
+#[tokio::test]
+async fn rebuilds_are_queued_for_the_rebuild_job() {
+    let deps = deps().await;
+    let urls = queue_urls();
+    let one = handle(&deps, call("POST", &format!("/api/v1/customers/{CUSTOMER}/rebuild"), "", None), now()).await;
+    assert_eq!(one.status(), 202);
+    assert_eq!(body(&one)["queued"], json!({"customer_id": CUSTOMER}));
+    let selection = json!({"event_type": "stripe.", "from": "2026-11-01T00:00:00Z"});
+    let many = handle(&deps, call("POST", "/api/v1/rebuilds", "", Some(selection.clone())), now()).await;
+    assert_eq!(many.status(), 202);
+    let queued: Vec<Value> =
+        deps.repair.queues.messages(&urls.rebuild).iter().map(|m| serde_json::from_str(&m.body).unwrap()).collect();
+    assert_eq!(queued, [json!({"customer_id": CUSTOMER}), selection]);
+
+    let unknown = "0b8c7d6e-5f4a-4b3c-9d2e-1f0a9b8c7d6e";
+    let cases = [
+        (call("POST", &format!("/api/v1/customers/{unknown}/rebuild"), "", None), 404),
+        (call("GET", &format!("/api/v1/customers/{CUSTOMER}/rebuild"), "", None), 405),
+        (call("POST", "/api/v1/rebuilds", "", Some(json!({}))), 400),
+        (call("POST", "/api/v1/rebuilds", "", Some(json!({"customer_id": CUSTOMER}))), 400),
+        (
+            call(
+                "POST",
+                "/api/v1/rebuilds",
+                "",
+                Some(json!({"from": "2026-12-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"})),
+            ),
+            400,
+        ),
+        (call("POST", "/api/v1/rebuilds", "", Some(json!({"event_type": "stripe.", "every": true}))), 400),
+        (call("GET", "/api/v1/rebuilds", "", None), 405),
+    ];
+    for (request, status) in cases {
+        let path = request.uri().to_string();
+        assert_eq!(handle(&deps, request, now()).await.status(), status, "{path}");
+    }
+    assert_eq!(deps.repair.queues.messages(&urls.rebuild).len(), 2, "nothing more queued");
 }

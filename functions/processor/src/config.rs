@@ -4,7 +4,7 @@ use crate::handler::Deps;
 use crate::process::Processor;
 use tributary_aws::{self as aws, DynamoDbCustomers, SdkConfig, SnsPublisher, SqsDeadLetters};
 use tributary_domain::config::{ConfigError, Env};
-use tributary_domain::customer::rules::Registry;
+use tributary_domain::customer::rules::{Registry, RulesConfig};
 
 /// The processor over AWS: what `main.rs` runs, and what the cross-function tests run over moto.
 pub type AwsDeps = Deps<DynamoDbCustomers, SnsPublisher, SqsDeadLetters>;
@@ -14,13 +14,10 @@ pub struct ProcessorConfig {
     pub customer_table: String,
     pub updates_topic_arn: String,
     pub dead_letter_queue_url: String,
-    /// Sources whose events feed the free `attributes` map (the `attributes` rule).
-    pub attribute_sources: Vec<String>,
+    /// The rules and their configuration (attribute sources, Matomo user ids).
+    pub rules: RulesConfig,
     /// Attempts of one event's read-apply-commit cycle when other writers get there first.
     pub commit_attempts: u32,
-    /// Whether an address-shaped Matomo `userId` is the visitor's e-mail identity (off by default:
-    /// Matomo's tracker is public, anyone can send any `userId`).
-    pub matomo_user_id_as_email: bool,
 }
 
 /// Every environment variable [`ProcessorConfig::from_env`] reads (the README's table).
@@ -48,13 +45,6 @@ impl ProcessorConfig {
     }
 
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let attribute_sources = env.list("ATTRIBUTE_SOURCES");
-        if let Some(bad) = attribute_sources
-            .iter()
-            .find(|s| !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
-        {
-            return Err(ConfigError::invalid("ATTRIBUTE_SOURCES", format!("`{bad}` is not a source name (a-z 0-9 -)")));
-        }
         let commit_attempts: u32 = env.parsed_or("COMMIT_ATTEMPTS", 8)?;
         if !(1..=50).contains(&commit_attempts) {
             return Err(ConfigError::invalid("COMMIT_ATTEMPTS", "must be 1 to 50"));
@@ -63,15 +53,14 @@ impl ProcessorConfig {
             customer_table: env.required("CUSTOMER_TABLE")?,
             updates_topic_arn: env.required("UPDATES_TOPIC_ARN")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
-            attribute_sources,
+            rules: RulesConfig::from_env(env)?,
             commit_attempts,
-            matomo_user_id_as_email: env.parsed_or("MATOMO_USER_ID_AS_EMAIL", false)?,
         })
     }
 
     /// The update rules as configured.
     pub fn registry(&self) -> Registry {
-        Registry::configured(&self.attribute_sources, self.matomo_user_id_as_email)
+        self.rules.registry()
     }
 }
 
@@ -92,13 +81,13 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let config = ProcessorConfig::from_env(&env).unwrap();
-        assert_eq!(config.attribute_sources, ["make", "acme"]);
+        assert_eq!(config.rules.attribute_sources, ["make", "acme"]);
         assert_eq!(config.commit_attempts, 8);
-        assert!(!config.matomo_user_id_as_email, "off unless configured");
+        assert!(!config.rules.matomo_user_id_as_email, "off unless configured");
         env.insert("MATOMO_USER_ID_AS_EMAIL".into(), "yes".into());
         assert!(ProcessorConfig::from_env(&env).unwrap_err().to_string().contains("MATOMO_USER_ID_AS_EMAIL"));
         env.insert("MATOMO_USER_ID_AS_EMAIL".into(), "true".into());
-        assert!(ProcessorConfig::from_env(&env).unwrap().matomo_user_id_as_email);
+        assert!(ProcessorConfig::from_env(&env).unwrap().rules.matomo_user_id_as_email);
         env.insert("ATTRIBUTE_SOURCES".into(), "Make".into());
         assert!(ProcessorConfig::from_env(&env).unwrap_err().to_string().contains("ATTRIBUTE_SOURCES"));
         env.insert("ATTRIBUTE_SOURCES".into(), "make".into());

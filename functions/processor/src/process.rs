@@ -4,16 +4,15 @@
 
 use jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
+use tributary_domain::customer::announce::announce;
 use tributary_domain::customer::rules::{Ledger, Registry, Rule, RuleError};
 use tributary_domain::customer::store::{
     AppliedMarker, AuditEntry, AuditKind, Commit, CommitOutcome, CustomerUpdated, MAX_RECORD_BYTES, applied_key,
 };
 use tributary_domain::customer::{ApplyError, CustomerId, CustomerRecord, Stamp};
 use tributary_domain::event::{CanonicalEvent, Subject};
-use tributary_domain::ports::{BusMessage, CustomerStore, EventPublisher, PortError};
+use tributary_domain::ports::{CustomerStore, EventPublisher, PortError};
 use tributary_domain::retry::Backoff;
-
-use tributary_domain::event::types::CUSTOMER_UPDATED;
 
 /// A pending notification older than this was left by an attempt that died between commit and
 /// publish: no attempt runs longer than the processor's timeout (`template.yaml` sets it to this;
@@ -113,8 +112,7 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
             match self.store.commit(&commit).await? {
                 CommitOutcome::Committed => {
                     if let Some(update) = &commit.marker.pending {
-                        self.announce(update, now).await?;
-                        self.store.mark_notified(&commit.marker.key()).await?;
+                        announce(&self.store, &self.updates, update, &commit.marker.key(), now).await?;
                     }
                     return Ok(Processed::Applied {
                         customer_id: commit.record.id,
@@ -183,18 +181,11 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
         let abandoned = marker.committed_at.saturating_add(NOTIFY_GRACE).is_ok_and(|deadline| now > deadline);
         match &marker.pending {
             Some(update) if abandoned => {
-                self.announce(update, now).await?;
-                self.store.mark_notified(key).await?;
+                announce(&self.store, &self.updates, update, key, now).await?;
                 Ok(Processed::Duplicate { republished: true })
             }
             _ => Ok(Processed::Duplicate { republished: false }),
         }
-    }
-
-    async fn announce(&self, update: &CustomerUpdated, now: Timestamp) -> Result<(), PortError> {
-        let message = customer_updated_event(update, now)
-            .and_then(|event| BusMessage::from_event(&event).map_err(|e| PortError::new("serialise update", e)))?;
-        self.updates.publish(&message).await.map(|_| ())
     }
 }
 
@@ -267,13 +258,4 @@ pub fn build_commit(
         record,
         ledger: ledger_writes,
     })
-}
-
-/// `customer.updated` as a canonical event (the `updates` topic carries the same envelope as
-/// `events`): id `<customer>:<version>`, subject `customer:<id>`.
-pub fn customer_updated_event(update: &CustomerUpdated, now: Timestamp) -> Result<CanonicalEvent, PortError> {
-    let id = format!("{}:{}", update.customer_id, update.version);
-    let subject = Some(Subject::external("customer", update.customer_id.as_str()));
-    CanonicalEvent::produced(id, "processor", CUSTOMER_UPDATED, subject, now, now, update)
-        .map_err(|e| PortError::new("build customer.updated", e))
 }

@@ -68,6 +68,8 @@ pub enum FailureQueue {
     IntegratorFailures,
     /// Records the lake writer refused five times.
     LakeWriterDeadLetters,
+    /// Rebuild requests that failed five times.
+    RebuildDeadLetters,
 }
 
 /// Where a queue's messages are re-driven to.
@@ -80,15 +82,18 @@ pub enum RedriveTarget {
     Integrator,
     /// The lake writer's own queue.
     LakeWriter,
+    /// The rebuild queue.
+    Rebuild,
 }
 
 impl FailureQueue {
-    pub const ALL: [FailureQueue; 5] = [
+    pub const ALL: [FailureQueue; 6] = [
         Self::ProcessorDeadLetters,
         Self::ProcessorFailures,
         Self::IntegratorDeadLetters,
         Self::IntegratorFailures,
         Self::LakeWriterDeadLetters,
+        Self::RebuildDeadLetters,
     ];
 
     /// The name routes and logs use.
@@ -99,6 +104,7 @@ impl FailureQueue {
             Self::IntegratorDeadLetters => "integrator-dead-letters",
             Self::IntegratorFailures => "integrator-failures",
             Self::LakeWriterDeadLetters => "lake-writer-dead-letters",
+            Self::RebuildDeadLetters => "rebuild-dead-letters",
         }
     }
 
@@ -111,6 +117,7 @@ impl FailureQueue {
             Self::ProcessorDeadLetters | Self::ProcessorFailures => RedriveTarget::Processor,
             Self::IntegratorDeadLetters | Self::IntegratorFailures => RedriveTarget::Integrator,
             Self::LakeWriterDeadLetters => RedriveTarget::LakeWriter,
+            Self::RebuildDeadLetters => RedriveTarget::Rebuild,
         }
     }
 }
@@ -126,10 +133,12 @@ pub struct QueueUrls {
     pub integrator_redrive: String,
     pub lake_writer: String,
     pub lake_writer_dead_letters: String,
+    pub rebuild: String,
+    pub rebuild_dead_letters: String,
 }
 
 /// Every environment variable [`QueueUrls::from_env`] reads.
-pub const QUEUE_URL_VARIABLES: [&str; 8] = [
+pub const QUEUE_URL_VARIABLES: [&str; 10] = [
     "PROCESSOR_DEAD_LETTER_QUEUE_URL",
     "PROCESSOR_FAILURE_QUEUE_URL",
     "PROCESSOR_REDRIVE_QUEUE_URL",
@@ -138,11 +147,13 @@ pub const QUEUE_URL_VARIABLES: [&str; 8] = [
     "INTEGRATOR_REDRIVE_QUEUE_URL",
     "LAKE_WRITER_QUEUE_URL",
     "LAKE_WRITER_DEAD_LETTER_QUEUE_URL",
+    "REBUILD_QUEUE_URL",
+    "REBUILD_DEAD_LETTER_QUEUE_URL",
 ];
 
 impl QueueUrls {
     pub fn from_env(env: &impl crate::config::Env) -> Result<Self, crate::config::ConfigError> {
-        let [a, b, c, d, e, f, g, h] = QUEUE_URL_VARIABLES;
+        let [a, b, c, d, e, f, g, h, i, j] = QUEUE_URL_VARIABLES;
         Ok(Self {
             processor_dead_letters: env.required(a)?,
             processor_failures: env.required(b)?,
@@ -152,6 +163,8 @@ impl QueueUrls {
             integrator_redrive: env.required(f)?,
             lake_writer: env.required(g)?,
             lake_writer_dead_letters: env.required(h)?,
+            rebuild: env.required(i)?,
+            rebuild_dead_letters: env.required(j)?,
         })
     }
 
@@ -162,6 +175,7 @@ impl QueueUrls {
             FailureQueue::IntegratorDeadLetters => &self.integrator_dead_letters,
             FailureQueue::IntegratorFailures => &self.integrator_failures,
             FailureQueue::LakeWriterDeadLetters => &self.lake_writer_dead_letters,
+            FailureQueue::RebuildDeadLetters => &self.rebuild_dead_letters,
         }
     }
 
@@ -170,6 +184,7 @@ impl QueueUrls {
             RedriveTarget::Processor => &self.processor_redrive,
             RedriveTarget::Integrator => &self.integrator_redrive,
             RedriveTarget::LakeWriter => &self.lake_writer,
+            RedriveTarget::Rebuild => &self.rebuild,
         }
     }
 }

@@ -12,5 +12,6 @@ mod customer_pipeline;
 mod layers;
 mod lead_versions;
 mod local_lambda;
+mod rebuild;
 mod repair;
 mod template;

@@ -7,6 +7,7 @@
 //!
 //! Plain domain code: no AWS type in here; the processor wires it to DynamoDB.
 
+pub mod announce;
 pub mod rebuild;
 pub mod record;
 pub mod rules;

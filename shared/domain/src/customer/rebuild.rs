@@ -3,16 +3,88 @@
 //! policy is order independent, this is the record an all-new processor would build from the same
 //! events; compared with the stored record, it says which fields a rule change (or a fix) moves.
 
-use super::record::{CustomerRecord, FieldDiff, Stamp};
+use super::record::{CustomerId, CustomerRecord, FieldDiff, Stamp};
 use super::rules::{Ledger, Registry};
 use super::store::{AppliedMarker, AuditEntry, AuditKind, Commit, CustomerUpdated};
 use crate::event::{CanonicalEvent, EventId};
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The source and rule name a rebuild's audit entry and marker carry.
 pub const REBUILD_SOURCE: &str = "rebuild";
+
+/// What to rebuild: one customer, or every customer that events of a type (or family: a prefix
+/// ending in `.`) and/or of a time range `[from, to)` touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Timestamp>,
+    /// Checkpoint of a continuation: customers up to this id (in id order) are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<CustomerId>,
+    /// The run a continuation belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(String);
+
+impl RebuildRequest {
+    /// A request names one customer, or a selection of events (never "everything" by omission).
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        let selection = self.event_type.is_some() || self.from.is_some() || self.to.is_some();
+        match (&self.customer_id, selection) {
+            (Some(_), true) => {
+                Err(InvalidRequest("name a customer_id or a selection (event_type, from, to), not both".into()))
+            }
+            (None, false) => Err(InvalidRequest("name a customer_id, or an event_type and/or a from/to range".into())),
+            _ if self.event_type.as_deref().is_some_and(|t| t.is_empty() || t.len() > 200) => {
+                Err(InvalidRequest("event_type is 1 to 200 characters".into()))
+            }
+            _ if matches!((self.from, self.to), (Some(from), Some(to)) if from >= to) => {
+                Err(InvalidRequest("from must be before to".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What the run history names it by.
+    pub fn scope(&self) -> String {
+        match &self.customer_id {
+            Some(id) => format!("customer {id}"),
+            None => {
+                let time = |t: &Option<Timestamp>| t.map(|t| t.to_string()).unwrap_or_else(|| "…".into());
+                format!(
+                    "{} from {} to {}",
+                    self.event_type.as_deref().unwrap_or("every type"),
+                    time(&self.from),
+                    time(&self.to)
+                )
+            }
+        }
+    }
+
+    /// Whether an event of `event_type` at `occurred_at` is in the selection.
+    pub fn selects(&self, event_type: &str, occurred_at: Timestamp) -> bool {
+        let type_ok = match self.event_type.as_deref() {
+            None => true,
+            Some(family) if family.ends_with('.') => event_type.starts_with(family),
+            Some(exact) => event_type == exact,
+        };
+        type_ok && self.from.is_none_or(|from| occurred_at >= from) && self.to.is_none_or(|to| occurred_at < to)
+    }
+}
 
 /// One event a rebuild could not apply (the processor would have dead-lettered it too).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -112,6 +112,24 @@ pub struct CustomerUpdated {
     pub event_id: EventId,
 }
 
+impl CustomerUpdated {
+    /// As a canonical event (the `updates` topic carries the same envelope as `events`): id
+    /// `<customer>:<version>`, subject `customer:<id>`.
+    pub fn to_event(&self, now: Timestamp) -> Result<crate::event::CanonicalEvent, crate::event::EventBuildError> {
+        let id = format!("{}:{}", self.customer_id, self.version);
+        let subject = Some(Subject::external("customer", self.customer_id.as_str()));
+        crate::event::CanonicalEvent::produced(
+            id,
+            "processor",
+            crate::event::types::CUSTOMER_UPDATED,
+            subject,
+            now,
+            now,
+            self,
+        )
+    }
+}
+
 /// Written with the commit: the event has been applied. Its `pending` notification is the
 /// `customer.updated` still to publish (an outbox), cleared once published, so that a Lambda that
 /// dies between commit and publish does not lose the notification.

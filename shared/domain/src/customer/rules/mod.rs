@@ -71,6 +71,41 @@ pub struct LedgerOutcome {
     pub writes: Vec<(String, serde_json::Value)>,
 }
 
+/// How the rules are configured, read from the environment by every function that applies them
+/// (the processor, the rebuild): one reading, so that a rebuild applies the processor's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RulesConfig {
+    /// Sources whose events feed the free `attributes` map (the `attributes` rule).
+    pub attribute_sources: Vec<String>,
+    /// Whether an address-shaped Matomo `userId` is the visitor's e-mail identity (off by default:
+    /// Matomo's tracker is public, anyone can send any `userId`).
+    pub matomo_user_id_as_email: bool,
+}
+
+/// The environment variables [`RulesConfig::from_env`] reads.
+pub const RULES_ENVIRONMENT: [&str; 2] = ["ATTRIBUTE_SOURCES", "MATOMO_USER_ID_AS_EMAIL"];
+
+impl RulesConfig {
+    pub fn from_env(env: &impl crate::config::Env) -> Result<Self, crate::config::ConfigError> {
+        let attribute_sources = env.list("ATTRIBUTE_SOURCES");
+        if let Some(bad) = attribute_sources
+            .iter()
+            .find(|s| !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+        {
+            return Err(crate::config::ConfigError::invalid(
+                "ATTRIBUTE_SOURCES",
+                format!("`{bad}` is not a source name (a-z 0-9 -)"),
+            ));
+        }
+        Ok(Self { attribute_sources, matomo_user_id_as_email: env.parsed_or("MATOMO_USER_ID_AS_EMAIL", false)? })
+    }
+
+    /// The update rules as configured.
+    pub fn registry(&self) -> Registry {
+        Registry::configured(&self.attribute_sources, self.matomo_user_id_as_email)
+    }
+}
+
 /// Rules by event type: exact types first, then families (`stripe.` matches `stripe.invoice.paid`).
 #[derive(Debug, Default)]
 pub struct Registry {

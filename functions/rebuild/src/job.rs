@@ -1,0 +1,284 @@
+//! One invocation of the rebuild job: which customers, their events from the lake, the rebuild of
+//! each in customer-id order, and where to resume when the deadline comes first.
+//!
+//! A rebuild never loses an applied event: a customer whose audit trail names an event the lake
+//! does not hold (yet: the lake writer batches) is left as it is and reported, never rebuilt
+//! without it. A live event applied meanwhile moves the record's version, the rebuild's commit
+//! fails its version check and the customer is rebuilt again from the record as it is now.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use tributary_domain::customer::CustomerId;
+use tributary_domain::customer::announce::announce;
+use tributary_domain::customer::rebuild::{InvalidRequest, RebuildRequest, rebuild, rebuild_commit};
+use tributary_domain::customer::rules::Registry;
+use tributary_domain::customer::store::{AuditKind, CommitOutcome};
+use tributary_domain::event::CanonicalEvent;
+use tributary_domain::ports::{CustomerStore, EventPublisher, PortError, SyncStore};
+use tributary_domain::sync::{FailureReason, SyncOutcome, SyncRun};
+use tributary_lake::events::scan_events;
+use tributary_lake::schema::EVENTS;
+use tributary_lake::{LakeError, LakeLocation, LakeTable};
+
+/// The job name of rebuild runs in the run history.
+pub const REBUILD_JOB: &str = "rebuild";
+/// Attempts at one customer's commit when live events keep moving its version.
+pub const COMMIT_ATTEMPTS: u32 = 5;
+/// Audit entries read per page while gathering a customer's applied events.
+const AUDIT_PAGE: usize = 200;
+
+/// What one invocation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildSummary {
+    /// Customers looked at.
+    pub customers: u32,
+    /// Customers written as a new version.
+    pub rebuilt: u32,
+    pub unchanged: u32,
+    /// Customers left as they are, each with why (an applied event the lake lacks, a record too
+    /// large, live events that kept moving it).
+    pub left: Vec<(CustomerId, String)>,
+    /// Events no rule could apply (as the processor would have dead-lettered them).
+    pub skipped_events: u32,
+    /// The continuation, when the deadline came first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<RebuildRequest>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("the request: {0}")]
+    Request(#[from] InvalidRequest),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+pub struct Deps<S, P, R> {
+    pub registry: Registry,
+    pub store: S,
+    /// The `updates` topic: a rebuild that changed fields announces them as any change.
+    pub updates: P,
+    /// Where runs are recorded (the ingestion table).
+    pub runs: R,
+    pub lake: LakeLocation,
+}
+
+/// The customer an event is about, as the processor resolves it: the first of its subjects known
+/// (its rule's subjects, or its own subject when today's rules have none for it: an event a rule
+/// no longer reads still touched its customer).
+async fn customer_of<S: CustomerStore>(
+    registry: &Registry,
+    store: &S,
+    event: &CanonicalEvent,
+) -> Result<Option<CustomerId>, PortError> {
+    // A rule that cannot name the event's customers falls back on its subject too.
+    let from_rule = registry.rule_for(&event.event_type).and_then(|rule| (rule.identities)(event).ok());
+    let subjects = from_rule.unwrap_or_else(|| event.subject.iter().cloned().collect());
+    for subject in subjects {
+        if let Some(id) = store.find(&subject).await? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// The ids of the events applied to the customer, from its audit trail.
+async fn applied_event_ids<S: CustomerStore>(store: &S, id: &CustomerId) -> Result<BTreeSet<String>, PortError> {
+    let mut ids = BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.audit(id, AUDIT_PAGE, after.as_deref()).await?;
+        ids.extend(page.entries.iter().filter(|e| e.kind == AuditKind::Event).map(|e| e.event_id.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// Runs `request` until done or until `deadline()` says stop; records the invocation as a run.
+pub async fn run<S, P, R>(
+    deps: &Deps<S, P, R>,
+    request: &RebuildRequest,
+    deadline: impl Fn() -> bool,
+    now: Timestamp,
+) -> Result<RebuildSummary, JobError>
+where
+    S: CustomerStore,
+    P: EventPublisher,
+    R: SyncStore,
+{
+    request.validate()?;
+    let run_id = request.run_id.clone().unwrap_or_else(SyncRun::new_id);
+    let mut run =
+        SyncRun::start(REBUILD_JOB, &request.scope(), &run_id, now, request.after.as_ref().map(|a| a.to_string()));
+    let result = rebuild_customers(deps, request, &run_id, deadline, now).await;
+    match &result {
+        Ok(summary) => {
+            run.records = u64::from(summary.rebuilt);
+            run.rejected = summary.left.len() as u64;
+            run.watermark_after = summary.resume.as_ref().and_then(|r| r.after.as_ref()).map(|a| a.to_string());
+            run.finish(if summary.resume.is_some() { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, now);
+        }
+        Err(error) => {
+            let reason = match error {
+                JobError::Lake(_) => FailureReason::LakeFailed,
+                JobError::Port(_) => FailureReason::StoreFailed,
+                JobError::Request(_) => FailureReason::Configuration,
+            };
+            run.finish(
+                SyncOutcome::Failed { reason, message: "the rebuild failed; see the function's log".into() },
+                now,
+            );
+        }
+    }
+    if let Err(e) = deps.runs.put_run(&run).await {
+        tracing::error!(error = %e, "the rebuild run could not be recorded");
+    }
+    result
+}
+
+async fn rebuild_customers<S, P, R>(
+    deps: &Deps<S, P, R>,
+    request: &RebuildRequest,
+    run_id: &str,
+    deadline: impl Fn() -> bool,
+    now: Timestamp,
+) -> Result<RebuildSummary, JobError>
+where
+    S: CustomerStore,
+    P: EventPublisher,
+{
+    let mut summary = RebuildSummary::default();
+    // Opened per invocation: the snapshot is the lake as it is now.
+    let Some(table) = LakeTable::open_existing(&deps.lake, &EVENTS).await? else {
+        tracing::info!("no events table yet: nothing to rebuild from");
+        return Ok(summary);
+    };
+    let customers: BTreeSet<CustomerId> = match &request.customer_id {
+        Some(id) => BTreeSet::from([id.clone()]),
+        None => {
+            let selected = scan_events(&table, |key| request.selects(key.event_type, key.occurred_at)).await?;
+            let mut touched = BTreeSet::new();
+            for event in &selected {
+                if let Some(id) = customer_of(&deps.registry, &deps.store, event).await? {
+                    touched.insert(id);
+                }
+            }
+            touched
+        }
+    };
+    let todo: Vec<CustomerId> =
+        customers.into_iter().filter(|id| request.after.as_ref().is_none_or(|after| id > after)).collect();
+
+    // Each customer's identities and applied events, then one scan for all their events.
+    let mut wanted = BTreeMap::new();
+    for id in &todo {
+        if let Some(record) = deps.store.load(id).await? {
+            let applied = applied_event_ids(&deps.store, id).await?;
+            wanted.insert(id.clone(), (record.identities.clone(), applied));
+        } else {
+            summary.left.push((id.clone(), "no such customer".into()));
+        }
+    }
+    let subjects: BTreeSet<&str> =
+        wanted.values().flat_map(|(identities, _)| identities.iter().map(String::as_str)).collect();
+    let ids: BTreeSet<&str> = wanted.values().flat_map(|(_, applied)| applied.iter().map(String::as_str)).collect();
+    let events = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        scan_events(&table, |key| key.subject.is_some_and(|s| subjects.contains(s)) || ids.contains(key.id)).await?
+    };
+
+    for (id, (identities, applied)) in &wanted {
+        if deadline() {
+            let mut resume = request.clone();
+            resume.after = summary_checkpoint(&todo, id);
+            resume.run_id = Some(run_id.to_string());
+            summary.resume = Some(resume);
+            break;
+        }
+        summary.customers += 1;
+        let theirs: Vec<CanonicalEvent> = events
+            .iter()
+            .filter(|e| {
+                e.subject.as_ref().is_some_and(|s| identities.contains(s.as_str())) || applied.contains(e.id.as_str())
+            })
+            .cloned()
+            .collect();
+        let in_lake: BTreeSet<&str> = theirs.iter().map(|e| e.id.as_str()).collect();
+        if let Some(missing) = applied.iter().find(|applied| !in_lake.contains(applied.as_str())) {
+            summary.left.push((id.clone(), format!("applied event {missing} is not in the lake (yet)")));
+            continue;
+        }
+        match rebuild_one(deps, id, &theirs, now).await? {
+            One::Rebuilt { skipped } => {
+                summary.rebuilt += 1;
+                summary.skipped_events += skipped;
+            }
+            One::Unchanged { skipped } => {
+                summary.unchanged += 1;
+                summary.skipped_events += skipped;
+            }
+            One::Left(reason) => summary.left.push((id.clone(), reason)),
+        }
+    }
+    Ok(summary)
+}
+
+/// The checkpoint before `next`: the customer processed just before it, if any.
+fn summary_checkpoint(todo: &[CustomerId], next: &CustomerId) -> Option<CustomerId> {
+    let position = todo.iter().position(|id| id == next)?;
+    position.checked_sub(1).map(|before| todo[before].clone())
+}
+
+enum One {
+    Rebuilt { skipped: u32 },
+    Unchanged { skipped: u32 },
+    Left(String),
+}
+
+/// One customer: read, rebuild, commit under the version check (again if a live event got there
+/// first), announce.
+async fn rebuild_one<S, P, R>(
+    deps: &Deps<S, P, R>,
+    id: &CustomerId,
+    events: &[CanonicalEvent],
+    now: Timestamp,
+) -> Result<One, PortError>
+where
+    S: CustomerStore,
+    P: EventPublisher,
+{
+    for attempt in 1..=COMMIT_ATTEMPTS {
+        let Some(stored) = deps.store.load(id).await? else { return Ok(One::Left("no such customer".into())) };
+        let rebuilt = rebuild(&deps.registry, &stored, events);
+        let skipped = rebuilt.skipped.len() as u32;
+        for skip in &rebuilt.skipped {
+            tracing::warn!(customer = %id, event_id = %skip.event_id, reason = skip.reason, "event skipped by the rebuild");
+        }
+        let Some(commit) = rebuild_commit(&stored, rebuilt, now) else { return Ok(One::Unchanged { skipped }) };
+        match deps.store.commit(&commit).await? {
+            CommitOutcome::Committed => {
+                tracing::info!(
+                    customer = %id,
+                    version = commit.record.version,
+                    changed = commit.audit.changes.len(),
+                    "rebuilt"
+                );
+                if let Some(update) = &commit.marker.pending {
+                    announce(&deps.store, &deps.updates, update, &commit.marker.key(), now).await?;
+                }
+                return Ok(One::Rebuilt { skipped });
+            }
+            CommitOutcome::Conflict | CommitOutcome::AlreadyApplied => {
+                tracing::info!(customer = %id, attempt, "the record moved meanwhile; rebuilding again");
+            }
+            CommitOutcome::TooLarge => return Ok(One::Left("the rebuilt record would be too large".into())),
+        }
+    }
+    Ok(One::Left(format!("live events kept moving the record ({COMMIT_ATTEMPTS} attempts)")))
+}
