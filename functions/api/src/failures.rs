@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 use tributary_aws::problem::{Problem, json_response};
 use tributary_domain::failures::{self, FailureQueue, QueueUrls, Selection};
 use tributary_domain::ports::{MessageQueues, PortError, SyncStore};
-use tributary_domain::sync::{SyncOutcome, SyncRun};
+use tributary_domain::sync::{REDRIVE_JOB, SyncOutcome, SyncRun};
 
-/// The job name of re-drive runs in the run history.
-pub const REDRIVE_JOB: &str = "redrive";
 /// Messages listed per queue when the request does not say.
 pub const DEFAULT_LISTED: usize = 20;
 /// A re-drive stops scanning after this long, or earlier when the invocation's deadline is nearer

@@ -1,7 +1,7 @@
 //! Routing, authentication and the answers of `/api/v1`.
 
 use crate::failures::{self, Repair};
-use crate::rebuilds;
+use crate::{rebuilds, runs};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -104,6 +104,7 @@ enum Route<'a> {
     Redrive(&'a str),
     RebuildCustomer(&'a str),
     Rebuilds,
+    Runs,
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -113,6 +114,9 @@ fn route(path: &str) -> Option<Route<'_>> {
     }
     if path == "/api/v1/rebuilds" {
         return Some(Route::Rebuilds);
+    }
+    if path == "/api/v1/runs" {
+        return Some(Route::Runs);
     }
     if let Some(rest) = path.strip_prefix("/api/v1/failures") {
         return match rest.strip_prefix('/').map(|r| r.split_once('/')) {
@@ -263,6 +267,9 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
             method_not_allowed("POST")
         }
         Route::Failures => failures::list(&deps.repair, query.first("queue"), query.first("limit"), now).await,
+        Route::Runs => {
+            runs::list(&deps.repair.runs, query.first("job"), query.first("since"), query.first("limit")).await
+        }
         Route::FindByEmail => {
             let Some(email) = query.first("email").filter(|e| e.contains('@') && e.len() <= 320) else {
                 return bad_request("email is required: an e-mail address", "email");

@@ -6,3 +6,4 @@ pub mod config;
 pub mod failures;
 pub mod handler;
 pub mod rebuilds;
+pub mod runs;

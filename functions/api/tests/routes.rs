@@ -420,3 +420,28 @@ async fn rebuilds_are_queued_for_the_rebuild_job() {
     }
     assert_eq!(deps.repair.queues.messages(&urls.rebuild).len(), 2, "nothing more queued");
 }
+
+#[tokio::test]
+async fn runs_of_every_job_newest_first_filtered_by_job_and_time() {
+    use tributary_domain::ports::SyncStore;
+    use tributary_domain::sync::SyncRun;
+    let deps = deps().await;
+    for (job, at) in
+        [("matomo", "2026-11-20T01:00:00Z"), ("redrive", "2026-11-21T01:00:00Z"), ("rebuild", "2026-11-22T01:00:00Z")]
+    {
+        let mut run = SyncRun::start(job, "scope", &SyncRun::new_id(), at.parse().unwrap(), None);
+        run.finish(SyncOutcome::Completed, at.parse().unwrap());
+        deps.repair.runs.put_run(&run).await.unwrap();
+    }
+    let all = body(&handle(&deps, call("GET", "/api/v1/runs", "", None), now()).await);
+    let jobs: Vec<&str> = all["runs"].as_array().unwrap().iter().map(|r| r["job"].as_str().unwrap()).collect();
+    assert_eq!(jobs, ["rebuild", "redrive", "matomo"], "newest first");
+    let recent = body(&handle(&deps, call("GET", "/api/v1/runs", "since=2026-11-21T00:00:00Z", None), now()).await);
+    assert_eq!(recent["runs"].as_array().unwrap().len(), 2);
+    let pulls = body(&handle(&deps, call("GET", "/api/v1/runs", "job=matomo", None), now()).await);
+    assert_eq!(pulls["runs"].as_array().unwrap().len(), 1);
+    for query in ["job=nope", "since=yesterday", "limit=0", "limit=201"] {
+        assert_eq!(handle(&deps, call("GET", "/api/v1/runs", query, None), now()).await.status(), 400, "{query}");
+    }
+    assert_eq!(handle(&deps, call("POST", "/api/v1/runs", "", None), now()).await.status(), 405);
+}

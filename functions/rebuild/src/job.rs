@@ -16,13 +16,11 @@ use tributary_domain::customer::rules::Registry;
 use tributary_domain::customer::store::{AuditKind, CommitOutcome};
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::ports::{CustomerStore, EventPublisher, PortError, SyncStore};
-use tributary_domain::sync::{FailureReason, SyncOutcome, SyncRun};
+use tributary_domain::sync::{FailureReason, REBUILD_JOB, SyncOutcome, SyncRun};
 use tributary_lake::events::scan_events;
 use tributary_lake::schema::EVENTS;
 use tributary_lake::{LakeError, LakeLocation, LakeTable};
 
-/// The job name of rebuild runs in the run history.
-pub const REBUILD_JOB: &str = "rebuild";
 /// Attempts at one customer's commit when live events keep moving its version.
 pub const COMMIT_ATTEMPTS: u32 = 5;
 /// Audit entries read per page while gathering a customer's applied events.

@@ -1,11 +1,18 @@
-//! Scheduled pulls' bookkeeping: sync runs (what `GET /api/v1/ingestion/status` shows), leases
-//! (one run at a time per job and scope) and watermarks (where a delta sync resumes).
+//! Runs of what runs on its own: the scheduled pulls' sync runs (what `GET /api/v1/ingestion/status`
+//! shows), re-drives and rebuilds (what `GET /api/v1/runs` shows); the pulls' leases (one run at a
+//! time per job and scope) and watermarks (where a delta sync resumes).
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The pull jobs.
 pub const JOBS: [&str; 2] = ["matomo", "notion"];
+/// The job of the failure queues' re-drives (`POST /api/v1/failures/{queue}/redrive`).
+pub const REDRIVE_JOB: &str = "redrive";
+/// The job of the record rebuilds (`functions/rebuild`).
+pub const REBUILD_JOB: &str = "rebuild";
+/// Every job whose runs are recorded: what `GET /api/v1/runs` reads.
+pub const RUN_JOBS: [&str; 4] = [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB];
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,8 +6,7 @@ use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tributary_aws::{self as aws, DynamoDbSyncStore, SsmSecrets};
-use tributary_domain::ports::SyncStore;
+use tributary_aws::{self as aws, SsmSecrets};
 use tributary_domain::secrets::Refreshing;
 use tributary_testing::{LocalAws, Probe, lambda_sqs_record, put_demo_secrets, put_secrets, sample_event};
 use wiremock::matchers::method;
@@ -176,12 +175,10 @@ async fn failed_pushes_are_listed_and_redriven_until_the_crm_takes_each_once() {
         .map(|e| e["integration"]["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(pushes, ["success", "gave_up", "gave_up"], "newest first");
-    let runs = DynamoDbSyncStore::new(aws::dynamodb_client(&local.sdk), &api_config.ingestion_table)
-        .recent_runs("redrive", 10)
-        .await
-        .unwrap();
-    assert_eq!(runs.len(), 2);
-    assert!(runs.iter().all(|run| run.scope == "integrator-dead-letters" && run.records == 1));
+    let history = body(&api::handler::handle(&api, api_call("GET", "/api/v1/runs", "job=redrive", None), now).await);
+    let runs = history["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{history}");
+    assert!(runs.iter().all(|run| run["scope"] == "integrator-dead-letters" && run["records"] == 1), "{history}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
