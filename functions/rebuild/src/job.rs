@@ -9,11 +9,15 @@
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use tributary_domain::customer::CustomerId;
 use tributary_domain::customer::announce::announce;
-use tributary_domain::customer::rebuild::{InvalidRequest, RebuildRequest, rebuild, rebuild_commit};
+use tributary_domain::customer::rebuild::{
+    InvalidRequest, REBUILD_SOURCE, RebuildRequest, rebuild, rebuild_commit, rebuild_event_id,
+};
+use tributary_domain::customer::rules::Ledger;
 use tributary_domain::customer::rules::Registry;
+use tributary_domain::customer::store::{AppliedMarker, applied_key};
 use tributary_domain::customer::store::{AuditKind, CommitOutcome};
+use tributary_domain::customer::{CustomerId, CustomerRecord};
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::ports::{CustomerStore, EventPublisher, PortError, SyncStore};
 use tributary_domain::sync::{FailureReason, REBUILD_JOB, SyncOutcome, SyncRun};
@@ -83,16 +87,21 @@ async fn customer_of<S: CustomerStore>(
     Ok(None)
 }
 
-/// The ids of the events applied to the customer, from its audit trail.
-async fn applied_event_ids<S: CustomerStore>(store: &S, id: &CustomerId) -> Result<BTreeSet<String>, PortError> {
-    let mut ids = BTreeSet::new();
+/// The events applied to the customer (source, id), from its audit trail.
+async fn applied_events<S: CustomerStore>(store: &S, id: &CustomerId) -> Result<BTreeSet<(String, String)>, PortError> {
+    let mut applied = BTreeSet::new();
     let mut after: Option<String> = None;
     loop {
         let page = store.audit(id, AUDIT_PAGE, after.as_deref()).await?;
-        ids.extend(page.entries.iter().filter(|e| e.kind == AuditKind::Event).map(|e| e.event_id.to_string()));
+        applied.extend(
+            page.entries
+                .iter()
+                .filter(|e| e.kind == AuditKind::Event)
+                .map(|e| (e.source.clone(), e.event_id.to_string())),
+        );
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(ids),
+            None => return Ok(applied),
         }
     }
 }
@@ -113,13 +122,18 @@ where
     let run_id = request.run_id.clone().unwrap_or_else(SyncRun::new_id);
     let mut run =
         SyncRun::start(REBUILD_JOB, &request.scope(), &run_id, now, request.after.as_ref().map(|a| a.to_string()));
+    let started = std::time::Instant::now();
     let result = rebuild_customers(deps, request, &run_id, deadline, now).await;
+    let ended = jiff::SignedDuration::try_from(started.elapsed())
+        .ok()
+        .and_then(|elapsed| now.checked_add(elapsed).ok())
+        .unwrap_or(now);
     match &result {
         Ok(summary) => {
             run.records = u64::from(summary.rebuilt);
             run.rejected = summary.left.len() as u64;
             run.watermark_after = summary.resume.as_ref().and_then(|r| r.after.as_ref()).map(|a| a.to_string());
-            run.finish(if summary.resume.is_some() { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, now);
+            run.finish(if summary.resume.is_some() { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, ended);
         }
         Err(error) => {
             let reason = match error {
@@ -129,7 +143,7 @@ where
             };
             run.finish(
                 SyncOutcome::Failed { reason, message: "the rebuild failed; see the function's log".into() },
-                now,
+                ended,
             );
         }
     }
@@ -176,7 +190,7 @@ where
     let mut wanted = BTreeMap::new();
     for id in &todo {
         if let Some(record) = deps.store.load(id).await? {
-            let applied = applied_event_ids(&deps.store, id).await?;
+            let applied = applied_events(&deps.store, id).await?;
             wanted.insert(id.clone(), (record.identities.clone(), applied));
         } else {
             summary.left.push((id.clone(), "no such customer".into()));
@@ -184,17 +198,20 @@ where
     }
     let subjects: BTreeSet<&str> =
         wanted.values().flat_map(|(identities, _)| identities.iter().map(String::as_str)).collect();
-    let ids: BTreeSet<&str> = wanted.values().flat_map(|(_, applied)| applied.iter().map(String::as_str)).collect();
+    let ids: BTreeSet<&str> =
+        wanted.values().flat_map(|(_, applied)| applied.iter().map(|(_, id)| id.as_str())).collect();
     let events = if wanted.is_empty() {
         Vec::new()
     } else {
         scan_events(&table, |key| key.subject.is_some_and(|s| subjects.contains(s)) || ids.contains(key.id)).await?
     };
 
+    let mut done: Option<&CustomerId> = None;
     for (id, (identities, applied)) in &wanted {
-        if deadline() {
+        // At least one customer per invocation, so that a continuation always moves on.
+        if done.is_some() && deadline() {
             let mut resume = request.clone();
-            resume.after = summary_checkpoint(&todo, id);
+            resume.after = done.cloned().or_else(|| request.after.clone());
             resume.run_id = Some(run_id.to_string());
             summary.resume = Some(resume);
             break;
@@ -203,15 +220,11 @@ where
         let theirs: Vec<CanonicalEvent> = events
             .iter()
             .filter(|e| {
-                e.subject.as_ref().is_some_and(|s| identities.contains(s.as_str())) || applied.contains(e.id.as_str())
+                e.subject.as_ref().is_some_and(|s| identities.contains(s.as_str()))
+                    || applied.contains(&(e.source.clone(), e.id.to_string()))
             })
             .cloned()
             .collect();
-        let in_lake: BTreeSet<&str> = theirs.iter().map(|e| e.id.as_str()).collect();
-        if let Some(missing) = applied.iter().find(|applied| !in_lake.contains(applied.as_str())) {
-            summary.left.push((id.clone(), format!("applied event {missing} is not in the lake (yet)")));
-            continue;
-        }
         match rebuild_one(deps, id, &theirs, now).await? {
             One::Rebuilt { skipped } => {
                 summary.rebuilt += 1;
@@ -221,16 +234,14 @@ where
                 summary.unchanged += 1;
                 summary.skipped_events += skipped;
             }
-            One::Left(reason) => summary.left.push((id.clone(), reason)),
+            One::Left(reason) => {
+                tracing::warn!(customer = %id, reason, "customer left as it is");
+                summary.left.push((id.clone(), reason));
+            }
         }
+        done = Some(id);
     }
     Ok(summary)
-}
-
-/// The checkpoint before `next`: the customer processed just before it, if any.
-fn summary_checkpoint(todo: &[CustomerId], next: &CustomerId) -> Option<CustomerId> {
-    let position = todo.iter().position(|id| id == next)?;
-    position.checked_sub(1).map(|before| todo[before].clone())
 }
 
 enum One {
@@ -239,8 +250,9 @@ enum One {
     Left(String),
 }
 
-/// One customer: read, rebuild, commit under the version check (again if a live event got there
-/// first), announce.
+/// One customer: read the record and its applied events, check that the lake holds every one of
+/// them, rebuild, commit under the version check (again from the record as it is now if a live
+/// event got there first), announce.
 async fn rebuild_one<S, P, R>(
     deps: &Deps<S, P, R>,
     id: &CustomerId,
@@ -251,15 +263,38 @@ where
     S: CustomerStore,
     P: EventPublisher,
 {
+    let in_lake: BTreeSet<(&str, &str)> = events.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
     for attempt in 1..=COMMIT_ATTEMPTS {
         let Some(stored) = deps.store.load(id).await? else { return Ok(One::Left("no such customer".into())) };
+        // Read after the record: an event applied in between is in the trail, one applied later
+        // moves the version and fails the commit.
+        let applied = applied_events(&deps.store, id).await?;
+        if let Some((source, missing)) = applied.iter().find(|(s, e)| !in_lake.contains(&(s.as_str(), e.as_str()))) {
+            return Ok(One::Left(format!("applied event {source}/{missing} is not in the lake (yet)")));
+        }
         let rebuilt = rebuild(&deps.registry, &stored, events);
         let skipped = rebuilt.skipped.len() as u32;
         for skip in &rebuilt.skipped {
             tracing::warn!(customer = %id, event_id = %skip.event_id, reason = skip.reason, "event skipped by the rebuild");
         }
-        let Some(commit) = rebuild_commit(&stored, rebuilt, now) else { return Ok(One::Unchanged { skipped }) };
-        match deps.store.commit(&commit).await? {
+        let keys: Vec<String> = rebuilt.ledger.keys().cloned().collect();
+        let stored_ledger = if keys.is_empty() { Ledger::new() } else { deps.store.ledger(id, &keys).await? };
+        let commit = match rebuild_commit(&stored, &stored_ledger, rebuilt, now) {
+            Ok(Some(commit)) => commit,
+            Ok(None) => {
+                republish_pending(deps, &stored, now).await?;
+                return Ok(One::Unchanged { skipped });
+            }
+            Err(refused) => return Ok(One::Left(refused.to_string())),
+        };
+        let outcome = match deps.store.commit(&commit).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(customer = %id, error = %e, "the rebuild's commit failed");
+                return Ok(One::Left("writing the rebuilt record failed (see the log)".into()));
+            }
+        };
+        match outcome {
             CommitOutcome::Committed => {
                 tracing::info!(
                     customer = %id,
@@ -268,6 +303,8 @@ where
                     "rebuilt"
                 );
                 if let Some(update) = &commit.marker.pending {
+                    // A failure fails the run: its retry finds the record rebuilt and publishes
+                    // the pending notification then (`republish_pending`).
                     announce(&deps.store, &deps.updates, update, &commit.marker.key(), now).await?;
                 }
                 return Ok(One::Rebuilt { skipped });
@@ -279,4 +316,24 @@ where
         }
     }
     Ok(One::Left(format!("live events kept moving the record ({COMMIT_ATTEMPTS} attempts)")))
+}
+
+/// When the stored version was written by a rebuild whose notification is still pending (the run
+/// died between commit and publish), publishes it.
+async fn republish_pending<S, P, R>(
+    deps: &Deps<S, P, R>,
+    stored: &CustomerRecord,
+    now: Timestamp,
+) -> Result<(), PortError>
+where
+    S: CustomerStore,
+    P: EventPublisher,
+{
+    let Some(event_id) = rebuild_event_id(&stored.id, stored.version) else { return Ok(()) };
+    let key = applied_key(REBUILD_SOURCE, &event_id);
+    if let Some(AppliedMarker { pending: Some(update), .. }) = deps.store.applied(&key).await? {
+        tracing::info!(customer = %stored.id, version = stored.version, "publishing a rebuild's pending notification");
+        announce(&deps.store, &deps.updates, &update, &key, now).await?;
+    }
+    Ok(())
 }

@@ -138,7 +138,7 @@ impl DynamoDbCustomers {
         marker_item.insert("expires_at".into(), AttributeValue::N(expires.to_string()));
 
         let mut audit_item = key(customer_pk(&record.id), &commit.audit.sort_key());
-        audit_item.insert("kind".into(), s("event"));
+        audit_item.insert("kind".into(), s(to_json(&commit.audit.kind, OP)?.trim_matches('"')));
         audit_item.insert("entry".into(), s(to_json(&commit.audit, OP)?));
 
         let mut items = vec![

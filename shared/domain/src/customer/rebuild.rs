@@ -5,7 +5,7 @@
 
 use super::record::{CustomerId, CustomerRecord, FieldDiff, Stamp};
 use super::rules::{Ledger, Registry};
-use super::store::{AppliedMarker, AuditEntry, AuditKind, Commit, CustomerUpdated};
+use super::store::{AppliedMarker, AuditEntry, AuditKind, Commit, CustomerUpdated, MAX_RECORD_BYTES};
 use crate::event::{CanonicalEvent, EventId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -107,13 +107,6 @@ pub struct Rebuilt {
     pub skipped: Vec<Skipped>,
 }
 
-impl Rebuilt {
-    /// Whether the stored record must be written: any field's value or stamp differs.
-    pub fn differs_from(&self, stored: &CustomerRecord) -> bool {
-        self.record.fields != stored.fields
-    }
-}
-
 /// Applies `events` (in any order, repeats ignored) with `registry` to an empty record of
 /// `stored`'s customer. Events without a rule are ignored, as the processor acknowledges them.
 pub fn rebuild(registry: &Registry, stored: &CustomerRecord, events: &[CanonicalEvent]) -> Rebuilt {
@@ -178,18 +171,50 @@ fn diff(before: &CustomerRecord, after: &CustomerRecord) -> Vec<FieldDiff> {
         .collect()
 }
 
+/// Most items one commit may write (DynamoDB's `TransactWriteItems` takes 100): the record, the
+/// marker and the audit entry, then ledger entries.
+pub const MAX_COMMIT_ITEMS: usize = 100;
+
+/// Why a rebuild that differs cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RebuildRefused {
+    #[error("the rebuilt record would be {0} bytes of JSON, over the {MAX_RECORD_BYTES} stored per customer")]
+    TooLarge(usize),
+    #[error("{0} ledger entries changed, more than one commit writes")]
+    TooManyLedgerEntries(usize),
+}
+
+/// The id of the rebuild that wrote `version` of `customer` (its marker's and audit entry's).
+pub fn rebuild_event_id(customer: &super::CustomerId, version: u64) -> Option<EventId> {
+    EventId::parse(format!("{customer}.{version}")).ok()
+}
+
 /// The write of a rebuild that differs from `stored`: the new record as the next version, one
-/// audit entry of kind `rebuild` listing every changed field, the whole ledger, and a marker whose
-/// pending `customer.updated` names the changed fields (none when only stamps moved). `None` when
-/// the rebuild changes nothing: nothing is written.
-pub fn rebuild_commit(stored: &CustomerRecord, rebuilt: Rebuilt, now: Timestamp) -> Option<Commit> {
-    if !rebuilt.differs_from(stored) {
-        return None;
+/// audit entry of kind `rebuild` listing every changed field, the ledger entries that differ from
+/// `stored_ledger` (the stored entries of the rebuilt keys), and a marker whose pending
+/// `customer.updated` names the changed fields (none when only stamps moved). `None` when the
+/// rebuild changes nothing: nothing is written.
+pub fn rebuild_commit(
+    stored: &CustomerRecord,
+    stored_ledger: &Ledger,
+    rebuilt: Rebuilt,
+    now: Timestamp,
+) -> Result<Option<Commit>, RebuildRefused> {
+    let ledger: Vec<(String, Value)> =
+        rebuilt.ledger.into_iter().filter(|(key, entry)| stored_ledger.get(key) != Some(entry)).collect();
+    if rebuilt.record.fields == stored.fields && ledger.is_empty() {
+        return Ok(None);
+    }
+    if ledger.len() + 3 > MAX_COMMIT_ITEMS {
+        return Err(RebuildRefused::TooManyLedgerEntries(ledger.len()));
     }
     let mut record = rebuilt.record;
     record.version = stored.version + 1;
-    // `<customer>.<version>`: unique per write, and a valid event id.
-    let event_id = EventId::parse(format!("{}.{}", record.id, record.version)).ok()?;
+    let size = serde_json::to_vec(&record).map_or(0, |json| json.len());
+    if size > MAX_RECORD_BYTES {
+        return Err(RebuildRefused::TooLarge(size));
+    }
+    let Some(event_id) = rebuild_event_id(&record.id, record.version) else { return Ok(None) };
     let changed_fields: Vec<String> = rebuilt.changes.iter().map(|d| d.field.clone()).collect();
     let pending = (!changed_fields.is_empty()).then(|| CustomerUpdated {
         customer_id: record.id.clone(),
@@ -197,7 +222,7 @@ pub fn rebuild_commit(stored: &CustomerRecord, rebuilt: Rebuilt, now: Timestamp)
         changed_fields,
         event_id: event_id.clone(),
     });
-    Some(Commit {
+    Ok(Some(Commit {
         expected_version: stored.version,
         new_links: Vec::new(),
         audit: AuditEntry {
@@ -222,9 +247,9 @@ pub fn rebuild_commit(stored: &CustomerRecord, rebuilt: Rebuilt, now: Timestamp)
             digest: None,
             pending,
         },
-        ledger: rebuilt.ledger.into_iter().collect(),
+        ledger,
         record,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -282,8 +307,7 @@ mod tests {
         let rebuilt = rebuild(&registry, &stored, &shuffled);
         assert_eq!(rebuilt.applied, 3, "the repeat is applied once");
         assert!(rebuilt.changes.is_empty());
-        assert!(!rebuilt.differs_from(&stored));
-        assert_eq!(rebuild_commit(&stored, rebuilt, Timestamp::now()), None);
+        assert_eq!(rebuild_commit(&stored, &Ledger::new(), rebuilt, Timestamp::now()), Ok(None));
     }
 
     #[test]
@@ -300,7 +324,7 @@ mod tests {
         assert_eq!(rebuilt.changes[0].before, Some(json!("Martin & Fils")));
         assert_eq!(rebuilt.changes[0].after, Value::Null);
         let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
-        let commit = rebuild_commit(&stored, rebuilt, now).unwrap();
+        let commit = rebuild_commit(&stored, &Ledger::new(), rebuilt, now).unwrap().unwrap();
         assert_eq!((commit.expected_version, commit.record.version), (stored.version, stored.version + 1));
         assert_eq!(commit.audit.kind, AuditKind::Rebuild);
         assert_eq!(commit.audit.changes.len(), 1);
@@ -322,6 +346,31 @@ mod tests {
         assert_eq!(rebuilt.skipped.len(), 1);
         assert_eq!(rebuilt.skipped[0].event_id.as_str(), "e9");
         assert!(rebuilt.changes.is_empty());
+    }
+
+    #[test]
+    fn only_changed_ledger_entries_are_written_and_a_commit_never_exceeds_its_items() {
+        let stored = CustomerRecord::new(CustomerId::parse("c-1").unwrap());
+        let entries =
+            |n: usize| -> Ledger { (0..n).map(|i| (format!("PAYMENT#pi_{i}"), json!({"counted": i}))).collect() };
+        let rebuilt = |ledger: Ledger| Rebuilt {
+            record: stored.clone(),
+            ledger,
+            changes: Vec::new(),
+            applied: 0,
+            skipped: Vec::new(),
+        };
+        let now = Timestamp::now();
+        assert_eq!(rebuild_commit(&stored, &entries(5), rebuilt(entries(5)), now), Ok(None), "the same ledger");
+        let mut one_more = entries(5);
+        one_more.insert("PAYMENT#pi_9".into(), json!({"counted": 9}));
+        let commit = rebuild_commit(&stored, &entries(5), rebuilt(one_more), now).unwrap().unwrap();
+        assert_eq!(commit.ledger, [("PAYMENT#pi_9".to_string(), json!({"counted": 9}))]);
+        assert_eq!(commit.marker.pending, None, "no field changed: nothing to push");
+        assert_eq!(
+            rebuild_commit(&stored, &Ledger::new(), rebuilt(entries(98)), now),
+            Err(RebuildRefused::TooManyLedgerEntries(98))
+        );
     }
 
     impl CustomerRecord {
