@@ -36,16 +36,7 @@ fn request(value: &Value) -> Request {
 
 /// The get-customer sample re-targeted at `path?query`.
 fn get(path: &str, query: &str) -> Request {
-    let mut value = sample_value("api-get-customer.json");
-    value["rawPath"] = json!(path);
-    value["requestContext"]["http"]["path"] = json!(path);
-    value["rawQueryString"] = json!(query);
-    if !query.is_empty() {
-        let pairs: serde_json::Map<String, Value> =
-            query.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.to_string(), json!(v))).collect();
-        value["queryStringParameters"] = Value::Object(pairs);
-    }
-    request(&value)
+    call("GET", path, query, None)
 }
 
 fn now() -> Timestamp {

@@ -105,6 +105,12 @@ pub struct Demo {
     clock: Clock,
 }
 
+/// GETs `url` (unauthenticated: the demo's own sources) and reads its JSON answer.
+async fn get_json(http: &reqwest::Client, url: &str, what: &str) -> Result<Value, String> {
+    let response = http.get(url).send().await.map_err(|e| format!("{what}: {e}"))?;
+    response.json().await.map_err(|e| format!("{what}: {e}"))
+}
+
 pub fn read_json(path: PathBuf) -> Result<Value, String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))

@@ -97,22 +97,8 @@ impl Demo {
         self.dispatcher()?.wait_until_idle(Duration::from_secs(300)).await?;
         let left = self.failed_pushes(&http).await?.len();
 
-        let crm: Value = http
-            .get(format!("{}/crm/contacts", self.sources_url))
-            .send()
-            .await
-            .map_err(|e| format!("CRM: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("CRM: {e}"))?;
-        let stats: Value = http
-            .get(format!("{}/_stats", self.sources_url))
-            .send()
-            .await
-            .map_err(|e| format!("sources: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("sources: {e}"))?;
+        let crm = get_json(&http, &format!("{}/crm/contacts", self.sources_url), "CRM").await?;
+        let stats = get_json(&http, &format!("{}/_stats", self.sources_url), "sources").await?;
         let mut taken = BTreeMap::new();
         for message in &listed {
             let key = message["message"]["result"]["idempotency_key"].as_str().unwrap_or_default().to_string();

@@ -36,14 +36,7 @@ impl Demo {
         let customer = get(format!("{api}/api/v1/customers?email={star}")).await?;
         let customer_id = customer["id"].as_str().ok_or("the customer view has no id")?;
         let audit = get(format!("{api}/api/v1/customers/{customer_id}/audit?limit=50")).await?;
-        let crm: Value = http
-            .get(format!("{}/crm/contacts", self.sources_url))
-            .send()
-            .await
-            .map_err(|e| format!("CRM: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("CRM: {e}"))?;
+        let crm = get_json(&http, &format!("{}/crm/contacts", self.sources_url), "CRM").await?;
         let report_path = self.download_report(&run.report).await?;
         let stats = self
             .dispatcher()?
