@@ -78,6 +78,8 @@ pub struct JobsConfig {
     /// How long the download links stay valid (at most 7 days, and never longer than the
     /// credentials that sign them).
     pub link_validity: std::time::Duration,
+    /// Where each run of the job is recorded (`GET /api/v1/runs`).
+    pub ingestion_table: String,
 }
 
 /// Every environment variable the two binaries read (the README's table).
@@ -113,6 +115,7 @@ impl JobsConfig {
             reports_topic_arn: env.required("REPORTS_TOPIC_ARN")?,
             report_time_zone: env.optional("REPORT_TIME_ZONE").unwrap_or_else(|| "UTC".into()),
             link_validity: std::time::Duration::from_secs(hours * 3600),
+            ingestion_table: env.required("INGESTION_TABLE")?,
         })
     }
 }

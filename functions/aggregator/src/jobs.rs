@@ -12,7 +12,8 @@ use crate::report::{Month, monthly_report};
 use crate::xlsx::{XLSX_CONTENT_TYPE, alerts_workbook, report_workbook};
 use jiff::civil::Date;
 use serde::Deserialize;
-use tributary_domain::ports::ReportSink;
+use tributary_domain::ports::{ReportSink, SyncStore};
+use tributary_domain::sync::{FailureReason, MONTHLY_REPORT_JOB, SyncOutcome, SyncRun};
 
 /// The schedule's input: `{"job": "monthly-report"}`, optionally with `"month": "YYYY-MM"` to
 /// produce a given month again (default: the month before today's).
@@ -70,6 +71,42 @@ pub struct MonthlyOutput {
 pub struct MonthlySettings<'a> {
     pub zone: &'a str,
     pub rules: AlertRules,
+}
+
+/// [`run_job`], recorded as a run of job `monthly-report` (scope: the month asked for, or
+/// `previous month`; `records`: the alerts written). A run that cannot be recorded is logged: the
+/// report is written all the same.
+pub async fn run_recorded_job(
+    request: JobRequest,
+    reader: &mut LakeReader,
+    sink: &impl ReportSink,
+    runs: &impl SyncStore,
+    settings: &MonthlySettings<'_>,
+    now: jiff::Timestamp,
+) -> Result<MonthlyOutput, JobError> {
+    let scope = request.month.clone().unwrap_or_else(|| "previous month".into());
+    let mut run = SyncRun::start(MONTHLY_REPORT_JOB, &scope, &SyncRun::new_id(), now, None);
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let outcome = run_job(request, reader, sink, settings, today).await;
+    let ended = jiff::Timestamp::now().max(now);
+    match &outcome {
+        Ok(output) => {
+            run.scope = output.month.clone();
+            run.records = output.alerts as u64;
+            run.finish(SyncOutcome::Completed, ended);
+        }
+        Err(error) => {
+            let reason = match error {
+                JobError::Failed(_) => FailureReason::LakeFailed,
+                _ => FailureReason::Configuration,
+            };
+            run.finish(SyncOutcome::Failed { reason, message: error.kind().to_string() }, ended);
+        }
+    }
+    if let Err(e) = runs.put_run(&run).await {
+        tracing::error!(error = %e, "the monthly job's run could not be recorded");
+    }
+    outcome
 }
 
 pub async fn run_job(

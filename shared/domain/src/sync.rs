@@ -11,8 +11,10 @@ pub const JOBS: [&str; 2] = ["matomo", "notion"];
 pub const REDRIVE_JOB: &str = "redrive";
 /// The job of the record rebuilds (`functions/rebuild`).
 pub const REBUILD_JOB: &str = "rebuild";
+/// The job of the monthly report and alerts (`aggregator-jobs`).
+pub const MONTHLY_REPORT_JOB: &str = "monthly-report";
 /// Every job whose runs are recorded: what `GET /api/v1/runs` reads.
-pub const RUN_JOBS: [&str; 4] = [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB];
+pub const RUN_JOBS: [&str; 5] = [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB, MONTHLY_REPORT_JOB];
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,10 @@
 use aggregator::config::JobsConfig;
-use aggregator::jobs::{JobRequest, MonthlySettings, run_job};
+use aggregator::jobs::{JobRequest, MonthlySettings, run_recorded_job};
 use aggregator::reader::LakeReader;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use tokio::sync::Mutex;
 use tributary_aws as aws;
-use tributary_aws::S3SnsReportSink;
+use tributary_aws::{DynamoDbSyncStore, S3SnsReportSink};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::telemetry;
 
@@ -24,11 +24,12 @@ async fn main() -> Result<(), Error> {
         link_validity: config.link_validity,
     };
     let settings = &MonthlySettings { zone: &config.report_time_zone, rules: config.query.alert_rules };
+    let runs = &DynamoDbSyncStore::new(aws::dynamodb_client(&sdk), &config.ingestion_table);
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let now = jiff::Timestamp::now();
         let mut reader = reader.lock().await;
         let outcome = match JobRequest::from_event(event.payload) {
-            Ok(request) => run_job(request, &mut reader, sink, settings, today).await,
+            Ok(request) => run_recorded_job(request, &mut reader, sink, runs, settings, now).await,
             Err(error) => Err(error),
         };
         outcome

@@ -7,7 +7,7 @@ use aggregator::alerts::AlertRules;
 use aggregator::config::LakeQueryConfig;
 use aggregator::engine::EngineLimits;
 use aggregator::http::{Deps, handle};
-use aggregator::jobs::{JobRequest, MonthlySettings, run_job};
+use aggregator::jobs::{JobRequest, MonthlySettings, run_recorded_job};
 use aggregator::reader::LakeReader;
 use jiff::Timestamp;
 use lambda_http::{Body, Request, Response};
@@ -179,7 +179,9 @@ async fn the_monthly_job_writes_both_workbooks_and_notifies_their_links() {
     let settings = MonthlySettings { zone: "UTC", rules: AlertRules::default() };
     let request = JobRequest::from_event(sample("aggregator-jobs-monthly.json")).unwrap();
     let mut reader = deps.reader.lock().await;
-    let output = run_job(request, &mut reader, &sink, &settings, jiff::civil::date(2026, 12, 1)).await.unwrap();
+    let runs = InMemorySyncStore::default();
+    let now: jiff::Timestamp = "2026-12-01T06:00:00Z".parse().unwrap();
+    let output = run_recorded_job(request, &mut reader, &sink, &runs, &settings, now).await.unwrap();
     assert_eq!(output.month, "2026-11");
     assert_eq!(output.report_key, "reports/2026-11/monthly-report-2026-11.xlsx");
     assert_eq!(output.alerts_key, "alerts/2026-12-01/alerts-2026-12-01.xlsx");
@@ -202,10 +204,17 @@ async fn the_monthly_job_writes_both_workbooks_and_notifies_their_links() {
         (json!({"job": "monthly-report", "month": "11/2026"}), "month \"11/2026\" is not YYYY-MM"),
     ] {
         let request = JobRequest::from_event(event).unwrap();
-        let failed = run_job(request, &mut reader, &sink, &settings, jiff::civil::date(2026, 12, 1)).await.unwrap_err();
+        let failed = run_recorded_job(request, &mut reader, &sink, &runs, &settings, now).await.unwrap_err();
         assert_eq!(failed.to_string(), error);
         assert_eq!(failed.kind(), "BadJobRequest");
     }
+    // Each run is in the history: the month written with its alerts, then the two refused.
+    let recorded = runs.runs();
+    assert_eq!(recorded.len(), 3);
+    assert!(recorded.iter().all(|run| run.job == "monthly-report"));
+    assert_eq!((recorded[0].scope.as_str(), recorded[0].records), ("2026-11", output.alerts as u64));
+    assert_eq!(recorded[0].outcome, tributary_domain::sync::SyncOutcome::Completed);
+    assert!(recorded[1..].iter().all(|run| matches!(run.outcome, tributary_domain::sync::SyncOutcome::Failed { .. })));
     assert!(JobRequest::from_event(json!({"job": "monthly-report", "extra": 1})).is_err());
 }
 
