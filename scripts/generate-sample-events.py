@@ -230,6 +230,8 @@ ANSWERS = [
     ("aggregator-ingestion-status.json", "AggregatorFunction", {"statusCode": 200}),
     ("aggregator-count-bad-date.json", "AggregatorFunction", {"statusCode": 400}),
     ("aggregator-jobs-monthly.json", "AggregatorJobsFunction", {}),
+    # The same rules rebuild the same records: nothing is written.
+    ("rebuild-stripe-customers.json", "RebuildFunction", {"rebuilt": 0}),
 ]
 
 
@@ -371,6 +373,9 @@ def main() -> None:
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/tributary-AggregatorJobsMonthly"],
         "detail": {"job": "monthly-report"},
     })
+
+    # A rebuild request, as invoked by hand: every customer a Stripe event touched.
+    write("rebuild-stripe-customers.json", {"event_type": "stripe."})
 
     # The daily lake maintenance (the schedule passes no input: every run maintains every table).
     write("lake-maintenance-scheduled.json", {

@@ -296,10 +296,20 @@ where
         };
         match outcome {
             CommitOutcome::Committed => {
+                // Fields whose value stayed but whose event changed are written too: say which.
+                let restamped: Vec<&str> = commit
+                    .record
+                    .fields
+                    .iter()
+                    .filter(|(field, state)| stored.fields.get(*field).is_some_and(|old| old.stamp != state.stamp))
+                    .map(|(field, _)| field.as_str())
+                    .collect();
                 tracing::info!(
                     customer = %id,
                     version = commit.record.version,
                     changed = commit.audit.changes.len(),
+                    ledger_entries = commit.ledger.len(),
+                    ?restamped,
                     "rebuilt"
                 );
                 if let Some(update) = &commit.marker.pending {

@@ -46,8 +46,10 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = Timestamp::now();
         let deadline = invocation_deadline(event.context.deadline, now).saturating_sub(MARGIN).unwrap_or(now);
-        // An SQS batch (the API's requests, the job's continuations; one at a time) or a request.
-        let requests: Vec<RebuildRequest> = if is_sqs_batch(&event.payload) {
+        // An SQS batch (the API's requests, the job's continuations; one at a time) or a request
+        // (answered with its summary).
+        let direct = !is_sqs_batch(&event.payload);
+        let requests: Vec<RebuildRequest> = if !direct {
             let batch: aws_lambda_events::sqs::SqsEvent =
                 serde_json::from_value(event.payload).map_err(HandlerError::Payload)?;
             batch
@@ -78,7 +80,11 @@ async fn main() -> Result<(), Error> {
             }
             summaries.push(summary);
         }
-        serde_json::to_value(summaries).map_err(HandlerError::Payload)
+        match (direct, summaries.pop()) {
+            (true, Some(summary)) => serde_json::to_value(summary).map_err(HandlerError::Payload),
+            (_, last) => serde_json::to_value(summaries.into_iter().chain(last).collect::<Vec<_>>())
+                .map_err(HandlerError::Payload),
+        }
     }))
     .await
 }
