@@ -73,9 +73,9 @@ pub struct MonthlySettings<'a> {
     pub rules: AlertRules,
 }
 
-/// [`run_job`], recorded as a run of job `monthly-report` (scope: the month asked for, or
-/// `previous month`; `records`: the alerts written). A run that cannot be recorded is logged: the
-/// report is written all the same.
+/// [`run_job`], recorded as a run of job `monthly-report` (scope: the month; `records`: the alerts
+/// written; a failure with a reason and words safe to show). A request for another job is refused
+/// without a run. A run that cannot be recorded is logged: the report is written all the same.
 pub async fn run_recorded_job(
     request: JobRequest,
     reader: &mut LakeReader,
@@ -84,23 +84,37 @@ pub async fn run_recorded_job(
     settings: &MonthlySettings<'_>,
     now: jiff::Timestamp,
 ) -> Result<MonthlyOutput, JobError> {
-    let scope = request.month.clone().unwrap_or_else(|| "previous month".into());
-    let mut run = SyncRun::start(MONTHLY_REPORT_JOB, &scope, &SyncRun::new_id(), now, None);
+    if request.job != MONTHLY_REPORT_JOB {
+        return Err(JobError::UnknownJob(request.job));
+    }
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let scope = match &request.month {
+        None => Month::containing(today).previous().to_string(),
+        Some(text) => text.clone(),
+    };
+    let mut run = SyncRun::start(MONTHLY_REPORT_JOB, &scope, &SyncRun::new_id(), now, None);
     let outcome = run_job(request, reader, sink, settings, today).await;
     let ended = jiff::Timestamp::now().max(now);
     match &outcome {
         Ok(output) => {
-            run.scope = output.month.clone();
             run.records = output.alerts as u64;
             run.finish(SyncOutcome::Completed, ended);
         }
         Err(error) => {
-            let reason = match error {
-                JobError::Failed(_) => FailureReason::LakeFailed,
-                _ => FailureReason::Configuration,
+            let (reason, message) = match error {
+                JobError::Failed(AggregatorError::Store(_)) => {
+                    (FailureReason::StoreFailed, "writing the workbooks or sending their links failed; see the log")
+                }
+                JobError::Failed(AggregatorError::Xlsx(_)) => {
+                    (FailureReason::Unclassified, "building a workbook failed; see the log")
+                }
+                JobError::Failed(_) => (FailureReason::LakeFailed, "reading the lake failed; see the log"),
+                JobError::BadMonth(_) => (FailureReason::Configuration, "the month is not YYYY-MM"),
+                JobError::BadRequest(_) | JobError::UnknownJob(_) => {
+                    (FailureReason::Configuration, "the job request is not one this job takes")
+                }
             };
-            run.finish(SyncOutcome::Failed { reason, message: error.kind().to_string() }, ended);
+            run.finish(SyncOutcome::Failed { reason, message: message.into() }, ended);
         }
     }
     if let Err(e) = runs.put_run(&run).await {

@@ -20,13 +20,15 @@ use tributary_domain::customer::store::{AuditKind, CommitOutcome};
 use tributary_domain::customer::{CustomerId, CustomerRecord};
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::ports::{CustomerStore, EventPublisher, PortError, SyncStore};
-use tributary_domain::sync::{FailureReason, REBUILD_JOB, SyncOutcome, SyncRun};
+use tributary_domain::sync::{FailureReason, Lease, REBUILD_JOB, SyncOutcome, SyncRun};
 use tributary_lake::events::scan_events;
 use tributary_lake::schema::EVENTS;
 use tributary_lake::{LakeError, LakeLocation, LakeTable};
 
 /// Attempts at one customer's commit when live events keep moving its version.
 pub const COMMIT_ATTEMPTS: u32 = 5;
+/// How long a rebuild holds the one-at-a-time lease: longer than the function's 300 s timeout.
+pub const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(330);
 /// Audit entries read per page while gathering a customer's applied events.
 const AUDIT_PAGE: usize = 200;
 
@@ -46,6 +48,9 @@ pub struct RebuildSummary {
     /// The continuation, when the deadline came first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume: Option<RebuildRequest>,
+    /// Another rebuild was running: nothing done, the request is to be sent again later.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +125,23 @@ where
 {
     request.validate()?;
     let run_id = request.run_id.clone().unwrap_or_else(SyncRun::new_id);
+    // One rebuild at a time (two would scan the lake together and race on the same customers); the
+    // lease outlives the function's timeout, so a run that died holds it only a little longer.
+    let lease = Lease {
+        key: Lease::key_for(REBUILD_JOB, "all"),
+        owner: run_id.clone(),
+        now,
+        until: now.checked_add(LEASE).unwrap_or(now),
+    };
+    if !deps.runs.acquire_lease(&lease).await? {
+        tracing::info!(scope = request.scope(), "another rebuild is running; deferred");
+        let mut skipped = SyncRun::start(REBUILD_JOB, &request.scope(), &run_id, now, None);
+        skipped.finish(SyncOutcome::SkippedLeased, now);
+        if let Err(e) = deps.runs.put_run(&skipped).await {
+            tracing::error!(error = %e, "the deferred rebuild could not be recorded");
+        }
+        return Ok(RebuildSummary { deferred: true, ..RebuildSummary::default() });
+    }
     let mut run =
         SyncRun::start(REBUILD_JOB, &request.scope(), &run_id, now, request.after.as_ref().map(|a| a.to_string()));
     let started = std::time::Instant::now();
@@ -149,6 +171,9 @@ where
     }
     if let Err(e) = deps.runs.put_run(&run).await {
         tracing::error!(error = %e, "the rebuild run could not be recorded");
+    }
+    if let Err(e) = deps.runs.release_lease(&lease).await {
+        tracing::warn!(error = %e, "the rebuild lease stays until it expires");
     }
     result
 }

@@ -12,6 +12,8 @@ use tributary_domain::telemetry;
 
 /// Kept before the invocation's deadline for recording the run and sending the continuation.
 const MARGIN: SignedDuration = SignedDuration::from_secs(20);
+/// How long a request waits when another rebuild is running.
+const DEFERRAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 enum HandlerError {
@@ -19,7 +21,7 @@ enum HandlerError {
     Payload(serde_json::Error),
     #[error(transparent)]
     Job(#[from] JobError),
-    #[error("sending the continuation failed: {0}")]
+    #[error("sending the continuation (or the deferred request) failed: {0}")]
     Continuation(tributary_domain::ports::PortError),
 }
 
@@ -73,6 +75,11 @@ async fn main() -> Result<(), Error> {
                 more = summary.resume.is_some(),
                 "rebuild"
             );
+            // Another rebuild is running: this request waits its turn.
+            if summary.deferred {
+                let body = serde_json::to_string(request).map_err(HandlerError::Payload)?;
+                queues.send_later(queue_url, &body, DEFERRAL).await.map_err(HandlerError::Continuation)?;
+            }
             // The next invocation goes on from the checkpoint.
             if let Some(resume) = &summary.resume {
                 let body = serde_json::to_string(resume).map_err(HandlerError::Payload)?;

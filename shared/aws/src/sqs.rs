@@ -146,6 +146,20 @@ impl MessageQueues for SqsQueues {
         Ok(())
     }
 
+    async fn send_later(&self, queue: &str, body: &str, delay: Duration) -> Result<(), PortError> {
+        // SQS delays a message by at most 900 s.
+        let seconds = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
+        self.client
+            .send_message()
+            .queue_url(queue)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|e| PortError::new("send message", describe(&e)))?;
+        Ok(())
+    }
+
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
         self.client
             .delete_message()

@@ -280,6 +280,13 @@ pub trait MessageQueues: Send + Sync {
         body: &str,
         attributes: &[(&str, String)],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Sends `body` to be received no sooner than `delay` from now (at most 15 minutes).
+    fn send_later(
+        &self,
+        queue: &str,
+        body: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     fn delete(&self, queue: &str, receipt: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Makes hidden messages visible again at once.
     fn release(&self, queue: &str, receipts: &[String]) -> impl Future<Output = Result<(), PortError>> + Send;

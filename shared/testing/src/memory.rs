@@ -455,6 +455,11 @@ impl MessageQueues for InMemoryQueues {
         Ok(())
     }
 
+    /// Sent at once: a test receives what it sent, delayed or not.
+    async fn send_later(&self, queue: &str, body: &str, _delay: std::time::Duration) -> Result<(), PortError> {
+        self.send(queue, body, &[]).await
+    }
+
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
         if let Some(messages) = lock(&self.queues).get_mut(queue) {
             messages.retain(|(message, _)| message.receipt != receipt);

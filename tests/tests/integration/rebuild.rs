@@ -197,6 +197,20 @@ async fn records_rebuilt_after_a_rule_change_equal_an_all_new_run_and_resume_fro
     assert!(left.left[0].1.contains("exec-9"), "{left:?}");
     assert_eq!(store.load(&grace).await.unwrap().unwrap().version, version, "untouched");
 
+    // One rebuild at a time: while another holds the lease, a request is deferred, nothing done.
+    let runs_store = DynamoDbSyncStore::new(tributary_aws::dynamodb_client(&local.sdk), &config.ingestion_table);
+    let held = tributary_domain::sync::Lease {
+        key: tributary_domain::sync::Lease::key_for("rebuild", "all"),
+        owner: "another-run".into(),
+        now,
+        until: now.checked_add(jiff::SignedDuration::from_secs(300)).unwrap(),
+    };
+    assert!(runs_store.acquire_lease(&held).await.unwrap());
+    let deferred = rebuild::job::run(&deps, &one, || false, now).await.unwrap();
+    assert!(deferred.deferred && deferred.customers == 0, "{deferred:?}");
+    runs_store.release_lease(&held).await.unwrap();
+    assert!(!rebuild::job::run(&deps, &one, || false, now).await.unwrap().deferred, "the lease is free again");
+
     let unknown = RebuildRequest { customer_id: Some(CustomerId::new()), ..RebuildRequest::default() };
     assert_eq!(rebuild::job::run(&deps, &unknown, || false, now).await.unwrap().left[0].1, "no such customer");
 }

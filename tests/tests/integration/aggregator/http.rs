@@ -208,13 +208,19 @@ async fn the_monthly_job_writes_both_workbooks_and_notifies_their_links() {
         assert_eq!(failed.to_string(), error);
         assert_eq!(failed.kind(), "BadJobRequest");
     }
-    // Each run is in the history: the month written with its alerts, then the two refused.
+    // Each run of the monthly job is in the history: the month written with its alerts, then the
+    // month refused; the request for another job is no run of this one.
     let recorded = runs.runs();
-    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
     assert!(recorded.iter().all(|run| run.job == "monthly-report"));
     assert_eq!((recorded[0].scope.as_str(), recorded[0].records), ("2026-11", output.alerts as u64));
     assert_eq!(recorded[0].outcome, tributary_domain::sync::SyncOutcome::Completed);
-    assert!(recorded[1..].iter().all(|run| matches!(run.outcome, tributary_domain::sync::SyncOutcome::Failed { .. })));
+    assert_eq!(recorded[1].scope, "11/2026");
+    assert!(
+        matches!(&recorded[1].outcome, tributary_domain::sync::SyncOutcome::Failed { message, .. } if message == "the month is not YYYY-MM"),
+        "{:?}",
+        recorded[1].outcome
+    );
     assert!(JobRequest::from_event(json!({"job": "monthly-report", "extra": 1})).is_err());
 }
 
