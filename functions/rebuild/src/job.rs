@@ -212,27 +212,27 @@ where
         customers.into_iter().filter(|id| request.after.as_ref().is_none_or(|after| id > after)).collect();
 
     // Each customer's identities and applied events, then one scan for all their events.
+    // (A customer without a record is reported when its turn comes, once per run.)
     let mut wanted = BTreeMap::new();
     for id in &todo {
-        if let Some(record) = deps.store.load(id).await? {
-            let applied = applied_events(&deps.store, id).await?;
-            wanted.insert(id.clone(), (record.identities.clone(), applied));
-        } else {
-            summary.left.push((id.clone(), "no such customer".into()));
-        }
+        let gathered = match deps.store.load(id).await? {
+            Some(record) => Some((record.identities.clone(), applied_events(&deps.store, id).await?)),
+            None => None,
+        };
+        wanted.insert(id.clone(), gathered);
     }
     let subjects: BTreeSet<&str> =
-        wanted.values().flat_map(|(identities, _)| identities.iter().map(String::as_str)).collect();
+        wanted.values().flatten().flat_map(|(identities, _)| identities.iter().map(String::as_str)).collect();
     let ids: BTreeSet<&str> =
-        wanted.values().flat_map(|(_, applied)| applied.iter().map(|(_, id)| id.as_str())).collect();
-    let events = if wanted.is_empty() {
+        wanted.values().flatten().flat_map(|(_, applied)| applied.iter().map(|(_, id)| id.as_str())).collect();
+    let events = if subjects.is_empty() && ids.is_empty() {
         Vec::new()
     } else {
         scan_events(&table, |key| key.subject.is_some_and(|s| subjects.contains(s)) || ids.contains(key.id)).await?
     };
 
     let mut done: Option<&CustomerId> = None;
-    for (id, (identities, applied)) in &wanted {
+    for (id, gathered) in &wanted {
         // At least one customer per invocation, so that a continuation always moves on.
         if done.is_some() && deadline() {
             let mut resume = request.clone();
@@ -241,6 +241,11 @@ where
             summary.resume = Some(resume);
             break;
         }
+        let Some((identities, applied)) = gathered else {
+            summary.left.push((id.clone(), "no such customer".into()));
+            done = Some(id);
+            continue;
+        };
         summary.customers += 1;
         let theirs: Vec<CanonicalEvent> = events
             .iter()

@@ -166,6 +166,15 @@ impl DynamoDbCustomers {
     }
 }
 
+/// Rounds of a `BatchGetItem` whose keys DynamoDB left unprocessed (throttling) before giving up.
+const UNPROCESSED_ATTEMPTS: u32 = 8;
+/// The wait between those rounds: full jitter below 50 ms, 100 ms, … up to 1 s.
+const UNPROCESSED_BACKOFF: tributary_domain::retry::Backoff = tributary_domain::retry::Backoff {
+    base: std::time::Duration::from_millis(50),
+    cap: std::time::Duration::from_secs(1),
+    max_retry_after: std::time::Duration::ZERO,
+};
+
 impl CustomerStore for DynamoDbCustomers {
     async fn find(&self, subject: &Subject) -> Result<Option<CustomerId>, PortError> {
         let Some(item) = self.get(key(lookup_pk(subject), LOOKUP_SK), "find customer").await? else {
@@ -237,8 +246,16 @@ impl CustomerStore for DynamoDbCustomers {
             }
             let mut request =
                 HashMap::from([(self.table.clone(), wanted.build().map_err(|e| PortError::new("read ledger", e))?)]);
-            // Unprocessed keys (throttling) are asked again until none is left.
+            // Unprocessed keys (throttling) are asked again, after a growing wait, until none is left.
+            let mut attempt = 0;
             while !request.is_empty() {
+                if attempt > 0 {
+                    if attempt >= UNPROCESSED_ATTEMPTS {
+                        return Err(PortError::new("read ledger", "keys still unprocessed after repeated throttling"));
+                    }
+                    tokio::time::sleep(UNPROCESSED_BACKOFF.delay(attempt, None)).await;
+                }
+                attempt += 1;
                 let output = self
                     .client
                     .batch_get_item()
