@@ -6,6 +6,8 @@
 
 use jiff::Timestamp;
 use tributary_domain::config::{ConfigError, Env};
+use tributary_domain::ports::SyncStore;
+use tributary_domain::sync::{FailureReason, LAKE_MAINTENANCE_JOB, SyncOutcome, SyncRun};
 use tributary_lake::schema::{EVENTS, LEADS, MATOMO_VISITS, TableSpec};
 use tributary_lake::{CompactionPolicy, CompactionSummary, LakeError, LakeLocation, LakeTable, VacuumSummary};
 
@@ -19,11 +21,13 @@ const MIB: i64 = 1024 * 1024;
 pub struct MaintenanceConfig {
     pub lake: LakeLocation,
     pub policy: CompactionPolicy,
+    /// Where each run is recorded, one per table (`GET /api/v1/runs`, job `lake-maintenance`).
+    pub ingestion_table: String,
 }
 
 impl MaintenanceConfig {
-    /// `LAKE_BUCKET`, `LAKE_PREFIX`, and optionally `COMPACT_SMALL_FILE_MB` (default 32) and
-    /// `COMPACT_TARGET_FILE_MB` (default 128).
+    /// `LAKE_BUCKET`, `LAKE_PREFIX`, `INGESTION_TABLE`, and optionally `COMPACT_SMALL_FILE_MB`
+    /// (default 32) and `COMPACT_TARGET_FILE_MB` (default 128).
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let defaults = CompactionPolicy::default();
         let small: i64 = env.parsed_or("COMPACT_SMALL_FILE_MB", defaults.small_file_bytes / MIB)?;
@@ -37,6 +41,7 @@ impl MaintenanceConfig {
         Ok(Self {
             lake: LakeLocation::from_env(env)?,
             policy: CompactionPolicy { small_file_bytes: small * MIB, target_file_bytes: target * MIB },
+            ingestion_table: env.required("INGESTION_TABLE")?,
         })
     }
 }
@@ -141,6 +146,45 @@ pub async fn maintain(
     if failures.is_empty() { Ok(done) } else { Err(MaintenanceError { failures, done }) }
 }
 
+/// [`maintain`], each table's outcome recorded as a run of job `lake-maintenance` (scope: the
+/// table; `records`: the small files merged; `pages`: the files vacuumed). A run that cannot be
+/// recorded is logged: the maintenance is done all the same.
+pub async fn maintain_recorded(
+    location: &LakeLocation,
+    policy: CompactionPolicy,
+    runs: &impl SyncStore,
+    now: Timestamp,
+    compaction_deadline: Timestamp,
+) -> Result<Vec<TableMaintenance>, MaintenanceError> {
+    let result = maintain(location, policy, now, compaction_deadline).await;
+    let ended = Timestamp::now().max(now);
+    let run_id = SyncRun::new_id();
+    let (done, failed): (&[TableMaintenance], Vec<&str>) = match &result {
+        Ok(done) => (done, Vec::new()),
+        Err(error) => (&error.done, error.failures.iter().map(|(table, _)| *table).collect()),
+    };
+    let mut recorded = Vec::new();
+    for table in done {
+        let mut run = SyncRun::start(LAKE_MAINTENANCE_JOB, table.table, &run_id, now, None);
+        run.records = table.files_compacted as u64;
+        run.pages = table.files_vacuumed as u64;
+        run.finish(if table.compaction_unfinished { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, ended);
+        recorded.push(run);
+    }
+    for table in failed {
+        let mut run = SyncRun::start(LAKE_MAINTENANCE_JOB, table, &run_id, now, None);
+        let message = "compaction or vacuum failed; see the function's log".to_string();
+        run.finish(SyncOutcome::Failed { reason: FailureReason::LakeFailed, message }, ended);
+        recorded.push(run);
+    }
+    for run in &recorded {
+        if let Err(e) = runs.put_run(run).await {
+            tracing::error!(error = %e, table = run.scope, "the maintenance run could not be recorded");
+        }
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,18 +196,28 @@ mod tests {
 
     #[test]
     fn sizes_default_and_are_checked() {
-        let config = MaintenanceConfig::from_env(&env(&[("LAKE_BUCKET", "lake")])).unwrap();
+        let config =
+            MaintenanceConfig::from_env(&env(&[("LAKE_BUCKET", "lake"), ("INGESTION_TABLE", "ingestion")])).unwrap();
         assert_eq!(config.policy, CompactionPolicy::default());
-        let custom = env(&[("LAKE_BUCKET", "lake"), ("COMPACT_SMALL_FILE_MB", "8"), ("COMPACT_TARGET_FILE_MB", "64")]);
+        let custom = env(&[
+            ("LAKE_BUCKET", "lake"),
+            ("INGESTION_TABLE", "ingestion"),
+            ("COMPACT_SMALL_FILE_MB", "8"),
+            ("COMPACT_TARGET_FILE_MB", "64"),
+        ]);
         let policy = MaintenanceConfig::from_env(&custom).unwrap().policy;
         assert_eq!((policy.small_file_bytes, policy.target_file_bytes), (8 * MIB, 64 * MIB));
-        let inverted =
-            env(&[("LAKE_BUCKET", "lake"), ("COMPACT_SMALL_FILE_MB", "64"), ("COMPACT_TARGET_FILE_MB", "8")]);
+        let inverted = env(&[
+            ("LAKE_BUCKET", "lake"),
+            ("INGESTION_TABLE", "ingestion"),
+            ("COMPACT_SMALL_FILE_MB", "64"),
+            ("COMPACT_TARGET_FILE_MB", "8"),
+        ]);
         assert_eq!(
             MaintenanceConfig::from_env(&inverted).unwrap_err().to_string(),
             "environment variable COMPACT_TARGET_FILE_MB is invalid: must be at least COMPACT_SMALL_FILE_MB"
         );
-        let zero = env(&[("LAKE_BUCKET", "lake"), ("COMPACT_SMALL_FILE_MB", "0")]);
+        let zero = env(&[("LAKE_BUCKET", "lake"), ("INGESTION_TABLE", "ingestion"), ("COMPACT_SMALL_FILE_MB", "0")]);
         assert!(MaintenanceConfig::from_env(&zero).is_err());
     }
 }

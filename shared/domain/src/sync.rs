@@ -13,8 +13,10 @@ pub const REDRIVE_JOB: &str = "redrive";
 pub const REBUILD_JOB: &str = "rebuild";
 /// The job of the monthly report and alerts (`aggregator-jobs`).
 pub const MONTHLY_REPORT_JOB: &str = "monthly-report";
+/// The job of the daily compaction and vacuum (`lake-maintenance`), one run per table.
+pub const LAKE_MAINTENANCE_JOB: &str = "lake-maintenance";
 /// Every job whose runs are recorded: what `GET /api/v1/runs` reads.
-pub const RUN_JOBS: [&str; 5] = [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB, MONTHLY_REPORT_JOB];
+pub const RUN_JOBS: [&str; 6] = [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB, MONTHLY_REPORT_JOB, LAKE_MAINTENANCE_JOB];
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
-use lake_writer::maintenance::{MaintenanceConfig, maintain};
+use lake_writer::maintenance::{MaintenanceConfig, maintain_recorded};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use tributary_aws::{self as aws, DynamoDbSyncStore};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::runtime::invocation_deadline;
 use tributary_domain::telemetry;
@@ -12,6 +13,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config =
         MaintenanceConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let sdk = aws::load_sdk_config().await;
+    let runs = &DynamoDbSyncStore::new(aws::dynamodb_client(&sdk), &config.ingestion_table);
     let config = &config;
     // The schedule's input carries nothing: every run maintains every table.
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
@@ -19,7 +22,7 @@ async fn main() -> Result<(), Error> {
         // three vacuums to finish before Lambda ends the invocation.
         let deadline = invocation_deadline(event.context.deadline, jiff::Timestamp::now());
         let compaction_deadline = deadline - jiff::SignedDuration::from_secs(COMPACTION_MARGIN_SECONDS);
-        maintain(&config.lake, config.policy, jiff::Timestamp::now(), compaction_deadline).await
+        maintain_recorded(&config.lake, config.policy, runs, jiff::Timestamp::now(), compaction_deadline).await
     }))
     .await
 }

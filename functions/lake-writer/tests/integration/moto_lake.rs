@@ -5,7 +5,7 @@
 use crate::support;
 
 use jiff::{SignedDuration, Timestamp};
-use lake_writer::maintenance::{MaintenanceConfig, maintain};
+use lake_writer::maintenance::{MaintenanceConfig, maintain, maintain_recorded};
 use lake_writer::{Tables, write_batch};
 use std::collections::HashMap;
 use support::{column, lead_body};
@@ -128,7 +128,20 @@ async fn maintenance_compacts_while_writers_append_and_vacuums_after_the_retenti
 
     // Eight days later the replaced files go; the live ones and every row stay.
     let later = Timestamp::now() + SignedDuration::from_hours(24 * 8);
-    let reports = maintain(&lake.maintenance.lake, lake.maintenance.policy, later, Timestamp::MAX).await.unwrap();
+    let runs = tributary_testing::memory::InMemorySyncStore::default();
+    let reports =
+        maintain_recorded(&lake.maintenance.lake, lake.maintenance.policy, &runs, later, Timestamp::MAX).await.unwrap();
+    // Each table's run is in the history, with what it merged and vacuumed.
+    let recorded = runs.runs();
+    assert_eq!(recorded.len(), 3, "{recorded:?}");
+    for report in &reports {
+        let run = recorded.iter().find(|run| run.scope == report.table).unwrap();
+        assert_eq!(
+            (run.job.as_str(), run.records, run.pages),
+            ("lake-maintenance", report.files_compacted as u64, report.files_vacuumed as u64)
+        );
+        assert_eq!(run.outcome, tributary_domain::sync::SyncOutcome::Completed);
+    }
     for spec in [&EVENTS, &LEADS] {
         let report = reports.iter().find(|r| r.table == spec.name).unwrap();
         let compacted = report.files_compacted;
