@@ -5,7 +5,7 @@
 //! - `POST /api/v1/failures/{queue}/redrive` with `{"ids": [...]}` or `{"all": true}`: sends those
 //!   messages back to where they failed; recorded as a `redrive` run.
 
-use crate::handler::{bad_request, unavailable};
+use crate::handler::{bad_request, limit_param, unavailable};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -44,12 +44,9 @@ pub async fn list<Q: MessageQueues, R>(
             None => return bad_request(&format!("queue must be one of {}", names()), "queue"),
         },
     };
-    let limit = match limit {
-        None => DEFAULT_LISTED,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (0..=failures::MAX_LISTED).contains(&n) => n,
-            _ => return bad_request(&format!("limit must be an integer from 0 to {}", failures::MAX_LISTED), "limit"),
-        },
+    let limit = match limit_param(limit, DEFAULT_LISTED, 0..=failures::MAX_LISTED) {
+        Ok(limit) => limit,
+        Err(refused) => return refused,
     };
     // The queues are read together: each one's empty receive waits up to a second.
     let listed = futures::future::join_all(

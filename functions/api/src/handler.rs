@@ -138,7 +138,23 @@ fn route(path: &str) -> Option<Route<'_>> {
     }
 }
 
-fn not_found() -> Response<Body> {
+/// The `limit` query parameter of a listing: `default` when absent, else an integer in `range`;
+/// a 400 naming it otherwise.
+pub(crate) fn limit_param(
+    text: Option<&str>,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, Response<Body>> {
+    match text.map(str::parse::<usize>) {
+        None => Ok(default),
+        Some(Ok(n)) if range.contains(&n) => Ok(n),
+        Some(_) => {
+            Err(bad_request(&format!("limit must be an integer from {} to {}", range.start(), range.end()), "limit"))
+        }
+    }
+}
+
+pub(crate) fn not_found() -> Response<Body> {
     Problem::new(404, "Not Found").into_response()
 }
 
@@ -236,12 +252,9 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
             }
         }
         Route::Audit(id) => {
-            let limit = match query.first("limit") {
-                None => DEFAULT_AUDIT_LIMIT,
-                Some(text) => match text.parse::<usize>() {
-                    Ok(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n,
-                    _ => return bad_request(&format!("limit must be an integer from 1 to {MAX_AUDIT_LIMIT}"), "limit"),
-                },
+            let limit = match limit_param(query.first("limit"), DEFAULT_AUDIT_LIMIT, 1..=MAX_AUDIT_LIMIT) {
+                Ok(limit) => limit,
+                Err(refused) => return refused,
             };
             let after = match query.first("cursor") {
                 None => None,

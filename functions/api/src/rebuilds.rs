@@ -3,7 +3,7 @@
 //! version with an audit entry of kind `rebuild`.
 
 use crate::failures::Repair;
-use crate::handler::{bad_request, unavailable};
+use crate::handler::{bad_request, not_found, unavailable};
 use lambda_http::{Body, Request, Response};
 use tributary_aws::problem::{Problem, json_response};
 use tributary_domain::customer::CustomerId;
@@ -33,10 +33,10 @@ pub async fn customer<S: CustomerStore, Q: MessageQueues, R>(
     repair: &Repair<Q, R>,
     id: &str,
 ) -> Response<Body> {
-    let Ok(id) = CustomerId::parse(id) else { return Problem::new(404, "Not Found").into_response() };
+    let Ok(id) = CustomerId::parse(id) else { return not_found() };
     match store.load(&id).await {
         Ok(Some(_)) => {}
-        Ok(None) => return Problem::new(404, "Not Found").into_response(),
+        Ok(None) => return not_found(),
         Err(e) => return unavailable("customer table", &e),
     }
     queue(repair, &RebuildRequest { customer_id: Some(id), ..RebuildRequest::default() }).await

@@ -1,7 +1,7 @@
 //! `GET /api/v1/runs[?job=…][&since=…][&limit=…]`: the recent runs of everything that runs on its
 //! own and records its runs (the pulls, the re-drives, the rebuilds), newest first.
 
-use crate::handler::{bad_request, unavailable};
+use crate::handler::{bad_request, limit_param, unavailable};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use tributary_aws::problem::json_response;
@@ -34,10 +34,9 @@ pub async fn list<R: SyncStore>(
         Some(Ok(since)) => Some(since),
         Some(Err(_)) => return bad_request("since must be an RFC 3339 instant (2026-12-01T00:00:00Z)", "since"),
     };
-    let limit = match limit.map(str::parse::<usize>) {
-        None => DEFAULT_RUNS,
-        Some(Ok(n)) if (1..=MAX_RUNS).contains(&n) => n,
-        Some(_) => return bad_request(&format!("limit must be an integer from 1 to {MAX_RUNS}"), "limit"),
+    let limit = match limit_param(limit, DEFAULT_RUNS, 1..=MAX_RUNS) {
+        Ok(limit) => limit,
+        Err(refused) => return refused,
     };
     let read = futures::future::join_all(jobs.iter().map(|job| runs.recent_runs(job, limit))).await;
     let mut all = Vec::new();
