@@ -232,6 +232,8 @@ ANSWERS = [
     ("aggregator-jobs-monthly.json", "AggregatorJobsFunction", {}),
     # The same rules rebuild the same records: nothing is written.
     ("rebuild-stripe-customers.json", "RebuildFunction", {"rebuilt": 0}),
+    # A dry run counts the archived deliveries of the day around NOW and publishes none.
+    ("replay-dry-run.json", "ReplayFunction", {"dry_run": True, "totals": {"published": 0, "refused": 0}}),
 ]
 
 
@@ -376,6 +378,10 @@ def main() -> None:
 
     # A rebuild request, as invoked by hand: every customer a Stripe event touched.
     write("rebuild-stripe-customers.json", {"event_type": "stripe."})
+
+    # A replay's dry run, as invoked by hand: how many deliveries of the day around NOW would be
+    # published again, by type.
+    write("replay-dry-run.json", {"from": iso(NOW - 86_400), "to": iso(NOW + 86_400), "dry_run": True})
 
     # The daily lake maintenance (the schedule passes no input: every run maintains every table).
     write("lake-maintenance-scheduled.json", {

@@ -32,7 +32,7 @@ pub struct ApiConfig {
 }
 
 /// Every environment variable [`ApiConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 16] = [
+pub const ENVIRONMENT: [&str; 18] = [
     "CUSTOMER_TABLE",
     "EVENTS_TOPIC_ARN",
     "API_KEY_HASHES_PARAM",
@@ -49,6 +49,8 @@ pub const ENVIRONMENT: [&str; 16] = [
     QUEUE_URL_VARIABLES[7],
     QUEUE_URL_VARIABLES[8],
     QUEUE_URL_VARIABLES[9],
+    QUEUE_URL_VARIABLES[10],
+    QUEUE_URL_VARIABLES[11],
 ];
 
 impl ApiConfig {

@@ -1,7 +1,7 @@
 //! Routing, authentication and the answers of `/api/v1`.
 
 use crate::failures::{self, Repair};
-use crate::{rebuilds, runs};
+use crate::{jobs, runs};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -104,6 +104,7 @@ enum Route<'a> {
     Redrive(&'a str),
     RebuildCustomer(&'a str),
     Rebuilds,
+    Replays,
     Runs,
 }
 
@@ -114,6 +115,9 @@ fn route(path: &str) -> Option<Route<'_>> {
     }
     if path == "/api/v1/rebuilds" {
         return Some(Route::Rebuilds);
+    }
+    if path == "/api/v1/replays" {
+        return Some(Route::Replays);
     }
     if path == "/api/v1/runs" {
         return Some(Route::Runs);
@@ -233,9 +237,12 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
         Route::Redrive(queue) if posted => {
             return failures::redrive(&deps.repair, queue, request, &request_id(request), now).await;
         }
-        Route::RebuildCustomer(id) if posted => return rebuilds::customer(&deps.store, &deps.repair, id).await,
-        Route::Rebuilds if posted => return rebuilds::selection(&deps.repair, request).await,
-        Route::Redrive(_) | Route::RebuildCustomer(_) | Route::Rebuilds => return method_not_allowed("POST"),
+        Route::RebuildCustomer(id) if posted => return jobs::customer(&deps.store, &deps.repair, id).await,
+        Route::Rebuilds if posted => return jobs::selection(&deps.repair, request).await,
+        Route::Replays if posted => return jobs::replay(&deps.repair, request).await,
+        Route::Redrive(_) | Route::RebuildCustomer(_) | Route::Rebuilds | Route::Replays => {
+            return method_not_allowed("POST");
+        }
         _ => {}
     }
     if request.method() != Method::GET {
@@ -276,7 +283,7 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
                 Err(e) => unavailable("customer table", &e),
             }
         }
-        Route::IngestLeads | Route::Redrive(_) | Route::RebuildCustomer(_) | Route::Rebuilds => {
+        Route::IngestLeads | Route::Redrive(_) | Route::RebuildCustomer(_) | Route::Rebuilds | Route::Replays => {
             method_not_allowed("POST")
         }
         Route::Failures => failures::list(&deps.repair, query.first("queue"), query.first("limit"), now).await,

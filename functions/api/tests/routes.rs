@@ -15,7 +15,7 @@ use tributary_domain::api_key::ApiKeys;
 use tributary_domain::customer::store::{AuditEntry, AuditKind};
 use tributary_domain::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
 use tributary_domain::event::EventId;
-use tributary_domain::failures::{QUEUE_URL_VARIABLES, QueueUrls};
+use tributary_domain::failures::{FailureQueue, QUEUE_URL_VARIABLES, QueueUrls};
 use tributary_domain::ports::CustomerStore;
 use tributary_domain::ports::MessageQueues;
 use tributary_domain::sync::SyncOutcome;
@@ -316,7 +316,7 @@ async fn failures_are_listed_without_being_taken_and_redriven_with_their_count()
     assert_eq!(queue["messages"][0]["event_type"], "stripe.invoice.paid");
     assert_eq!(deps.repair.queues.depth(dead_letters).await.unwrap().visible, 3, "listing takes nothing");
     let all = body(&handle(&deps, call("GET", "/api/v1/failures", "", None), now()).await);
-    assert_eq!(all["queues"].as_array().unwrap().len(), 6, "every failure queue");
+    assert_eq!(all["queues"].as_array().unwrap().len(), FailureQueue::ALL.len(), "every failure queue");
 
     // One by id, then the rest.
     let first = queue["messages"][0]["id"].as_str().unwrap().to_string();
@@ -410,6 +410,42 @@ async fn rebuilds_are_queued_for_the_rebuild_job() {
         assert_eq!(handle(&deps, request, now()).await.status(), status, "{path}");
     }
     assert_eq!(deps.repair.queues.messages(&urls.rebuild).len(), 2, "nothing more queued");
+}
+
+#[tokio::test]
+async fn replays_are_queued_for_the_replay_job_under_a_run_id() {
+    let deps = deps().await;
+    let urls = queue_urls();
+    let asked = json!({"source": "stripe", "event_type": "stripe.invoice.", "from": "2026-11-01T00:00:00Z",
+                       "to": "2026-11-08T00:00:00Z", "dry_run": true});
+    let answer = handle(&deps, call("POST", "/api/v1/replays", "", Some(asked.clone())), now()).await;
+    assert_eq!(answer.status(), 202);
+    let queued = body(&answer)["queued"].clone();
+    let run_id = queued["run_id"].as_str().unwrap().to_string();
+    let mut expected = asked.clone();
+    expected["run_id"] = json!(run_id);
+    assert_eq!(queued, expected);
+    let sent: Vec<Value> =
+        deps.repair.queues.messages(&urls.replay).iter().map(|m| serde_json::from_str(&m.body).unwrap()).collect();
+    assert_eq!(sent, [expected]);
+
+    let range = |from: &str, to: &str| json!({"from": from, "to": to});
+    let cases = [
+        json!({}),
+        range("2026-11-08T00:00:00Z", "2026-11-01T00:00:00Z"),
+        range("2024-01-01T00:00:00Z", "2026-11-01T00:00:00Z"),
+        json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "source": "Not A Source"}),
+        json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "after": "raw/x"}),
+        json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "run_id": "mine"}),
+        json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "everything": true}),
+    ];
+    for case in cases {
+        let answer = handle(&deps, call("POST", "/api/v1/replays", "", Some(case.clone())), now()).await;
+        assert_eq!(answer.status(), 400, "{case}");
+        assert_eq!(answer.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(handle(&deps, call("GET", "/api/v1/replays", "", None), now()).await.status(), 405);
+    assert_eq!(deps.repair.queues.messages(&urls.replay).len(), 1, "nothing more queued");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use tributary_aws::{self as aws, SqsQueues};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::customer::rebuild::RebuildRequest;
 use tributary_domain::ports::MessageQueues;
-use tributary_domain::runtime::{invocation_deadline, is_sqs_batch};
+use tributary_domain::runtime::{invocation_deadline, job_requests};
 use tributary_domain::telemetry;
 
 /// Kept before the invocation's deadline for recording the run and sending the continuation.
@@ -50,21 +50,9 @@ async fn main() -> Result<(), Error> {
         let deadline = invocation_deadline(event.context.deadline, now).saturating_sub(MARGIN).unwrap_or(now);
         // An SQS batch (the API's requests, the job's continuations; one at a time) or a request
         // (answered with its summary).
-        let direct = !is_sqs_batch(&event.payload);
-        let requests: Vec<RebuildRequest> = if !direct {
-            let batch: aws_lambda_events::sqs::SqsEvent =
-                serde_json::from_value(event.payload).map_err(HandlerError::Payload)?;
-            batch
-                .records
-                .iter()
-                .map(|record| serde_json::from_str(record.body.as_deref().unwrap_or_default()))
-                .collect::<Result<_, _>>()
-                .map_err(HandlerError::Payload)?
-        } else {
-            vec![serde_json::from_value(event.payload).map_err(HandlerError::Payload)?]
-        };
+        let invocation = job_requests::<RebuildRequest>(event.payload).map_err(HandlerError::Payload)?;
         let mut summaries: Vec<RebuildSummary> = Vec::new();
-        for request in &requests {
+        for request in &invocation.requests {
             let summary = rebuild::job::run(deps, request, || Timestamp::now() >= deadline, now).await?;
             tracing::info!(
                 scope = request.scope(),
@@ -87,7 +75,7 @@ async fn main() -> Result<(), Error> {
             }
             summaries.push(summary);
         }
-        match (direct, summaries.pop()) {
+        match (invocation.direct, summaries.pop()) {
             (true, Some(summary)) => serde_json::to_value(summary).map_err(HandlerError::Payload),
             (_, last) => serde_json::to_value(summaries.into_iter().chain(last).collect::<Vec<_>>())
                 .map_err(HandlerError::Payload),

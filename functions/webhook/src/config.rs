@@ -86,32 +86,43 @@ fn valid_source_name(name: &str) -> bool {
         && !RESERVED_SOURCE_NAMES.contains(&name)
 }
 
+/// The Standard Webhooks senders of `WEBHOOK_SOURCES`, their names checked.
+pub fn sources_from_env(env: &impl Env) -> Result<Vec<SourceConfig>, ConfigError> {
+    let sources: Vec<SourceConfig> = match env.optional("WEBHOOK_SOURCES") {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::invalid("WEBHOOK_SOURCES", e))?,
+    };
+    for (index, source) in sources.iter().enumerate() {
+        if !valid_source_name(&source.name) {
+            return Err(ConfigError::invalid(
+                "WEBHOOK_SOURCES",
+                format!(
+                    "source {index} (`{}`): a name is 1-40 of a-z 0-9 - and not one of the product's own \
+                     event families ({})",
+                    source.name,
+                    RESERVED_SOURCE_NAMES.join(", ")
+                ),
+            ));
+        }
+        if sources[..index].iter().any(|other| other.name == source.name) {
+            return Err(ConfigError::invalid("WEBHOOK_SOURCES", format!("source `{}` is listed twice", source.name)));
+        }
+    }
+
+    Ok(sources)
+}
+
+/// Where a Make delivery keeps its id and subject (`MAKE_ID_FIELD`, `MAKE_SUBJECT_FIELD`).
+pub fn make_fields_from_env(env: &impl Env) -> MakeFields {
+    MakeFields {
+        id_field: env.optional("MAKE_ID_FIELD").unwrap_or_else(|| "id".into()),
+        subject_field: env.optional("MAKE_SUBJECT_FIELD").unwrap_or_else(|| "email".into()),
+    }
+}
+
 impl WebhookConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let sources: Vec<SourceConfig> = match env.optional("WEBHOOK_SOURCES") {
-            None => Vec::new(),
-            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::invalid("WEBHOOK_SOURCES", e))?,
-        };
-        for (index, source) in sources.iter().enumerate() {
-            if !valid_source_name(&source.name) {
-                return Err(ConfigError::invalid(
-                    "WEBHOOK_SOURCES",
-                    format!(
-                        "source {index} (`{}`): a name is 1-40 of a-z 0-9 - and not one of the product's own \
-                         event families ({})",
-                        source.name,
-                        RESERVED_SOURCE_NAMES.join(", ")
-                    ),
-                ));
-            }
-            if sources[..index].iter().any(|other| other.name == source.name) {
-                return Err(ConfigError::invalid(
-                    "WEBHOOK_SOURCES",
-                    format!("source `{}` is listed twice", source.name),
-                ));
-            }
-        }
-
+        let sources = sources_from_env(env)?;
         let source_secrets_path =
             env.optional("WEBHOOK_SOURCE_SECRETS_PATH").unwrap_or_else(|| DEFAULT_SOURCE_SECRETS_PATH.into());
         if !(source_secrets_path.starts_with('/') && source_secrets_path.ends_with('/')) {
@@ -127,7 +138,6 @@ impl WebhookConfig {
                 ),
             ));
         }
-
         let dedup_ttl_hours: i64 = env.parsed_or("DEDUP_TTL_HOURS", 168)?;
         if dedup_ttl_hours < MIN_DEDUP_TTL_HOURS {
             return Err(ConfigError::invalid("DEDUP_TTL_HOURS", format!("must be at least {MIN_DEDUP_TTL_HOURS}")));
@@ -152,10 +162,7 @@ impl WebhookConfig {
             stripe_secret_param: env.optional("STRIPE_SECRET_PARAM"),
             make_token_param: env.optional("MAKE_TOKEN_PARAM"),
             make_token_header: env.optional("MAKE_TOKEN_HEADER").unwrap_or_else(|| "x-make-token".into()),
-            make_fields: MakeFields {
-                id_field: env.optional("MAKE_ID_FIELD").unwrap_or_else(|| "id".into()),
-                subject_field: env.optional("MAKE_SUBJECT_FIELD").unwrap_or_else(|| "email".into()),
-            },
+            make_fields: make_fields_from_env(env),
             personnage_token_param: env.optional("PERSONNAGE_TOKEN_PARAM"),
             sources,
             source_secrets_path,
@@ -180,6 +187,52 @@ impl WebhookConfig {
         names.sort();
         names.dedup();
         names
+    }
+}
+
+/// The replay job's configuration (`webhook-replay`): the receiver's normalisation settings, not
+/// its secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    pub archive_bucket: String,
+    pub events_topic_arn: String,
+    /// Where runs are recorded.
+    pub ingestion_table: String,
+    /// Where the job sends its own continuation when the deadline comes first.
+    pub replay_queue_url: String,
+    pub sources: Vec<SourceConfig>,
+    pub make_fields: MakeFields,
+}
+
+/// Every environment variable [`ReplayConfig::from_env`] reads.
+pub const REPLAY_ENVIRONMENT: [&str; 7] = [
+    "ARCHIVE_BUCKET",
+    "EVENTS_TOPIC_ARN",
+    "INGESTION_TABLE",
+    "REPLAY_QUEUE_URL",
+    "WEBHOOK_SOURCES",
+    "MAKE_ID_FIELD",
+    "MAKE_SUBJECT_FIELD",
+];
+
+impl ReplayConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            archive_bucket: env.required("ARCHIVE_BUCKET")?,
+            events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
+            ingestion_table: env.required("INGESTION_TABLE")?,
+            replay_queue_url: env.required("REPLAY_QUEUE_URL")?,
+            sources: sources_from_env(env)?,
+            make_fields: make_fields_from_env(env),
+        })
+    }
+
+    /// How deliveries are normalised, as the receiver configured alike does.
+    pub fn normaliser(&self) -> crate::replay::Normaliser {
+        crate::replay::Normaliser {
+            standard: self.sources.iter().map(|s| (s.name.clone(), s.subject_field.clone())).collect(),
+            make_fields: self.make_fields.clone(),
+        }
     }
 }
 

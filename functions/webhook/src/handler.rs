@@ -13,6 +13,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use std::time::Instant;
 use tributary_aws::problem::{Problem, json_response, request_id};
+use tributary_domain::archive::{archive_key, metadata};
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::metrics::Metrics;
 use tributary_domain::ports::{
@@ -35,9 +36,9 @@ pub struct Deps<D, A, P> {
 /// Tokens (`authorization`, the Make token header) are never archived.
 const ARCHIVED_HEADERS: [&str; 7] = [
     "content-type",
-    "webhook-id",
-    "webhook-timestamp",
-    "idempotency-key",
+    metadata::WEBHOOK_ID,
+    metadata::WEBHOOK_TIMESTAMP,
+    metadata::IDEMPOTENCY_KEY,
     "stripe-signature",
     "webhook-signature",
     "user-agent",
@@ -292,12 +293,6 @@ fn authenticate_and_normalise(
     }
 }
 
-/// `raw/source=<source>/date=<YYYY-MM-DD of occurred_at, UTC>/<event id>.json`: the date of the
-/// event, not of the attempt, so that a sender's retry on another day overwrites the same object.
-pub fn archive_key(event: &CanonicalEvent) -> String {
-    format!("raw/source={}/date={}/{}.json", event.source, event.occurred_at.strftime("%Y-%m-%d"), event.id)
-}
-
 /// S3 metadata must be printable ASCII: other characters become `?`; at most `max_chars` kept.
 fn metadata_value(value: &str, max_chars: usize) -> String {
     value.chars().take(max_chars).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
@@ -312,11 +307,11 @@ fn metadata_size(metadata: &[(String, String)]) -> usize {
 /// then the headers in [`ARCHIVED_HEADERS`] order, each cut to the room left; a header with no
 /// useful room left is left out, and `truncated-headers` names every header cut or left out.
 pub fn archive_metadata(event: &CanonicalEvent, headers: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut metadata = vec![
-        ("event-id".to_string(), event.id.to_string()),
+    let mut kept = vec![
+        (metadata::EVENT_ID.to_string(), event.id.to_string()),
         ("event-type".to_string(), metadata_value(&event.event_type, 256)),
         ("source".to_string(), metadata_value(&event.source, 64)),
-        ("received-at".to_string(), event.received_at.to_string()),
+        (metadata::RECEIVED_AT.to_string(), event.received_at.to_string()),
     ];
     // Room kept for the `truncated-headers` list itself (every header name, comma-separated).
     let shortfall_room =
@@ -324,20 +319,20 @@ pub fn archive_metadata(event: &CanonicalEvent, headers: &[(&str, &str)]) -> Vec
     let mut shortened = Vec::new();
     for name in ARCHIVED_HEADERS {
         let Some((_, value)) = headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)) else { continue };
-        let used = metadata_size(&metadata) + shortfall_room + "x-amz-meta-".len() + name.len();
+        let used = metadata_size(&kept) + shortfall_room + "x-amz-meta-".len() + name.len();
         let room = MAX_ARCHIVE_METADATA_BYTES.saturating_sub(used).min(MAX_METADATA_VALUE_CHARS);
-        let kept = metadata_value(value, room);
-        if kept.len() < value.chars().count() {
+        let cut = metadata_value(value, room);
+        if cut.len() < value.chars().count() {
             shortened.push(name);
         }
-        if kept.len() >= MIN_USEFUL_METADATA_VALUE.min(value.len()) {
-            metadata.push((name.to_string(), kept));
+        if cut.len() >= MIN_USEFUL_METADATA_VALUE.min(value.len()) {
+            kept.push((name.to_string(), cut));
         }
     }
     if !shortened.is_empty() {
-        metadata.push(("truncated-headers".to_string(), shortened.join(",")));
+        kept.push(("truncated-headers".to_string(), shortened.join(",")));
     }
-    metadata
+    kept
 }
 
 fn archived_delivery(request: &Request, body: &[u8], event: &CanonicalEvent) -> ArchivedDelivery {

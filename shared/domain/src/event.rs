@@ -168,6 +168,16 @@ impl PartialEq for CanonicalEvent {
 
 /// The event types that our own producers emit or that code selects on, in one place (the senders'
 /// types are theirs: `stripe.<type>`, `<source>.<type>`).
+/// Whether `event_type` is in a selection: every type (`None`), a family (a prefix ending in `.`,
+/// `stripe.`) or one type. Rebuilds and replays select events this way.
+pub fn type_selected(selection: Option<&str>, event_type: &str) -> bool {
+    match selection {
+        None => true,
+        Some(family) if family.ends_with('.') => event_type.starts_with(family),
+        Some(exact) => event_type == exact,
+    }
+}
+
 pub mod types {
     /// A lead version, from the ingestion API or the Notion pull.
     pub const LEAD_UPSERTED: &str = "lead.upserted";

@@ -70,6 +70,8 @@ pub enum FailureQueue {
     LakeWriterDeadLetters,
     /// Rebuild requests that failed five times.
     RebuildDeadLetters,
+    /// Replay requests that failed five times.
+    ReplayDeadLetters,
 }
 
 /// Where a queue's messages are re-driven to.
@@ -84,16 +86,19 @@ pub enum RedriveTarget {
     LakeWriter,
     /// The rebuild queue.
     Rebuild,
+    /// The replay queue.
+    Replay,
 }
 
 impl FailureQueue {
-    pub const ALL: [FailureQueue; 6] = [
+    pub const ALL: [FailureQueue; 7] = [
         Self::ProcessorDeadLetters,
         Self::ProcessorFailures,
         Self::IntegratorDeadLetters,
         Self::IntegratorFailures,
         Self::LakeWriterDeadLetters,
         Self::RebuildDeadLetters,
+        Self::ReplayDeadLetters,
     ];
 
     /// The name routes and logs use.
@@ -105,6 +110,7 @@ impl FailureQueue {
             Self::IntegratorFailures => "integrator-failures",
             Self::LakeWriterDeadLetters => "lake-writer-dead-letters",
             Self::RebuildDeadLetters => "rebuild-dead-letters",
+            Self::ReplayDeadLetters => "replay-dead-letters",
         }
     }
 
@@ -118,6 +124,7 @@ impl FailureQueue {
             Self::IntegratorDeadLetters | Self::IntegratorFailures => RedriveTarget::Integrator,
             Self::LakeWriterDeadLetters => RedriveTarget::LakeWriter,
             Self::RebuildDeadLetters => RedriveTarget::Rebuild,
+            Self::ReplayDeadLetters => RedriveTarget::Replay,
         }
     }
 }
@@ -135,10 +142,12 @@ pub struct QueueUrls {
     pub lake_writer_dead_letters: String,
     pub rebuild: String,
     pub rebuild_dead_letters: String,
+    pub replay: String,
+    pub replay_dead_letters: String,
 }
 
 /// Every environment variable [`QueueUrls::from_env`] reads.
-pub const QUEUE_URL_VARIABLES: [&str; 10] = [
+pub const QUEUE_URL_VARIABLES: [&str; 12] = [
     "PROCESSOR_DEAD_LETTER_QUEUE_URL",
     "PROCESSOR_FAILURE_QUEUE_URL",
     "PROCESSOR_REDRIVE_QUEUE_URL",
@@ -149,11 +158,13 @@ pub const QUEUE_URL_VARIABLES: [&str; 10] = [
     "LAKE_WRITER_DEAD_LETTER_QUEUE_URL",
     "REBUILD_QUEUE_URL",
     "REBUILD_DEAD_LETTER_QUEUE_URL",
+    "REPLAY_QUEUE_URL",
+    "REPLAY_DEAD_LETTER_QUEUE_URL",
 ];
 
 impl QueueUrls {
     pub fn from_env(env: &impl crate::config::Env) -> Result<Self, crate::config::ConfigError> {
-        let [a, b, c, d, e, f, g, h, i, j] = QUEUE_URL_VARIABLES;
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = QUEUE_URL_VARIABLES;
         Ok(Self {
             processor_dead_letters: env.required(a)?,
             processor_failures: env.required(b)?,
@@ -165,6 +176,8 @@ impl QueueUrls {
             lake_writer_dead_letters: env.required(h)?,
             rebuild: env.required(i)?,
             rebuild_dead_letters: env.required(j)?,
+            replay: env.required(k)?,
+            replay_dead_letters: env.required(l)?,
         })
     }
 
@@ -176,6 +189,7 @@ impl QueueUrls {
             FailureQueue::IntegratorFailures => &self.integrator_failures,
             FailureQueue::LakeWriterDeadLetters => &self.lake_writer_dead_letters,
             FailureQueue::RebuildDeadLetters => &self.rebuild_dead_letters,
+            FailureQueue::ReplayDeadLetters => &self.replay_dead_letters,
         }
     }
 
@@ -185,6 +199,7 @@ impl QueueUrls {
             RedriveTarget::Integrator => &self.integrator_redrive,
             RedriveTarget::LakeWriter => &self.lake_writer,
             RedriveTarget::Rebuild => &self.rebuild,
+            RedriveTarget::Replay => &self.replay,
         }
     }
 }

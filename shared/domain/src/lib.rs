@@ -8,12 +8,14 @@
 //!   refresh; [`api_key`]: the API keys of `/api/v1`.
 //! - [`ports`]: the storage and bus interfaces the domain is written against. `tributary-aws`
 //!   implements them over AWS, `tributary-testing` in memory.
-//! - [`failures`]: the failure queues as an operator reads and re-drives them.
+//! - [`failures`]: the failure queues as an operator reads and re-drives them; [`archive`]: the
+//!   raw-delivery archive's layout and what a replay of it selects.
 //! - [`sync`]: a pull's run and lease; [`retry`]: backoff; [`runtime`]: invocation deadlines;
 //!   [`metrics`]: CloudWatch embedded metrics; [`telemetry`]: JSON logs; [`signing`]: the webhook
 //!   senders' signature schemes.
 
 pub mod api_key;
+pub mod archive;
 pub mod config;
 pub mod customer;
 pub mod event;

@@ -85,8 +85,32 @@ pub struct ArchivedDelivery {
     pub metadata: Vec<(String, String)>,
 }
 
+impl ArchivedDelivery {
+    /// A metadata value by name (names are lower case).
+    pub fn metadata_value(&self, name: &str) -> Option<&str> {
+        self.metadata.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
+    }
+}
+
+/// One page of archive keys, in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveListing {
+    pub keys: Vec<String>,
+    /// More keys follow the last one.
+    pub more: bool,
+}
+
 pub trait RawArchive: Send + Sync {
     fn put(&self, delivery: &ArchivedDelivery) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Keys under `prefix` after `start_after`, in key order, at most `max`.
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<ArchiveListing, PortError>> + Send;
+    /// A delivery with its metadata; `None` when the key holds nothing (any more).
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<ArchivedDelivery>, PortError>> + Send;
 }
 
 /// SNS's limit for one message, body and attributes together.

@@ -22,9 +22,48 @@ pub fn is_sqs_batch(payload: &serde_json::Value) -> bool {
     payload["Records"][0]["eventSource"].as_str() == Some("aws:sqs")
 }
 
+/// The requests a job's invocation carries, and how it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequests<T> {
+    pub requests: Vec<T>,
+    /// Invoked directly with one request (answered with its summary), not by its queue.
+    pub direct: bool,
+}
+
+/// A job's requests (the rebuild's, the replay's): the bodies of an SQS batch (the API's requests,
+/// the job's own continuations), or the payload itself when the function is invoked directly.
+pub fn job_requests<T: serde::de::DeserializeOwned>(
+    payload: serde_json::Value,
+) -> Result<JobRequests<T>, serde_json::Error> {
+    if !is_sqs_batch(&payload) {
+        return Ok(JobRequests { requests: vec![serde_json::from_value(payload)?], direct: true });
+    }
+    let records = payload["Records"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let requests = records
+        .iter()
+        .map(|record| serde_json::from_str(record["body"].as_str().unwrap_or_default()))
+        .collect::<Result<_, _>>()?;
+    Ok(JobRequests { requests, direct: false })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_requests_come_from_a_batch_or_directly() {
+        let batch = serde_json::json!({"Records": [
+            {"eventSource": "aws:sqs", "body": "{\"n\": 1}"},
+            {"eventSource": "aws:sqs", "body": "{\"n\": 2}"}
+        ]});
+        let from_queue: JobRequests<serde_json::Value> = job_requests(batch).unwrap();
+        assert_eq!(from_queue.requests, [serde_json::json!({"n": 1}), serde_json::json!({"n": 2})]);
+        assert!(!from_queue.direct);
+        let direct: JobRequests<serde_json::Value> = job_requests(serde_json::json!({"n": 3})).unwrap();
+        assert!(direct.direct && direct.requests.len() == 1);
+        let broken = serde_json::json!({"Records": [{"eventSource": "aws:sqs", "body": "not json"}]});
+        assert!(job_requests::<serde_json::Value>(broken).is_err());
+    }
 
     #[test]
     fn sqs_batches_are_told_from_sns_deliveries() {

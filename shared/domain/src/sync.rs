@@ -1,5 +1,5 @@
 //! Runs of what runs on its own: the scheduled pulls' sync runs (what `GET /api/v1/ingestion/status`
-//! shows), re-drives and rebuilds (what `GET /api/v1/runs` shows); the pulls' leases (one run at a
+//! shows), re-drives, rebuilds and replays (what `GET /api/v1/runs` shows); the pulls' leases (one run at a
 //! time per job and scope) and watermarks (where a delta sync resumes).
 
 use jiff::Timestamp;
@@ -13,10 +13,13 @@ pub const REDRIVE_JOB: &str = "redrive";
 pub const REBUILD_JOB: &str = "rebuild";
 /// The job of the monthly report and alerts (`aggregator-jobs`).
 pub const MONTHLY_REPORT_JOB: &str = "monthly-report";
+/// The job of the archive replays (`webhook-replay`).
+pub const REPLAY_JOB: &str = "replay";
 /// The job of the daily compaction and vacuum (`lake-maintenance`), one run per table.
 pub const LAKE_MAINTENANCE_JOB: &str = "lake-maintenance";
 /// Every job whose runs are recorded: what `GET /api/v1/runs` reads.
-pub const RUN_JOBS: [&str; 6] = [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB, MONTHLY_REPORT_JOB, LAKE_MAINTENANCE_JOB];
+pub const RUN_JOBS: [&str; 7] =
+    [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB, REPLAY_JOB, MONTHLY_REPORT_JOB, LAKE_MAINTENANCE_JOB];
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +85,10 @@ pub struct SyncRun {
     pub records: u64,
     /// Records refused (invalid leads), each logged with its id and reason.
     pub rejected: u64,
+    /// What the run counted by kind (a replay: deliveries by event type), when it says more than
+    /// `records`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counts: std::collections::BTreeMap<String, u64>,
     pub outcome: SyncOutcome,
 }
 
@@ -103,6 +110,7 @@ impl SyncRun {
             pages: 0,
             records: 0,
             rejected: 0,
+            counts: std::collections::BTreeMap::new(),
             outcome: SyncOutcome::Running,
         }
     }

@@ -13,8 +13,8 @@ use tributary_domain::customer::{CustomerId, CustomerRecord};
 use tributary_domain::event::Subject;
 use tributary_domain::failures::FailureHistory;
 use tributary_domain::ports::{
-    ArchivedDelivery, BusMessage, ClaimOutcome, CustomerStore, DeadLetterSink, DedupClaim, DedupStore, EventPublisher,
-    MessageQueues, PortError, QueueDepth, QueuedMessage, RawArchive, SecretSource, SyncStore,
+    ArchiveListing, ArchivedDelivery, BusMessage, ClaimOutcome, CustomerStore, DeadLetterSink, DedupClaim, DedupStore,
+    EventPublisher, MessageQueues, PortError, QueueDepth, QueuedMessage, RawArchive, SecretSource, SyncStore,
 };
 use tributary_domain::sync::{Lease, SyncRun};
 
@@ -120,6 +120,26 @@ impl RawArchive for InMemoryArchive {
         }
         lock(&self.objects).insert(delivery.key.clone(), delivery.clone());
         Ok(())
+    }
+
+    async fn list(&self, prefix: &str, start_after: &str, max: usize) -> Result<ArchiveListing, PortError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(PortError::new("archive list", "injected failure"));
+        }
+        let objects = lock(&self.objects);
+        let mut keys: Vec<String> =
+            objects.keys().filter(|k| k.starts_with(prefix) && k.as_str() > start_after).cloned().collect();
+        keys.sort();
+        let more = keys.len() > max;
+        keys.truncate(max);
+        Ok(ArchiveListing { keys, more })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<ArchivedDelivery>, PortError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(PortError::new("archive get", "injected failure"));
+        }
+        Ok(lock(&self.objects).get(key).cloned())
     }
 }
 

@@ -207,7 +207,7 @@ fn logs_throttling_encryption_and_tls_are_declared_for_every_resource() {
         assert_eq!(group["Properties"]["RetentionInDays"], json!({"Ref": "LogRetentionDays"}), "{logical_id}");
         functions += 1;
     }
-    assert_eq!(functions, 10);
+    assert_eq!(functions, 11);
     let routes = &template.resource("HttpApi").unwrap()["Properties"]["DefaultRouteSettings"];
     assert_eq!(routes["ThrottlingRateLimit"], json!({"Ref": "ApiThrottlingRateLimit"}));
     assert_eq!(routes["ThrottlingBurstLimit"], json!({"Ref": "ApiThrottlingBurstLimit"}));
@@ -258,6 +258,7 @@ fn every_failure_queue_and_every_function_has_an_alarm_to_the_alarm_topic() {
         "INTEGRATOR_FAILURE_QUEUE_URL",
         "LAKE_WRITER_DEAD_LETTER_QUEUE_URL",
         "REBUILD_DEAD_LETTER_QUEUE_URL",
+        "REPLAY_DEAD_LETTER_QUEUE_URL",
     ];
     for variable in failure_queues {
         let queue = api_env[variable]["Ref"].as_str().unwrap_or_else(|| panic!("{variable} is not a queue"));

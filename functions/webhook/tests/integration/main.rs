@@ -9,5 +9,6 @@
 
 mod common;
 mod moto_pipeline;
+mod moto_replay;
 mod samples;
 mod template_env;

@@ -7,8 +7,9 @@ use jiff::SignedDuration;
 use lambda_http::Body;
 use std::collections::HashMap;
 use tributary_aws as aws;
+use tributary_domain::archive::archive_key;
 use tributary_domain::event::CanonicalEvent;
-use webhook::handler::{archive_key, handle};
+use webhook::handler::handle;
 
 #[tokio::test]
 async fn accepted_delivery_is_archived_marked_and_published_exactly_once() {

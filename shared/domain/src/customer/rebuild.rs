@@ -6,7 +6,7 @@
 use super::record::{CustomerId, CustomerRecord, FieldDiff, Stamp};
 use super::rules::{Ledger, Registry};
 use super::store::{AppliedMarker, AuditEntry, AuditKind, Commit, CustomerUpdated, MAX_RECORD_BYTES};
-use crate::event::{CanonicalEvent, EventId};
+use crate::event::{CanonicalEvent, EventId, type_selected};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -77,12 +77,9 @@ impl RebuildRequest {
 
     /// Whether an event of `event_type` at `occurred_at` is in the selection.
     pub fn selects(&self, event_type: &str, occurred_at: Timestamp) -> bool {
-        let type_ok = match self.event_type.as_deref() {
-            None => true,
-            Some(family) if family.ends_with('.') => event_type.starts_with(family),
-            Some(exact) => event_type == exact,
-        };
-        type_ok && self.from.is_none_or(|from| occurred_at >= from) && self.to.is_none_or(|to| occurred_at < to)
+        type_selected(self.event_type.as_deref(), event_type)
+            && self.from.is_none_or(|from| occurred_at >= from)
+            && self.to.is_none_or(|to| occurred_at < to)
     }
 }
 
