@@ -288,7 +288,7 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
         }
         Route::Failures => failures::list(&deps.repair, query.first("queue"), query.first("limit"), now).await,
         Route::Runs => {
-            runs::list(&deps.repair.runs, query.first("job"), query.first("since"), query.first("limit")).await
+            runs::list(&deps.repair.runs, query.first("kind"), query.first("since"), query.first("limit"), now).await
         }
         Route::FindByEmail => {
             let Some(email) = query.first("email").filter(|e| e.contains('@') && e.len() <= 320) else {

@@ -75,7 +75,7 @@ pub async fn selection<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Req
 
 /// A replay of archived deliveries: `{"source": "stripe", "event_type": "stripe.invoice.", "from":
 /// …, "to": …, "dry_run": true}` (`source` and `event_type` optional). The run id is chosen here,
-/// so that the answer names the run `GET /api/v1/runs?job=replay` shows.
+/// so that the answer names the run `GET /api/v1/runs?kind=replay` shows.
 pub async fn replay<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Request) -> Response<Body> {
     let mut asked: ReplayRequest = match serde_json::from_slice(request.body().as_ref()) {
         Ok(asked) => asked,

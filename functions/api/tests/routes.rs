@@ -465,10 +465,55 @@ async fn runs_of_every_job_newest_first_filtered_by_job_and_time() {
     assert_eq!(jobs, ["rebuild", "redrive", "matomo"], "newest first");
     let recent = body(&handle(&deps, call("GET", "/api/v1/runs", "since=2026-11-21T00:00:00Z", None), now()).await);
     assert_eq!(recent["runs"].as_array().unwrap().len(), 2);
-    let pulls = body(&handle(&deps, call("GET", "/api/v1/runs", "job=matomo", None), now()).await);
+    let pulls = body(&handle(&deps, call("GET", "/api/v1/runs", "kind=matomo", None), now()).await);
     assert_eq!(pulls["runs"].as_array().unwrap().len(), 1);
-    for query in ["job=nope", "since=yesterday", "limit=0", "limit=201"] {
+    for query in ["kind=nope", "since=yesterday", "limit=0", "limit=201"] {
         assert_eq!(handle(&deps, call("GET", "/api/v1/runs", query, None), now()).await.status(), 400, "{query}");
     }
     assert_eq!(handle(&deps, call("POST", "/api/v1/runs", "", None), now()).await.status(), 405);
+}
+
+#[tokio::test]
+async fn hourly_tallies_of_deliveries_pushes_and_commits_beside_the_runs() {
+    use tributary_domain::ports::SyncStore;
+    use tributary_domain::sync::{Tally, TallyKind};
+    let deps = deps().await;
+    // now() is 2026-11-23T09:00:05Z: the default window is the last 24 hours.
+    let counted = [
+        (TallyKind::Deliveries, "stripe", "accepted", "2026-11-23T08:10:00Z"),
+        (TallyKind::Deliveries, "stripe", "accepted", "2026-11-23T08:50:00Z"),
+        (TallyKind::Deliveries, "stripe", "unauthorized", "2026-11-23T09:00:01Z"),
+        (TallyKind::Pushes, "crm", "gave_up", "2026-11-23T07:00:00Z"),
+        (TallyKind::LakeCommits, "events", "committed", "2026-11-20T07:00:00Z"),
+    ];
+    for (kind, name, outcome, at) in counted {
+        deps.repair.runs.add_tally(&Tally::one(kind, name, outcome, at.parse().unwrap())).await.unwrap();
+    }
+    let all = body(&handle(&deps, call("GET", "/api/v1/runs", "", None), now()).await);
+    let rows: Vec<(String, String, String, u64)> = all["tallies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let text = |f: &str| t[f].as_str().unwrap().to_string();
+            (text("hour"), text("kind"), format!("{}/{}", text("name"), text("outcome")), t["count"].as_u64().unwrap())
+        })
+        .collect();
+    let row = |hour: &str, kind: &str, what: &str, count| (hour.to_string(), kind.to_string(), what.to_string(), count);
+    assert_eq!(
+        rows,
+        [
+            row("2026-11-23T09:00:00Z", "deliveries", "stripe/unauthorized", 1),
+            row("2026-11-23T08:00:00Z", "deliveries", "stripe/accepted", 2),
+            row("2026-11-23T07:00:00Z", "pushes", "crm/gave_up", 1),
+        ],
+        "newest hour first; the commit three days ago is outside the default day"
+    );
+    let older = body(
+        &handle(&deps, call("GET", "/api/v1/runs", "kind=lake-commits&since=2026-11-19T00:00:00Z", None), now()).await,
+    );
+    assert_eq!(older["tallies"].as_array().unwrap().len(), 1);
+    assert!(older["runs"].as_array().unwrap().is_empty(), "a tally kind reads no runs");
+    let pushes = body(&handle(&deps, call("GET", "/api/v1/runs", "kind=pushes", None), now()).await);
+    assert_eq!(pushes["tallies"].as_array().unwrap().len(), 1);
 }

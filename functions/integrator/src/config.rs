@@ -6,7 +6,7 @@ use crate::push::Backoff;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use tributary_aws::{self as aws, DynamoDbCustomers, SdkConfig, SqsDeadLetters};
+use tributary_aws::{self as aws, DynamoDbCustomers, DynamoDbSyncStore, SdkConfig, SqsDeadLetters};
 use tributary_domain::config::{ConfigError, Env};
 use tributary_domain::customer::record::field_policy;
 use tributary_domain::ports::{PortError, SecretSource};
@@ -15,6 +15,8 @@ use tributary_domain::secrets::Refreshing;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegratorConfig {
     pub customer_table: String,
+    /// Where pushes are counted by integration, outcome and hour.
+    pub ingestion_table: String,
     pub dead_letter_queue_url: String,
     /// SSM parameter holding the integrations document; none configured when unset.
     pub integrations_param: Option<String>,
@@ -31,8 +33,9 @@ pub struct IntegratorConfig {
 pub const DEFAULT_SECRETS_PATH: &str = "/tributary/integrations/";
 
 /// Every environment variable [`IntegratorConfig::from_env`] reads (the README's table).
-pub const ENVIRONMENT: [&str; 6] = [
+pub const ENVIRONMENT: [&str; 7] = [
     "CUSTOMER_TABLE",
+    "INGESTION_TABLE",
     "DEAD_LETTER_QUEUE_URL",
     "INTEGRATIONS_PARAM",
     "INTEGRATIONS_ALLOW_LOOPBACK",
@@ -41,7 +44,7 @@ pub const ENVIRONMENT: [&str; 6] = [
 ];
 
 /// The integrator over AWS: what `main.rs` runs, and what the cross-function tests run over moto.
-pub type AwsDeps = Deps<DynamoDbCustomers, SqsDeadLetters>;
+pub type AwsDeps = Deps<DynamoDbCustomers, SqsDeadLetters, DynamoDbSyncStore>;
 
 impl IntegratorConfig {
     /// The integrator's adapters, each client built once from `sdk`, pushing to `integrations`.
@@ -51,6 +54,7 @@ impl IntegratorConfig {
             client: http_client(self.allow_loopback)?,
             store: DynamoDbCustomers::new(aws::dynamodb_client(sdk), &self.customer_table),
             dead_letters: SqsDeadLetters::new(aws::sqs_client(sdk), &self.dead_letter_queue_url),
+            tallies: DynamoDbSyncStore::new(aws::dynamodb_client(sdk), &self.ingestion_table),
             allow_loopback: self.allow_loopback,
             backoff: Backoff::default(),
         })
@@ -63,6 +67,7 @@ impl IntegratorConfig {
         }
         Ok(Self {
             customer_table: env.required("CUSTOMER_TABLE")?,
+            ingestion_table: env.required("INGESTION_TABLE")?,
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL")?,
             integrations_param: env.optional("INTEGRATIONS_PARAM"),
             allow_loopback: env.parsed_or("INTEGRATIONS_ALLOW_LOOPBACK", false)?,
@@ -310,6 +315,7 @@ integrations:
         use tributary_testing::memory::InMemorySecrets;
         let env: HashMap<String, String> = [
             ("CUSTOMER_TABLE", "c"),
+            ("INGESTION_TABLE", "i"),
             ("DEAD_LETTER_QUEUE_URL", "http://q"),
             ("INTEGRATIONS_PARAM", "/tributary/integrations"),
         ]

@@ -16,15 +16,18 @@ use tributary_domain::customer::store::{AuditEntry, AuditKind, CustomerUpdated, 
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::failures::{FailedPush, FailureHistory};
 use tributary_domain::metrics::Metrics;
-use tributary_domain::ports::{CustomerStore, DeadLetterSink, PortError};
+use tributary_domain::ports::{CustomerStore, DeadLetterSink, PortError, SyncStore};
 use tributary_domain::secrets::Refreshing;
+use tributary_domain::sync::{Tally, TallyKind, count};
 
-pub struct Deps<S, D> {
+pub struct Deps<S, D, T> {
     /// Re-read with their secrets once older than the maximum age (a rotated token is used within it).
     pub integrations: Refreshing<LoadedIntegrations>,
     pub client: reqwest::Client,
     pub store: S,
     pub dead_letters: D,
+    /// Where pushes are counted by integration, outcome and hour (the ingestion table).
+    pub tallies: T,
     pub allow_loopback: bool,
     pub backoff: Backoff,
 }
@@ -141,8 +144,8 @@ fn failed(integration: &str, key: &str, detail: String) -> IntegrationResult {
     }
 }
 
-async fn push_one<S, D>(
-    deps: &Deps<S, D>,
+async fn push_one<S, D, T>(
+    deps: &Deps<S, D, T>,
     integrations: &LoadedIntegrations,
     integration: &Integration,
     record: &CustomerRecord,
@@ -193,10 +196,11 @@ async fn push_one<S, D>(
     push(&deps.client, &request, &deps.backoff).await
 }
 
-pub async fn handle<S, D>(deps: &Deps<S, D>, event: SnsEvent, now: Timestamp) -> Result<Summary, HandlerError>
+pub async fn handle<S, D, T>(deps: &Deps<S, D, T>, event: SnsEvent, now: Timestamp) -> Result<Summary, HandlerError>
 where
     S: CustomerStore,
     D: DeadLetterSink,
+    T: SyncStore,
 {
     let mut summary = Summary::default();
     let integrations = deps.integrations.current(now).await;
@@ -211,10 +215,15 @@ where
 /// Failed pushes and updates re-driven from the integrator's failure queues. One whose customer
 /// cannot be read stays on the re-drive queue (SQS retries it, then moves it to the failure
 /// queue); a push that fails again is dead-lettered again with its re-drive count.
-pub async fn handle_redriven<S, D>(deps: &Deps<S, D>, event: SqsEvent, now: Timestamp) -> (Summary, SqsBatchResponse)
+pub async fn handle_redriven<S, D, T>(
+    deps: &Deps<S, D, T>,
+    event: SqsEvent,
+    now: Timestamp,
+) -> (Summary, SqsBatchResponse)
 where
     S: CustomerStore,
     D: DeadLetterSink,
+    T: SyncStore,
 {
     let mut summary = Summary::default();
     let mut response = SqsBatchResponse::default();
@@ -234,8 +243,8 @@ where
     (summary, response)
 }
 
-async fn handle_message<S, D>(
-    deps: &Deps<S, D>,
+async fn handle_message<S, D, T>(
+    deps: &Deps<S, D, T>,
     integrations: &LoadedIntegrations,
     message: &str,
     history: &FailureHistory,
@@ -245,6 +254,7 @@ async fn handle_message<S, D>(
 where
     S: CustomerStore,
     D: DeadLetterSink,
+    T: SyncStore,
 {
     let delivery = match parse_delivery(message) {
         Ok(parsed) => parsed,
@@ -315,6 +325,7 @@ where
             integration: Some(result.clone()),
         };
         deps.store.append_audit(&audit).await.map_err(store_error)?;
+        count(&deps.tallies, &Tally::one(TallyKind::Pushes, &result.integration, result.outcome.name(), now)).await;
         if result.outcome == PushOutcome::Success {
             summary.pushed += 1;
             continue;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tributary_domain::customer::store::{AuditKind, PushOutcome};
 use tributary_domain::customer::{Change, CustomerId, CustomerRecord, Stamp, SubSchema};
 use tributary_domain::event::EventId;
-use tributary_testing::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemorySecrets};
+use tributary_testing::memory::{InMemoryCustomers, InMemoryDeadLetters, InMemorySecrets, InMemorySyncStore};
 use tributary_testing::sample_event;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -46,7 +46,7 @@ fn customer() -> CustomerRecord {
     record
 }
 
-async fn deps(document: &str, allow_loopback: bool) -> Deps<InMemoryCustomers, InMemoryDeadLetters> {
+async fn deps(document: &str, allow_loopback: bool) -> Deps<InMemoryCustomers, InMemoryDeadLetters, InMemorySyncStore> {
     let secrets = InMemorySecrets {
         values: [("/tributary/integrations/crm-token".to_string(), "s3cret".to_string())].into_iter().collect(),
     };
@@ -60,6 +60,7 @@ async fn deps(document: &str, allow_loopback: bool) -> Deps<InMemoryCustomers, I
         client: http_client(allow_loopback).unwrap(),
         store,
         dead_letters: InMemoryDeadLetters::default(),
+        tallies: InMemorySyncStore::default(),
         allow_loopback,
         backoff: Backoff {
             base: Duration::from_millis(5),
@@ -164,6 +165,14 @@ async fn a_400_is_not_retried_and_does_not_block_another_target() {
     let audit = deps.store.audit_entries(&CustomerId::parse(CUSTOMER).unwrap());
     let outcomes: Vec<_> = audit.iter().map(|e| e.integration.as_ref().unwrap().outcome).collect();
     assert!(outcomes.contains(&PushOutcome::PermanentFailure) && outcomes.contains(&PushOutcome::Success));
+    // Counted by integration and outcome in the hour, under the audit trail's outcome names.
+    let mut tallies: Vec<(String, String, u64)> =
+        deps.tallies.all_tallies().into_iter().map(|t| (t.name, t.outcome, t.count)).collect();
+    tallies.sort();
+    assert_eq!(tallies, [("billing".into(), "success".into(), 1), ("crm".into(), "permanent_failure".into(), 1)]);
+    for outcome in [PushOutcome::Success, PushOutcome::PermanentFailure, PushOutcome::GaveUp] {
+        assert_eq!(serde_json::to_value(outcome).unwrap(), outcome.name());
+    }
 }
 
 #[tokio::test]

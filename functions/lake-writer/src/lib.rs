@@ -16,7 +16,10 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use jiff::Timestamp;
 use rows::{Accepted, accept};
 use tokio::sync::Mutex;
+use tributary_domain::config::{ConfigError, Env};
 use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::SyncStore;
+use tributary_domain::sync::{Tally, TallyKind, count};
 use tributary_lake::schema::{EVENTS, LEADS};
 use tributary_lake::{LakeError, LakeLocation, LakeTable};
 
@@ -24,6 +27,8 @@ use tributary_lake::{LakeError, LakeLocation, LakeTable};
 pub enum WriterError {
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error("committing to {table}: {source}")]
+    Commit { table: &'static str, source: LakeError },
 }
 
 impl From<WriterError> for lambda_runtime::Diagnostic {
@@ -67,16 +72,48 @@ impl BatchSummary {
     }
 }
 
-/// One SQS batch; `request_id` (the Lambda invocation's) goes on the metrics line.
+/// The lake writer's configuration, parsed once at cold start.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub lake: LakeLocation,
+    /// Where commits are counted by table and hour.
+    pub ingestion_table: String,
+}
+
+impl WriterConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self { lake: LakeLocation::from_env(env)?, ingestion_table: env.required("INGESTION_TABLE")? })
+    }
+}
+
+/// One SQS batch; `request_id` (the Lambda invocation's) goes on the metrics line. Each commit,
+/// and a commit that failed, is counted by table in the hour (`GET /api/v1/runs?kind=lake-commits`).
 pub async fn handle(
     tables: &Tables,
+    tallies: &impl SyncStore,
     batch: SqsEvent,
     now: Timestamp,
     request_id: &str,
 ) -> Result<SqsBatchResponse, WriterError> {
-    let (response, summary) = write_batch(tables, batch, now).await?;
+    let written = write_batch(tables, batch, now).await;
+    let (response, summary) = match written {
+        Ok(written) => written,
+        Err(error) => {
+            if let WriterError::Commit { table, .. } = &error {
+                count(tallies, &Tally::one(TallyKind::LakeCommits, table, "failed", now)).await;
+            }
+            return Err(error);
+        }
+    };
     tracing::info!(events = summary.events, leads = summary.leads, rejected = summary.rejected, "batch appended");
     summary.metrics().emit(request_id);
+    for (table, rows) in [(EVENTS.name, summary.events), (LEADS.name, summary.leads)] {
+        if rows > 0 {
+            let mut commit = Tally::one(TallyKind::LakeCommits, table, "committed", now);
+            commit.records = rows as u64;
+            count(tallies, &commit).await;
+        }
+    }
     Ok(response)
 }
 
@@ -103,12 +140,12 @@ pub async fn write_batch(
     if !accepted.events.is_empty() {
         let mut events = tables.events.lock().await;
         let batch = rows::events_batch(&events.arrow_schema()?, &accepted.events)?;
-        events.append(vec![batch], None).await?;
+        events.append(vec![batch], None).await.map_err(|source| WriterError::Commit { table: EVENTS.name, source })?;
     }
     if !accepted.leads.is_empty() {
         let mut leads = tables.leads.lock().await;
         let batch = rows::leads_batch(&leads.arrow_schema()?, &accepted.leads, now)?;
-        leads.append(vec![batch], None).await?;
+        leads.append(vec![batch], None).await.map_err(|source| WriterError::Commit { table: LEADS.name, source })?;
     }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;

@@ -1,20 +1,22 @@
 use jiff::Timestamp;
-use lake_writer::{Tables, handle};
+use lake_writer::{Tables, WriterConfig, handle};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use tributary_aws::{self as aws, DynamoDbSyncStore};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::telemetry;
-use tributary_lake::LakeLocation;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let location =
-        LakeLocation::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
+    let config =
+        WriterConfig::from_env(&ProcessEnv).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let tables =
-        Tables::open(&location).await.inspect_err(|e| tracing::error!(error = %e, "opening the lake failed"))?;
-    let tables = &tables;
+        Tables::open(&config.lake).await.inspect_err(|e| tracing::error!(error = %e, "opening the lake failed"))?;
+    let sdk = aws::load_sdk_config().await;
+    let tallies = DynamoDbSyncStore::new(aws::dynamodb_client(&sdk), &config.ingestion_table);
+    let (tables, tallies) = (&tables, &tallies);
     run(service_fn(move |event: LambdaEvent<_>| async move {
-        handle(tables, event.payload, Timestamp::now(), &event.context.request_id).await
+        handle(tables, tallies, event.payload, Timestamp::now(), &event.context.request_id).await
     }))
     .await
 }

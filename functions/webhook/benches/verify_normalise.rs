@@ -13,7 +13,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use jiff::Timestamp;
 use std::hint::black_box;
 use tributary_domain::ports::BusMessage;
-use tributary_testing::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
+use tributary_testing::memory::{
+    InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets, InMemorySyncStore,
+};
 use tributary_testing::{demo_secrets, workspace_root};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::{Deps, handle};
@@ -80,6 +82,7 @@ fn whole_handler_in_memory(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let env: std::collections::HashMap<String, String> = [
         ("DEDUP_TABLE", "t"),
+        ("INGESTION_TABLE", "i"),
         ("ARCHIVE_BUCKET", "b"),
         ("EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events"),
         ("STRIPE_SECRET_PARAM", "/s"),
@@ -101,6 +104,7 @@ fn whole_handler_in_memory(c: &mut Criterion) {
                     dedup: InMemoryDedup::default(),
                     archive: InMemoryArchive::default(),
                     publisher: InMemoryPublisher::default(),
+                    tallies: InMemorySyncStore::default(),
                 };
                 (deps, lambda_http::request::from_str(&sample.text).expect("request"))
             },

@@ -27,6 +27,8 @@ pub struct SourceConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     pub dedup_table: String,
+    /// Where deliveries are counted by source, outcome and hour.
+    pub ingestion_table: String,
     pub archive_bucket: String,
     pub events_topic_arn: String,
     pub stripe_secret_param: Option<String>,
@@ -52,8 +54,9 @@ pub struct Limits {
 }
 
 /// Every environment variable [`WebhookConfig::from_env`] reads (the README's configuration table).
-pub const ENVIRONMENT: [&str; 17] = [
+pub const ENVIRONMENT: [&str; 18] = [
     "DEDUP_TABLE",
+    "INGESTION_TABLE",
     "ARCHIVE_BUCKET",
     "EVENTS_TOPIC_ARN",
     "STRIPE_SECRET_PARAM",
@@ -157,6 +160,7 @@ impl WebhookConfig {
 
         Ok(Self {
             dedup_table: env.required("DEDUP_TABLE")?,
+            ingestion_table: env.required("INGESTION_TABLE")?,
             archive_bucket: env.required("ARCHIVE_BUCKET")?,
             events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
             stripe_secret_param: env.optional("STRIPE_SECRET_PARAM"),
@@ -339,7 +343,12 @@ mod tests {
     }
 
     fn base() -> Vec<(&'static str, &'static str)> {
-        vec![("DEDUP_TABLE", "t"), ("ARCHIVE_BUCKET", "b"), ("EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:events")]
+        vec![
+            ("DEDUP_TABLE", "t"),
+            ("ARCHIVE_BUCKET", "b"),
+            ("EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:1:events"),
+            ("INGESTION_TABLE", "i"),
+        ]
     }
 
     #[test]

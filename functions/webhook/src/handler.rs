@@ -16,19 +16,23 @@ use tributary_aws::problem::{Problem, json_response, request_id};
 use tributary_domain::archive::{archive_key, metadata};
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::metrics::Metrics;
+use tributary_domain::ports::SyncStore;
 use tributary_domain::ports::{
     ArchivedDelivery, BusMessage, ClaimOutcome, DedupClaim, DedupStore, EventPublisher, RawArchive,
     SNS_MAX_MESSAGE_BYTES,
 };
 use tributary_domain::secrets::Refreshing;
+use tributary_domain::sync::{Tally, TallyKind, count};
 
 /// The receiver (re-built from its secrets once older than their maximum age) and the ports it
 /// writes to.
-pub struct Deps<D, A, P> {
+pub struct Deps<D, A, P, T> {
     pub receiver: Refreshing<Receiver>,
     pub dedup: D,
     pub archive: A,
     pub publisher: P,
+    /// Where deliveries are counted by source, outcome and hour (the ingestion table).
+    pub tallies: T,
 }
 
 /// Request headers kept with the archived body: what is needed to re-verify or trace a delivery,
@@ -76,12 +80,13 @@ struct Accepted<'a> {
     duplicate: bool,
 }
 
-/// Handles one HTTP request and logs one line about it (never the body or a secret).
-pub async fn handle<D, A, P>(deps: &Deps<D, A, P>, request: Request, now: Timestamp) -> Response<Body>
+/// Handles one HTTP request, logs one line about it (never the body or a secret) and counts it.
+pub async fn handle<D, A, P, T>(deps: &Deps<D, A, P, T>, request: Request, now: Timestamp) -> Response<Body>
 where
     D: DedupStore,
     A: RawArchive,
     P: EventPublisher,
+    T: SyncStore,
 {
     let started = Instant::now();
     let mut outcome = Outcome::default();
@@ -98,6 +103,10 @@ where
         "delivery"
     );
     outcome.metrics(started.elapsed().as_secs_f64() * 1000.0).emit(&request_id(&request));
+    // A request to no sender (health, an unknown path) is not a delivery.
+    if let Some(source) = &outcome.source {
+        count(&deps.tallies, &Tally::one(TallyKind::Deliveries, source, outcome.outcome, now)).await;
+    }
     response
 }
 
@@ -157,8 +166,8 @@ impl From<Invalid> for Rejection {
     }
 }
 
-async fn process<D, A, P>(
-    deps: &Deps<D, A, P>,
+async fn process<D, A, P, T>(
+    deps: &Deps<D, A, P, T>,
     request: &Request,
     now: Timestamp,
     outcome: &mut Outcome,
@@ -195,6 +204,14 @@ where
         Route::Standard(name) => receiver.sources.contains_key(name),
         Route::Health => true,
     };
+    // Counted under the sender's name; every unconfigured name as one (they are the caller's words).
+    outcome.source = Some(match route {
+        Route::Stripe => "stripe".into(),
+        Route::Make => "make".into(),
+        Route::Personnage => "personnage".into(),
+        Route::Standard(name) if configured => name.to_string(),
+        Route::Standard(_) | Route::Health => "unknown".into(),
+    });
 
     let body: &[u8] = request.body().as_ref();
     if body.len() > receiver.limits.max_body_bytes {
@@ -347,8 +364,8 @@ fn archived_delivery(request: &Request, body: &[u8], event: &CanonicalEvent) -> 
     }
 }
 
-async fn deliver<D, A, P>(
-    deps: &Deps<D, A, P>,
+async fn deliver<D, A, P, T>(
+    deps: &Deps<D, A, P, T>,
     request: &Request,
     body: &[u8],
     event: &CanonicalEvent,

@@ -1,7 +1,7 @@
 use jiff::Timestamp;
 use lambda_http::{Error, run, service_fn};
 use std::convert::Infallible;
-use tributary_aws::{self as aws, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
+use tributary_aws::{self as aws, DynamoDbDedup, DynamoDbSyncStore, S3Archive, SnsPublisher, SsmSecrets};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::secrets::Refreshing;
 use tributary_domain::telemetry;
@@ -27,6 +27,7 @@ async fn main() -> Result<(), Error> {
         dedup: DynamoDbDedup::new(aws::dynamodb_client(&sdk), &config.dedup_table),
         archive: S3Archive::new(aws::s3_client(&sdk), &config.archive_bucket),
         publisher: SnsPublisher::new(aws::sns_client(&sdk), &config.events_topic_arn),
+        tallies: DynamoDbSyncStore::new(aws::dynamodb_client(&sdk), &config.ingestion_table),
     };
     let deps = &deps;
     run(service_fn(move |request| async move { Ok::<_, Infallible>(handle(deps, request, Timestamp::now()).await) }))

@@ -5,11 +5,16 @@
 //! | sync run | `RUNS#<job>` | `<started_at>#<run id>#<scope>` (newest first with a reverse query) |
 //! | lease | `LEASE#<job>#<scope>` | `LEASE` |
 //! | watermark | `WATERMARK#<key>` | `WATERMARK` |
+//! | tally | `TALLY#<kind>` | `<hour>#<name>#<outcome>` (newest first with a reverse query) |
+//!
+//! A tally is added to by `UpdateItem … ADD` as things happen, so every write of a kind goes to
+//! one partition: DynamoDB takes about 1 000 of them a second there, far above what the stack's
+//! functions send; beyond it a write is throttled and that count alone is lost (logged).
 
 use super::{describe, number_attribute as n, pk_sk as key, string_attribute as s};
 use aws_sdk_dynamodb::Client;
 use tributary_domain::ports::{PortError, SyncStore};
-use tributary_domain::sync::{Lease, SyncRun};
+use tributary_domain::sync::{Lease, SyncRun, Tally, TallyKind, hour_of};
 
 /// Sync runs are kept this long (the table's TTL attribute `expires_at` removes them after).
 pub const SYNC_RUN_RETENTION_DAYS: i64 = 90;
@@ -137,5 +142,68 @@ impl SyncStore for DynamoDbSyncStore {
         let mut item = key(format!("WATERMARK#{key_name}"), "WATERMARK");
         item.insert("value".into(), s(value));
         self.put(item, "set watermark").await
+    }
+
+    async fn add_tally(&self, tally: &Tally) -> Result<(), PortError> {
+        let hour = hour_of(tally.hour);
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                format!("TALLY#{}", tally.kind.name()),
+                &format!("{hour}#{}#{}", tally.name, tally.outcome),
+            )))
+            .update_expression(
+                "ADD #count :count, #records :records SET #name = :name, #outcome = :outcome, #hour = :hour, \
+                 expires_at = :expires_at",
+            )
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#records", "records")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_names("#hour", "hour")
+            .expression_attribute_values(":count", n(i64::try_from(tally.count).unwrap_or(i64::MAX)))
+            .expression_attribute_values(":records", n(i64::try_from(tally.records).unwrap_or(i64::MAX)))
+            .expression_attribute_values(":name", s(&tally.name))
+            .expression_attribute_values(":outcome", s(&tally.outcome))
+            .expression_attribute_values(":hour", s(hour.to_string()))
+            .expression_attribute_values(":expires_at", n(hour.as_second() + SYNC_RUN_RETENTION_DAYS * 86_400))
+            .send()
+            .await
+            .map_err(|e| PortError::new("add tally", describe(&e)))?;
+        Ok(())
+    }
+
+    async fn tallies(&self, kind: TallyKind, since: jiff::Timestamp, limit: usize) -> Result<Vec<Tally>, PortError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk >= :from")
+            .expression_attribute_values(":pk", s(format!("TALLY#{}", kind.name())))
+            .expression_attribute_values(":from", s(hour_of(since).to_string()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| PortError::new("query tallies", describe(&e)))?;
+        output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+                let malformed = || PortError::new("read tally", "item without its attributes");
+                Ok(Tally {
+                    kind,
+                    hour: text("hour").and_then(|h| h.parse().ok()).ok_or_else(malformed)?,
+                    name: text("name").ok_or_else(malformed)?,
+                    outcome: text("outcome").ok_or_else(malformed)?,
+                    count: number("count").unwrap_or(0),
+                    records: number("records").unwrap_or(0),
+                })
+            })
+            .collect()
     }
 }

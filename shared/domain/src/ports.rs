@@ -332,6 +332,15 @@ pub trait SyncStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<crate::sync::SyncRun>, PortError>> + Send;
     fn watermark(&self, key: &str) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
     fn set_watermark(&self, key: &str, value: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Adds `tally`'s count and records to its hour's.
+    fn add_tally(&self, tally: &crate::sync::Tally) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The tallies of `kind` from the hour of `since` on, newest hour first, at most `limit`.
+    fn tallies(
+        &self,
+        kind: crate::sync::TallyKind,
+        since: jiff::Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<crate::sync::Tally>, PortError>> + Send;
 }
 
 /// Where the aggregator's report files go and who is told of them.

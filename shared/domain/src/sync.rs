@@ -121,6 +121,75 @@ impl SyncRun {
     }
 }
 
+/// What is counted by the hour rather than recorded as runs (there are too many of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TallyKind {
+    /// Webhook deliveries by source and outcome (`accepted`, `duplicate`, `unauthorized`, …).
+    Deliveries,
+    /// Pushes by integration and outcome (`delivered`, `gave_up`, …).
+    Pushes,
+    /// Lake commits by table (`committed`, `failed`), with the rows written.
+    LakeCommits,
+}
+
+impl TallyKind {
+    pub const ALL: [TallyKind; 3] = [Self::Deliveries, Self::Pushes, Self::LakeCommits];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Deliveries => "deliveries",
+            Self::Pushes => "pushes",
+            Self::LakeCommits => "lake-commits",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// One hour's count of one thing: the deliveries of a source with an outcome, the pushes of an
+/// integration with an outcome, the commits to a lake table. Added to as things happen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub kind: TallyKind,
+    /// The start of the hour (UTC).
+    pub hour: Timestamp,
+    /// The source, integration or table.
+    pub name: String,
+    pub outcome: String,
+    pub count: u64,
+    /// Rows written (lake commits); 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Tally {
+    /// One occurrence at `at`, counted in its hour.
+    pub fn one(kind: TallyKind, name: &str, outcome: &str, at: Timestamp) -> Self {
+        Self { kind, hour: hour_of(at), name: name.to_string(), outcome: outcome.to_string(), count: 1, records: 0 }
+    }
+}
+
+/// The start of the UTC hour `at` falls in.
+pub fn hour_of(at: Timestamp) -> Timestamp {
+    let second = at.as_second();
+    Timestamp::from_second(second - second.rem_euclid(3600)).unwrap_or(at)
+}
+
+/// Counts `tally` in the store, best effort: what was counted is done whatever the count does, so
+/// a failure is logged and never fails it.
+pub async fn count<R: crate::ports::SyncStore>(store: &R, tally: &Tally) {
+    if let Err(e) = store.add_tally(tally).await {
+        tracing::warn!(error = %e, kind = tally.kind.name(), name = tally.name, "a tally was not counted");
+    }
+}
+
 /// A claim on a job and scope until `until`. A run's lease outlives its Lambda deadline, so that a
 /// run that died without releasing it still blocks no one for long, and never overlaps one alive.
 #[derive(Debug, Clone, PartialEq, Eq)]

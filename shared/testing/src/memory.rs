@@ -16,7 +16,7 @@ use tributary_domain::ports::{
     ArchiveListing, ArchivedDelivery, BusMessage, ClaimOutcome, CustomerStore, DeadLetterSink, DedupClaim, DedupStore,
     EventPublisher, MessageQueues, PortError, QueueDepth, QueuedMessage, RawArchive, SecretSource, SyncStore,
 };
-use tributary_domain::sync::{Lease, SyncRun};
+use tributary_domain::sync::{Lease, SyncRun, Tally, TallyKind};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking test thread must not hide the state from the assertions of the others.
@@ -362,6 +362,7 @@ pub struct InMemorySyncStore {
     leases: Mutex<HashMap<String, (String, Timestamp)>>,
     runs: Mutex<Vec<SyncRun>>,
     watermarks: Mutex<HashMap<String, String>>,
+    tallies: Mutex<Vec<Tally>>,
 }
 
 impl InMemorySyncStore {
@@ -370,6 +371,9 @@ impl InMemorySyncStore {
     }
     pub fn watermarks(&self) -> HashMap<String, String> {
         lock(&self.watermarks).clone()
+    }
+    pub fn all_tallies(&self) -> Vec<Tally> {
+        lock(&self.tallies).clone()
     }
     /// Forgets every lease, as their expiry would (crash tests: the killed run never released).
     pub fn expire_leases(&self) {
@@ -420,6 +424,30 @@ impl SyncStore for InMemorySyncStore {
     async fn set_watermark(&self, key: &str, value: &str) -> Result<(), PortError> {
         lock(&self.watermarks).insert(key.to_string(), value.to_string());
         Ok(())
+    }
+
+    async fn add_tally(&self, tally: &Tally) -> Result<(), PortError> {
+        let mut tallies = lock(&self.tallies);
+        let same = |t: &&mut Tally| {
+            t.kind == tally.kind && t.hour == tally.hour && t.name == tally.name && t.outcome == tally.outcome
+        };
+        match tallies.iter_mut().find(same) {
+            Some(existing) => {
+                existing.count += tally.count;
+                existing.records += tally.records;
+            }
+            None => tallies.push(tally.clone()),
+        }
+        Ok(())
+    }
+
+    async fn tallies(&self, kind: TallyKind, since: Timestamp, limit: usize) -> Result<Vec<Tally>, PortError> {
+        let from = tributary_domain::sync::hour_of(since);
+        let mut found: Vec<Tally> =
+            lock(&self.tallies).iter().filter(|t| t.kind == kind && t.hour >= from).cloned().collect();
+        found.sort_by(|a, b| (b.hour, &b.name, &b.outcome).cmp(&(a.hour, &a.name, &a.outcome)));
+        found.truncate(limit);
+        Ok(found)
     }
 }
 

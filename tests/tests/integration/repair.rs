@@ -175,7 +175,7 @@ async fn failed_pushes_are_listed_and_redriven_until_the_crm_takes_each_once() {
         .map(|e| e["integration"]["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(pushes, ["success", "gave_up", "gave_up"], "newest first");
-    let history = body(&api::handler::handle(&api, api_call("GET", "/api/v1/runs", "job=redrive", None), now).await);
+    let history = body(&api::handler::handle(&api, api_call("GET", "/api/v1/runs", "kind=redrive", None), now).await);
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
     assert!(runs.iter().all(|run| run["scope"] == "integrator-dead-letters" && run["records"] == 1), "{history}");

@@ -71,3 +71,26 @@ async fn eight_concurrent_writers_lose_no_commit() {
         assert!(log.join(format!("{version:020}.json")).exists(), "version {version} missing");
     }
 }
+
+#[tokio::test]
+async fn each_commit_is_counted_by_table_in_its_hour_with_its_rows() {
+    use tributary_domain::sync::TallyKind;
+    use tributary_testing::memory::InMemorySyncStore;
+    let tables = Tables::open(&temp_lake()).await.unwrap();
+    let tallies = InMemorySyncStore::default();
+    let now: Timestamp = "2026-12-04T09:30:00Z".parse().unwrap();
+    let bodies = [lead_body("l1", "ev-1"), lead_body("l2", "ev-2"), "{not json".to_string()];
+    lake_writer::handle(&tables, &tallies, sqs_event(&bodies), now, "r-1").await.unwrap();
+    lake_writer::handle(&tables, &tallies, sqs_event(&bodies[..1]), now, "r-2").await.unwrap();
+    let mut counted: Vec<(String, String, u64, u64)> = tallies
+        .all_tallies()
+        .into_iter()
+        .inspect(|t| {
+            assert_eq!((t.kind, t.hour.to_string().as_str()), (TallyKind::LakeCommits, "2026-12-04T09:00:00Z"))
+        })
+        .map(|t| (t.name, t.outcome, t.count, t.records))
+        .collect();
+    counted.sort();
+    // Two commits to each table: three rows each (the refused record is not a row).
+    assert_eq!(counted, [("events".into(), "committed".into(), 2, 3), ("leads".into(), "committed".into(), 2, 3)]);
+}

@@ -5,7 +5,7 @@ use crate::common::{MotoReceiver, sample};
 use tributary_aws::{self as aws, DynamoDbSyncStore, S3Archive, SnsPublisher};
 use tributary_domain::archive::{ReplayRequest, ReplayTotals};
 use tributary_domain::ports::SyncStore;
-use tributary_domain::sync::REPLAY_JOB;
+use tributary_domain::sync::{REPLAY_JOB, TallyKind};
 use webhook::config::ReplayConfig;
 use webhook::handler::handle;
 use webhook::replay::{Deps, run};
@@ -53,6 +53,15 @@ async fn archived_deliveries_are_published_again_as_first_published() {
     let mut again: Vec<String> = local.probe.drain().await.unwrap().into_iter().map(|m| m.message).collect();
     again.sort();
     assert_eq!(again, first, "the same events: ids, receipt times, payloads");
+
+    // The receiver counted each delivery in the ingestion table, by source and outcome (the replay
+    // is no delivery: counted once).
+    let since = "2026-11-01T00:00:00Z".parse().unwrap();
+    let tallies = deps.runs.tallies(TallyKind::Deliveries, since, 100).await.unwrap();
+    let mut counted: Vec<(String, String, u64)> = tallies.into_iter().map(|t| (t.name, t.outcome, t.count)).collect();
+    counted.sort();
+    let accepted = |name: &str| (name.to_string(), "accepted".to_string(), 1);
+    assert_eq!(counted, [accepted("acme"), accepted("make"), accepted("personnage"), accepted("stripe")]);
 
     let runs = deps.runs.recent_runs(REPLAY_JOB, 10).await.unwrap();
     assert_eq!(runs.len(), 2);

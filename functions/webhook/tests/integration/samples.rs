@@ -340,3 +340,46 @@ async fn a_revoked_secret_stops_working_on_a_warm_instance_within_the_maximum_ag
     assert_eq!(handle(&deps, make("local-demo-make-token", "r3"), later(300)).await.status(), 401);
     assert_eq!(handle(&deps, make("rotated-make-token", "r4"), later(301)).await.status(), 202);
 }
+
+#[tokio::test]
+async fn deliveries_are_counted_by_source_outcome_and_hour() {
+    use tributary_domain::sync::{TallyKind, hour_of};
+    let deps = memory_deps().await;
+    let names = [
+        "webhook-health.json",
+        "webhook-stripe-valid.json",
+        "webhook-stripe-duplicate.json",
+        "webhook-stripe-bad-signature.json",
+        "webhook-stripe-malformed.json",
+        "webhook-standard-acme.json",
+    ];
+    let mut at = None;
+    for name in names {
+        let (request, now) = sample(name);
+        handle(&deps, request, now).await;
+        at = Some(now);
+    }
+    let (mut unknown, now) = sample("webhook-standard-acme.json");
+    *unknown.uri_mut() = "https://x.example/webhooks/never-configured".parse().unwrap();
+    assert_eq!(handle(&deps, unknown, now).await.status(), 401);
+
+    let mut counted: Vec<(String, String, u64)> = deps
+        .tallies
+        .all_tallies()
+        .into_iter()
+        .inspect(|t| assert_eq!((t.kind, t.hour), (TallyKind::Deliveries, hour_of(at.unwrap()))))
+        .map(|t| (t.name, t.outcome, t.count))
+        .collect();
+    counted.sort();
+    let expected = [
+        ("acme", "accepted", 1),
+        ("stripe", "accepted", 1),
+        ("stripe", "duplicate", 1),
+        ("stripe", "invalid", 1),
+        ("stripe", "unauthorized", 1),
+        // A name no sender has is counted as one, whatever the caller wrote.
+        ("unknown", "unknown_source", 1),
+    ]
+    .map(|(name, outcome, count)| (name.to_string(), outcome.to_string(), count));
+    assert_eq!(counted, expected, "the health check is not a delivery");
+}

@@ -27,6 +27,17 @@ pub enum PushOutcome {
     GaveUp,
 }
 
+impl PushOutcome {
+    /// The name the audit trail and the push tallies use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::PermanentFailure => "permanent_failure",
+            Self::GaveUp => "gave_up",
+        }
+    }
+}
+
 /// The outcome of one push, in an audit entry of kind `integration`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegrationResult {

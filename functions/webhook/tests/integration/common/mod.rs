@@ -5,10 +5,12 @@
 use jiff::Timestamp;
 use lambda_http::Request;
 use std::collections::HashMap;
-use tributary_aws::{self as aws, DynamoDbDedup, S3Archive, SnsPublisher, SsmSecrets};
+use tributary_aws::{self as aws, DynamoDbDedup, DynamoDbSyncStore, S3Archive, SnsPublisher, SsmSecrets};
 use tributary_domain::config::Env;
 use tributary_domain::secrets::Refreshing;
-use tributary_testing::memory::{InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets};
+use tributary_testing::memory::{
+    InMemoryArchive, InMemoryDedup, InMemoryPublisher, InMemorySecrets, InMemorySyncStore,
+};
 use tributary_testing::{LocalAws, Probe, demo_secrets, put_demo_secrets, sample_event};
 use webhook::config::{Receiver, WebhookConfig};
 use webhook::handler::Deps;
@@ -38,6 +40,7 @@ pub fn local_secrets() -> Vec<(String, String)> {
 pub fn base_env() -> HashMap<String, String> {
     let mut env: HashMap<String, String> = [
         ("DEDUP_TABLE", "dedup"),
+        ("INGESTION_TABLE", "ingestion"),
         ("ARCHIVE_BUCKET", "archive"),
         ("EVENTS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:events"),
         ("STRIPE_SECRET_PARAM", "/tributary/stripe-signing-secret"),
@@ -51,7 +54,7 @@ pub fn base_env() -> HashMap<String, String> {
     env
 }
 
-pub type MemoryDeps = Deps<InMemoryDedup, InMemoryArchive, InMemoryPublisher>;
+pub type MemoryDeps = Deps<InMemoryDedup, InMemoryArchive, InMemoryPublisher, InMemorySyncStore>;
 
 /// The receiver over in-memory adapters, configured like the samples expect.
 pub async fn memory_deps() -> MemoryDeps {
@@ -66,10 +69,11 @@ pub async fn memory_deps_with(env: HashMap<String, String>) -> MemoryDeps {
         dedup: InMemoryDedup::default(),
         archive: InMemoryArchive::default(),
         publisher: InMemoryPublisher::default(),
+        tallies: InMemorySyncStore::default(),
     }
 }
 
-pub type AwsDeps = Deps<DynamoDbDedup, S3Archive, SnsPublisher>;
+pub type AwsDeps = Deps<DynamoDbDedup, S3Archive, SnsPublisher, DynamoDbSyncStore>;
 
 /// moto with `template.yaml` provisioned, the demo secrets stored, a probe on the events topic,
 /// and the receiver built from the function's environment as the template declares it.
@@ -100,6 +104,7 @@ impl MotoReceiver {
             dedup: DynamoDbDedup::new(aws::dynamodb_client(&aws.sdk), &config.dedup_table),
             archive: S3Archive::new(aws::s3_client(&aws.sdk), &config.archive_bucket),
             publisher: SnsPublisher::new(aws::sns_client(&aws.sdk), topic_arn),
+            tallies: DynamoDbSyncStore::new(aws::dynamodb_client(&aws.sdk), &config.ingestion_table),
         }
     }
 
