@@ -81,7 +81,11 @@ pub async fn replay<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Reques
         Ok(asked) => asked,
         Err(e) => return bad_request(&format!("the body is not a replay selection: {e}"), "body"),
     };
-    if asked.after.is_some() || asked.run_id.is_some() || asked.totals != ReplayTotals::default() {
+    if asked.after.is_some()
+        || asked.run_id.is_some()
+        || asked.started_at.is_some()
+        || asked.totals != ReplayTotals::default()
+    {
         return bad_request("name source, event_type, from, to and dry_run only", "body");
     }
     if let Err(e) = asked.validate() {

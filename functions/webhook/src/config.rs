@@ -160,9 +160,9 @@ impl WebhookConfig {
 
         Ok(Self {
             dedup_table: env.required("DEDUP_TABLE")?,
-            ingestion_table: env.required("INGESTION_TABLE")?,
             archive_bucket: env.required("ARCHIVE_BUCKET")?,
             events_topic_arn: env.required("EVENTS_TOPIC_ARN")?,
+            ingestion_table: env.required("INGESTION_TABLE")?,
             stripe_secret_param: env.optional("STRIPE_SECRET_PARAM"),
             make_token_param: env.optional("MAKE_TOKEN_PARAM"),
             make_token_header: env.optional("MAKE_TOKEN_HEADER").unwrap_or_else(|| "x-make-token".into()),

@@ -326,7 +326,7 @@ fn metadata_size(metadata: &[(String, String)]) -> usize {
 pub fn archive_metadata(event: &CanonicalEvent, headers: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut kept = vec![
         (metadata::EVENT_ID.to_string(), event.id.to_string()),
-        ("event-type".to_string(), metadata_value(&event.event_type, 256)),
+        (metadata::EVENT_TYPE.to_string(), metadata_value(&event.event_type, 256)),
         ("source".to_string(), metadata_value(&event.source, 64)),
         (metadata::RECEIVED_AT.to_string(), event.received_at.to_string()),
     ];

@@ -12,8 +12,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
 use tributary_domain::archive::{ArchiveKey, KeyPlace, ReplayRequest, after_source, metadata};
-use tributary_domain::event::{CanonicalEvent, EventId};
-use tributary_domain::ports::{ArchivedDelivery, BusMessage, EventPublisher, PortError, RawArchive, SyncStore};
+use tributary_domain::event::{CanonicalEvent, EventId, type_selected};
+use tributary_domain::ports::{
+    ArchivedDelivery, BusMessage, EventPublisher, PortError, RawArchive, SNS_MAX_MESSAGE_BYTES, SyncStore,
+};
 use tributary_domain::sync::{FailureReason, REPLAY_JOB, SyncOutcome, SyncRun};
 
 /// Keys listed per archive request.
@@ -124,7 +126,10 @@ where
 {
     request.validate()?;
     let run_id = request.run_id.clone().unwrap_or_else(SyncRun::new_id);
-    let mut run = SyncRun::start(REPLAY_JOB, &request.scope(), &run_id, now, request.after.clone());
+    // Every invocation of the run records it under its first start: one run in the history, its
+    // totals growing, `more_to_do` until the last.
+    let started_at = request.started_at.unwrap_or(now);
+    let mut run = SyncRun::start(REPLAY_JOB, &request.scope(), &run_id, started_at, request.after.clone());
     let started = std::time::Instant::now();
     let mut summary = ReplaySummary {
         run_id: run_id.clone(),
@@ -132,11 +137,12 @@ where
         totals: request.totals.clone(),
         resume: None,
     };
-    let result = replay(deps, request, &mut summary, &mut run.pages, deadline).await;
+    let result = replay(deps, request, &mut summary, started_at, deadline).await;
     let ended = jiff::SignedDuration::try_from(started.elapsed())
         .ok()
         .and_then(|elapsed| now.checked_add(elapsed).ok())
         .unwrap_or(now);
+    run.pages = summary.totals.pages;
     run.records = summary.totals.published;
     run.rejected = summary.totals.refused;
     run.counts = summary.totals.by_type.clone();
@@ -166,7 +172,7 @@ async fn replay<A, P, R>(
     deps: &Deps<A, P, R>,
     request: &ReplayRequest,
     summary: &mut ReplaySummary,
-    pages: &mut u64,
+    started_at: Timestamp,
     deadline: impl Fn() -> bool,
 ) -> Result<(), JobError>
 where
@@ -179,7 +185,7 @@ where
     let mut done: Option<String> = None;
     loop {
         let listing = deps.archive.list(&prefix, &start_after, LIST_PAGE).await?;
-        *pages += 1;
+        summary.totals.pages += 1;
         // The keys of this page in the range, up to the first that moves listing elsewhere.
         let mut within = Vec::new();
         let mut next_start = listing.keys.last().cloned();
@@ -188,8 +194,10 @@ where
             let Some(parsed) = ArchiveKey::parse(key) else { continue };
             match request.place(&parsed) {
                 KeyPlace::Within => within.push(key.clone()),
+                KeyPlace::Outside => {}
                 KeyPlace::Before(first) => {
-                    next_start = Some(first);
+                    // Listing only moves forward, whatever a key sends it to.
+                    next_start = Some(first.max(key.clone()));
                     finished = false;
                     break;
                 }
@@ -209,6 +217,7 @@ where
             if done.is_some() && deadline() {
                 summary.resume = Some(ReplayRequest {
                     after: done,
+                    started_at: Some(started_at),
                     run_id: Some(summary.run_id.clone()),
                     totals: summary.totals.clone(),
                     ..request.clone()
@@ -246,40 +255,40 @@ where
         let event = match deps.normaliser.normalise(source, &delivery) {
             Ok(event) => event,
             Err(refused) => {
-                tracing::warn!(key, reason = %refused, "archived delivery not replayed");
-                summary.totals.refused += 1;
+                // Counted when it is of the selection as it was received (its archived type).
+                let archived_type = delivery.metadata_value(metadata::EVENT_TYPE);
+                if archived_type.is_none_or(|t| type_selected(request.event_type.as_deref(), t)) {
+                    tracing::warn!(key, reason = %refused, "archived delivery not replayed");
+                    summary.totals.refused += 1;
+                }
                 continue;
             }
         };
         if !request.selects(&event) {
             continue;
         }
+        // What a dry run counts is what a replay would publish: the bus must carry it too.
+        let message = match BusMessage::from_event(&event) {
+            Ok(message) if message.size() <= SNS_MAX_MESSAGE_BYTES => message,
+            Ok(message) => {
+                tracing::warn!(key, size = message.size(), "archived delivery not replayed: too large for the bus");
+                summary.totals.refused += 1;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "archived delivery not replayed: its event does not serialise");
+                summary.totals.refused += 1;
+                continue;
+            }
+        };
         *summary.totals.by_type.entry(event.event_type.clone()).or_default() += 1;
         if !request.dry_run {
-            match BusMessage::from_event(&event) {
-                Ok(message) => messages.push(message),
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "archived delivery not replayed: its event does not serialise");
-                    summary.totals.refused += 1;
-                }
-            }
+            messages.push(message);
         }
     }
     if !messages.is_empty() {
-        // Too large for the bus now (the receiver checked it then): refused as a whole group would
-        // block the run forever, so each such message is refused alone.
-        let (fitting, oversized): (Vec<_>, Vec<_>) =
-            messages.into_iter().partition(|m| m.size() <= tributary_domain::ports::SNS_MAX_MESSAGE_BYTES);
-        for message in &oversized {
-            tracing::warn!(
-                event_type = message.event_type,
-                size = message.size(),
-                "replayed event too large for the bus"
-            );
-        }
-        summary.totals.refused += oversized.len() as u64;
-        deps.publisher.publish_all(&fitting).await?;
-        summary.totals.published += fitting.len() as u64;
+        deps.publisher.publish_all(&messages).await?;
+        summary.totals.published += messages.len() as u64;
     }
     Ok(())
 }
@@ -293,7 +302,11 @@ mod tests {
 
     fn normaliser() -> Normaliser {
         Normaliser {
-            standard: HashMap::from([("acme".to_string(), Some("customer.email".to_string()))]),
+            standard: HashMap::from([
+                ("acme".to_string(), Some("customer.email".to_string())),
+                // Sorts before `acme/` in the archive: listing one source must not stop at it.
+                ("acme-2".to_string(), None),
+            ]),
             make_fields: MakeFields { id_field: "id".into(), subject_field: "email".into() },
         }
     }
@@ -321,6 +334,7 @@ mod tests {
             to: at(to),
             dry_run: false,
             after: None,
+            started_at: None,
             run_id: None,
             totals: ReplayTotals::default(),
         }
@@ -358,6 +372,10 @@ mod tests {
             .unwrap();
             keep(&store, &event, body.as_bytes(), &[("webhook-id", &id), ("webhook-timestamp", &sent)]).await;
             events.push(event);
+            let other =
+                standard_webhooks::standard_event("acme-2", &id, received, None, body.as_bytes(), received).unwrap();
+            keep(&store, &other, body.as_bytes(), &[("webhook-id", &id), ("webhook-timestamp", &sent)]).await;
+            events.push(other);
         }
         (store, events)
     }
@@ -377,9 +395,9 @@ mod tests {
         let deps = deps(archive);
         let asked = request("2026-11-02T00:00:00Z", "2026-11-04T00:00:00Z");
         let summary = run(&deps, &asked, || false, at("2026-12-01T00:00:00Z")).await.unwrap();
-        assert_eq!(summary.totals.published, 6);
+        assert_eq!(summary.totals.published, 8);
         assert_eq!(summary.totals.refused, 0);
-        let expected: Vec<BusMessage> = events[3..].iter().map(|e| BusMessage::from_event(e).unwrap()).collect();
+        let expected: Vec<BusMessage> = events[4..].iter().map(|e| BusMessage::from_event(e).unwrap()).collect();
         let mut published = deps.publisher.messages();
         published.sort_by(|a, b| a.body.cmp(&b.body));
         let mut expected = expected;
@@ -388,7 +406,7 @@ mod tests {
         assert_eq!(published, expected);
         let runs = deps.runs.runs();
         assert_eq!(runs.len(), 1);
-        assert_eq!((runs[0].job.as_str(), runs[0].records), (REPLAY_JOB, 6));
+        assert_eq!((runs[0].job.as_str(), runs[0].records), (REPLAY_JOB, 8));
         assert_eq!(runs[0].counts.get("personnage.submitted"), Some(&2));
     }
 
@@ -401,7 +419,7 @@ mod tests {
         asked.source = Some("acme".into());
         let summary = run(&deps, &asked, || false, at("2026-12-01T00:00:00Z")).await.unwrap();
         assert!(deps.publisher.messages().is_empty());
-        assert_eq!(summary.totals.by_type, [("acme.order.paid".to_string(), 2)].into());
+        assert_eq!(summary.totals.by_type, [("acme.order.paid".to_string(), 2)].into(), "acme-2 is another source");
         asked.source = None;
         asked.event_type = Some("stripe.".into());
         let summary = run(&deps, &asked, || false, at("2026-12-01T00:00:00Z")).await.unwrap();
@@ -411,7 +429,8 @@ mod tests {
     #[tokio::test]
     async fn a_replay_cut_by_its_deadline_resumes_where_it_stopped_with_its_totals() {
         let (archive, _) = archived().await;
-        for n in 0..30 {
+        // More than a listing page (200 keys): the page boundary and `more` on the way.
+        for n in 0..230 {
             let received = at("2026-11-02T13:00:00Z");
             let body = format!(
                 r#"{{"id":"evt_more_{n}","type":"invoice.paid","created":{},"data":{{"object":{{"object":"invoice","id":"in_{n}","customer":"cus_2"}}}}}}"#,
@@ -434,13 +453,18 @@ mod tests {
             last = Some(summary);
         }
         let last = last.unwrap();
-        assert_eq!(last.totals.published, 39);
-        assert_eq!(last.totals.by_type.get("stripe.invoice.paid"), Some(&30));
-        assert_eq!(deps.publisher.messages().len(), 39, "each delivery published once");
-        // 39 deliveries in groups of 16: three invocations, all one run.
-        assert_eq!(invocations, 3);
+        assert_eq!(last.totals.published, 242);
+        assert_eq!(last.totals.by_type.get("stripe.invoice.paid"), Some(&230));
+        let mut published: Vec<String> = deps.publisher.messages().into_iter().map(|m| m.body).collect();
+        published.sort();
+        published.dedup();
+        assert_eq!(published.len(), 242, "each delivery published once");
+        // 242 deliveries in groups of 16, a group an invocation: one run, recorded once with its totals.
+        assert_eq!(invocations, 242usize.div_ceil(16));
         let runs = deps.runs.runs();
-        assert!(runs.iter().all(|r| r.run_id == last.run_id));
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!((runs[0].run_id.as_str(), runs[0].records), (last.run_id.as_str(), 242));
+        assert_eq!(runs[0].outcome, SyncOutcome::Completed);
     }
 
     #[tokio::test]
@@ -454,14 +478,27 @@ mod tests {
             metadata: Vec::new(),
         };
         archive.put(&broken).await.unwrap();
-        let gone = ArchivedDelivery { key: "raw/source=gone/date=2026-11-02/m.json".into(), ..broken.clone() };
+        // A sender no longer configured: its delivery whole, as the receiver archived it then.
+        let gone = ArchivedDelivery {
+            key: "raw/source=gone/date=2026-11-02/m.json".into(),
+            metadata: vec![
+                ("event-id".into(), "m".into()),
+                ("received-at".into(), "2026-11-02T12:00:00Z".into()),
+                ("webhook-timestamp".into(), "1793620800".into()),
+            ],
+            ..broken.clone()
+        };
+        assert_eq!(
+            deps(InMemoryArchive::default()).normaliser.normalise("gone", &gone),
+            Err(Refused::UnknownSource("gone".into()))
+        );
         archive.put(&gone).await.unwrap();
         let deps = deps(archive);
         let summary =
             run(&deps, &request("2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"), || false, at("2026-12-01T00:00:00Z"))
                 .await
                 .unwrap();
-        assert_eq!((summary.totals.published, summary.totals.refused), (3, 2));
+        assert_eq!((summary.totals.published, summary.totals.refused), (4, 2));
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@ pub const ARCHIVE_PREFIX: &str = "raw/";
 /// The object metadata a replay reads back (written by the webhook receiver beside the body).
 pub mod metadata {
     pub const EVENT_ID: &str = "event-id";
+    /// The event's type as it was normalised on receipt.
+    pub const EVENT_TYPE: &str = "event-type";
     pub const RECEIVED_AT: &str = "received-at";
     pub const WEBHOOK_ID: &str = "webhook-id";
     pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
@@ -36,16 +38,18 @@ pub struct ArchiveKey<'a> {
 }
 
 impl<'a> ArchiveKey<'a> {
-    /// `None` for a key that is not an archived delivery's.
+    /// `None` for a key that is not an archived delivery's exactly as [`archive_key`] writes it
+    /// (listing jumps between keys by their text: a date written otherwise would sort elsewhere).
     pub fn parse(key: &'a str) -> Option<Self> {
         let rest = key.strip_prefix(ARCHIVE_PREFIX)?.strip_prefix("source=")?;
         let (source, rest) = rest.split_once("/date=")?;
-        let (date, file) = rest.split_once('/')?;
+        let (date_text, file) = rest.split_once('/')?;
         let id = file.strip_suffix(".json")?;
-        if source.is_empty() || id.is_empty() || id.contains('/') {
+        if source.is_empty() || source.contains('/') || id.is_empty() || id.contains('/') {
             return None;
         }
-        Some(Self { source, date: date.parse().ok()?, id })
+        let date: Date = date_text.parse().ok()?;
+        (date.to_string() == date_text).then_some(Self { source, date, id })
     }
 }
 
@@ -59,9 +63,13 @@ pub struct ReplayTotals {
     /// Deliveries published again (none in a dry run).
     #[serde(default)]
     pub published: u64,
-    /// Archived deliveries today's code refuses, each logged with its key and why.
+    /// Archived deliveries of the selection today's code refuses (or the bus cannot carry), each
+    /// logged with its key and why.
     #[serde(default)]
     pub refused: u64,
+    /// Archive listing pages read.
+    #[serde(default)]
+    pub pages: u64,
 }
 
 impl ReplayTotals {
@@ -87,6 +95,10 @@ pub struct ReplayRequest {
     /// Checkpoint of a continuation: archive keys up to this one are done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// When the run's first invocation started: every invocation records the run under it, so
+    /// that the history holds one run with its totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// The run a continuation belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
@@ -172,7 +184,7 @@ impl ReplayRequest {
     /// type are checked once the delivery is normalised: [`ReplayRequest::selects`]).
     pub fn place(&self, key: &ArchiveKey<'_>) -> KeyPlace {
         if self.source.as_deref().is_some_and(|source| source != key.source) {
-            KeyPlace::PastSource
+            KeyPlace::Outside
         } else if key.date < self.first_date() {
             KeyPlace::Before(format!("{ARCHIVE_PREFIX}source={}/date={}", key.source, self.first_date()))
         } else if key.date > self.last_date() {
@@ -196,6 +208,8 @@ pub enum KeyPlace {
     /// Earlier than the range: listing goes on after this key.
     Before(String),
     Within,
+    /// Not of the source asked: passed over.
+    Outside,
     /// Later than the range for its source: the source is done.
     PastSource,
 }
@@ -217,6 +231,7 @@ mod tests {
             to: "2026-11-04T00:00:00Z".parse().unwrap(),
             dry_run: false,
             after: None,
+            started_at: None,
             run_id: None,
             totals: ReplayTotals::default(),
         }
@@ -226,7 +241,16 @@ mod tests {
     fn keys_round_trip_and_strangers_are_refused() {
         let key = ArchiveKey::parse("raw/source=stripe/date=2026-11-03/evt_1.json").unwrap();
         assert_eq!((key.source, key.date.to_string().as_str(), key.id), ("stripe", "2026-11-03", "evt_1"));
-        for stranger in ["raw/x.json", "raw/source=s/date=2026-13-01/e.json", "other/source=s/date=2026-11-03/e.json"] {
+        let strangers = [
+            "raw/x.json",
+            "raw/source=s/date=2026-13-01/e.json",
+            "other/source=s/date=2026-11-03/e.json",
+            // Dates that parse but are not written so: they sort elsewhere than their day.
+            "raw/source=s/date=20261103/e.json",
+            "raw/source=s/date=+002026-11-03/e.json",
+            "raw/source=s/a/date=2026-11-03/e.json",
+        ];
+        for stranger in strangers {
             assert_eq!(ArchiveKey::parse(stranger), None, "{stranger}");
         }
     }

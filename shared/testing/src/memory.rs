@@ -403,7 +403,11 @@ impl SyncStore for InMemorySyncStore {
 
     async fn put_run(&self, run: &SyncRun) -> Result<(), PortError> {
         let mut runs = lock(&self.runs);
-        match runs.iter_mut().find(|r| r.job == run.job && r.run_id == run.run_id && r.scope == run.scope) {
+        // Keyed as the table keys them: a run recorded again under the same start replaces itself.
+        let same = |r: &&mut SyncRun| {
+            r.job == run.job && r.started_at == run.started_at && r.run_id == run.run_id && r.scope == run.scope
+        };
+        match runs.iter_mut().find(same) {
             Some(existing) => *existing = run.clone(),
             None => runs.push(run.clone()),
         }

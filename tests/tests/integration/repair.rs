@@ -179,6 +179,29 @@ async fn failed_pushes_are_listed_and_redriven_until_the_crm_takes_each_once() {
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
     assert!(runs.iter().all(|run| run["scope"] == "integrator-dead-letters" && run["records"] == 1), "{history}");
+    // The pushes of the hour, by integration and outcome, from the integrator's tallies.
+    let pushes = body(&api::handler::handle(&api, api_call("GET", "/api/v1/runs", "kind=pushes", None), now).await);
+    let tallied: Vec<(&str, &str, u64)> = pushes["tallies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["outcome"].as_str().unwrap(), t["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(tallied, [("crm", "gave_up", 2), ("crm", "success", 1)], "{pushes}");
+
+    // A replay request is queued for the replay job under the run id the answer names.
+    let replay = json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-24T00:00:00Z", "dry_run": true});
+    let queued = api::handler::handle(&api, api_call("POST", "/api/v1/replays", "", Some(replay)), now).await;
+    assert_eq!(queued.status(), 202);
+    let run_id = body(&queued)["queued"]["run_id"].as_str().unwrap().to_string();
+    let batch = take_batch(&local, &api_config.queues.replay).await;
+    let request: Value = serde_json::from_str(batch.records[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!((request["run_id"].as_str(), request["dry_run"].as_bool()), (Some(run_id.as_str()), Some(true)));
+    let refused = api::handler::handle(&api, api_call("POST", "/api/v1/replays", "", Some(json!({}))), now).await;
+    assert_eq!(
+        (refused.status().as_u16(), refused.headers()["content-type"].to_str().unwrap()),
+        (400, "application/problem+json")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,7 @@ async fn archived_deliveries_are_published_again_as_first_published() {
         to: "2026-12-01T00:00:00Z".parse().unwrap(),
         dry_run: true,
         after: None,
+        started_at: None,
         run_id: None,
         totals: ReplayTotals::default(),
     };
