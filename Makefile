@@ -12,7 +12,7 @@ BUILD_ALL = $(CARGO) build --workspace --locked --bins --tests
 BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/debug,$(error cargo metadata did not name the target directory))
 RELEASE_BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/release,$(error cargo metadata did not name the target directory))
 
-.PHONY: help setup test test-rust lint demo demo-check load bench-coldstart bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
+.PHONY: help setup test test-rust lint demo demo-check console-screenshots load bench-coldstart bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,10 @@ demo: setup ## The whole pipeline locally (moto, fake Matomo/Notion/CRM, every f
 demo-check: setup ## The demo unattended on free ports: its summary checked against tests/demo/expected.json
 	$(BUILD_ALL)
 	$(BIN)/demo --check
+
+console-screenshots: demo-check ## The demo check (its browser test writes .local/console/), then its screenshots into docs/console/ for the README
+	mkdir -p docs/console
+	cp .local/console/leads.png .local/console/customers.png .local/console/runs.png .local/console/failures.png docs/console/
 
 load: setup ## The demo stack under volume: DELIVERIES signed deliveries, LEADS ingested leads; events/s and memory of every process
 	$(BUILD_ALL)

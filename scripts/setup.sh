@@ -7,6 +7,18 @@ cd "$(dirname "$0")/.."
 # DuckDB's prebuilt library for the aggregator (its own checksum stamp).
 bash scripts/fetch-duckdb.sh
 
+# The console's browser test drives Debian's Chromium (Playwright uses it; it downloads no browser).
+if ! command -v chromium > /dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    echo "setup: installing Debian's chromium for the console's browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null
+  else
+    echo "setup: chromium is missing: install Debian's chromium package (sudo apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+
 venv=.venv
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)

@@ -4,5 +4,6 @@ pub mod coldstart;
 pub mod demo;
 pub mod dispatch;
 pub mod functions;
+pub mod gateway;
 pub mod load;
 pub mod local_lambda;

@@ -3,6 +3,7 @@
 
 use crate::AggregatorError;
 use crate::alerts::{AlertRules, alerts};
+use crate::chart::counts_chart;
 use crate::reader::LakeReader;
 use crate::report::{Month, monthly_report};
 use crate::sql::Bucket;
@@ -154,7 +155,19 @@ async fn answer<S: SyncStore>(
             let mut reader = deps.reader.lock().await;
             let zone = zone_parameter(&mut reader, request).await?;
             let engine = reader.latest().await.map_err(|e| failure(&e))?;
+            let as_svg = match parameter(request, "format") {
+                None | Some("json") => false,
+                Some("svg") => true,
+                Some(_) => return Err(bad_request("format must be json or svg", "format")),
+            };
             let rows = count_dates(engine, &CountQuery { bucket, zone, from, to }).map_err(|e| failure(&e))?;
+            if as_svg {
+                return Ok(Response::builder()
+                    .status(200)
+                    .header(header::CONTENT_TYPE, "image/svg+xml")
+                    .body(Body::Text(counts_chart(bucket, &rows)))
+                    .unwrap_or_else(|_| Problem::new(500, "Internal Server Error").into_response()));
+            }
             Ok(json_response(200, "application/json", &CountsJson { bucket, rows: &rows }))
         }
         Route::MonthlyReport => {

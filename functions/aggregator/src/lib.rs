@@ -7,9 +7,10 @@
 //!   `latest_dates` table kept up to date from snapshot to snapshot.
 //! - [`sql`]: every statement, as text with `$n` parameters; request values are only ever bound.
 //! - [`stats`], [`report`], [`alerts`]: the three questions, as typed results.
-//! - [`xlsx`]: the same results as workbooks. [`http`]: the routes. [`jobs`]: the monthly job.
+//! - [`xlsx`]: the same results as workbooks; [`chart`]: the counts as an SVG chart. [`http`]: the routes. [`jobs`]: the monthly job.
 
 pub mod alerts;
+pub mod chart;
 pub mod config;
 pub mod engine;
 pub mod http;

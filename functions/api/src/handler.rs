@@ -1,7 +1,7 @@
 //! Routing, authentication and the answers of `/api/v1`.
 
 use crate::failures::{self, Repair};
-use crate::{jobs, runs};
+use crate::{console, jobs, runs};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
@@ -217,6 +217,10 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
     path: &str,
     now: Timestamp,
 ) -> Response<Body> {
+    // The console's page and files hold no data: served to anyone, as a sign-in page is.
+    if console::is_console(path) {
+        return if request.method() == Method::GET { console::serve(path) } else { method_not_allowed("GET") };
+    }
     let Some(route) = route(path) else { return not_found() };
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !deps.keys.current(now).await.authorizes(authorization) {
@@ -288,6 +292,9 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
         }
         Route::Failures => failures::list(&deps.repair, query.first("queue"), query.first("limit"), now).await,
         Route::Runs => {
+            if query.first("job").is_some() {
+                return bad_request("the parameter is named kind (a job or a tally kind)", "job");
+            }
             runs::list(&deps.repair.runs, query.first("kind"), query.first("since"), query.first("limit"), now).await
         }
         Route::FindByEmail => {

@@ -16,8 +16,9 @@ use tributary_domain::sync::{RUN_JOBS, SyncRun, Tally, TallyKind};
 pub const DEFAULT_RUNS: usize = 20;
 /// Most runs read per job.
 pub const MAX_RUNS: usize = 200;
-/// Tallies read per kind: a day of a dozen senders with a few outcomes each.
-pub const MAX_TALLIES: usize = 500;
+/// Tallies read per kind: three days of a dozen senders with a few outcomes each. When a kind has
+/// more since `since`, its oldest hour (read in part) is left out and the answer says `truncated`.
+pub const MAX_TALLIES: usize = 3000;
 /// How far back tallies go when the request names no `since`.
 pub const DEFAULT_TALLY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
 
@@ -25,6 +26,9 @@ pub const DEFAULT_TALLY_WINDOW: SignedDuration = SignedDuration::from_hours(24);
 struct HistoryView {
     runs: Vec<SyncRun>,
     tallies: Vec<Tally>,
+    /// Some kind had more tallies than [`MAX_TALLIES`]: ask again with a later `since`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
 }
 
 /// Every kind the route answers: the jobs, then the tallies.
@@ -59,10 +63,10 @@ pub async fn list<R: SyncStore>(
     let tallies_since = since.unwrap_or_else(|| now.checked_sub(DEFAULT_TALLY_WINDOW).unwrap_or(now));
     let (read_runs, read_tallies) = futures::future::join(
         futures::future::join_all(jobs.iter().map(|job| runs.recent_runs(job, limit))),
-        futures::future::join_all(tally_kinds.iter().map(|kind| runs.tallies(*kind, tallies_since, MAX_TALLIES))),
+        futures::future::join_all(tally_kinds.iter().map(|kind| runs.tallies(*kind, tallies_since, MAX_TALLIES + 1))),
     )
     .await;
-    let mut view = HistoryView { runs: Vec::new(), tallies: Vec::new() };
+    let mut view = HistoryView { runs: Vec::new(), tallies: Vec::new(), truncated: false };
     for result in read_runs {
         match result {
             Ok(found) => {
@@ -73,7 +77,15 @@ pub async fn list<R: SyncStore>(
     }
     for result in read_tallies {
         match result {
-            Ok(found) => view.tallies.extend(found),
+            Ok(mut found) => {
+                if found.len() > MAX_TALLIES {
+                    // Newest first: the last hour read may be partial; none is shown rather than part.
+                    let oldest = found.iter().map(|t| t.hour).min();
+                    found.retain(|t| Some(t.hour) != oldest);
+                    view.truncated = true;
+                }
+                view.tallies.extend(found)
+            }
             Err(e) => return unavailable("ingestion table", &e),
         }
     }

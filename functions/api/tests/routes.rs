@@ -467,7 +467,7 @@ async fn runs_of_every_job_newest_first_filtered_by_job_and_time() {
     assert_eq!(recent["runs"].as_array().unwrap().len(), 2);
     let pulls = body(&handle(&deps, call("GET", "/api/v1/runs", "kind=matomo", None), now()).await);
     assert_eq!(pulls["runs"].as_array().unwrap().len(), 1);
-    for query in ["kind=nope", "since=yesterday", "limit=0", "limit=201"] {
+    for query in ["kind=nope", "since=yesterday", "limit=0", "limit=201", "job=matomo"] {
         assert_eq!(handle(&deps, call("GET", "/api/v1/runs", query, None), now()).await.status(), 400, "{query}");
     }
     assert_eq!(handle(&deps, call("POST", "/api/v1/runs", "", None), now()).await.status(), 405);

@@ -27,8 +27,10 @@ use tributary_lake::{LakeError, LakeLocation, LakeTable};
 pub enum WriterError {
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// A commit failed; `committed` says what the batch had committed before it (its rows are in
+    /// the table, and the redelivered batch appends them again: readers deduplicate).
     #[error("committing to {table}: {source}")]
-    Commit { table: &'static str, source: LakeError },
+    Commit { table: &'static str, source: LakeError, committed: Option<(&'static str, usize)> },
 }
 
 impl From<WriterError> for lambda_runtime::Diagnostic {
@@ -99,7 +101,10 @@ pub async fn handle(
     let (response, summary) = match written {
         Ok(written) => written,
         Err(error) => {
-            if let WriterError::Commit { table, .. } = &error {
+            if let WriterError::Commit { table, committed, .. } = &error {
+                if let Some((done, rows)) = committed {
+                    count_commit(tallies, done, *rows, now).await;
+                }
                 count(tallies, &Tally::one(TallyKind::LakeCommits, table, "failed", now)).await;
             }
             return Err(error);
@@ -109,12 +114,16 @@ pub async fn handle(
     summary.metrics().emit(request_id);
     for (table, rows) in [(EVENTS.name, summary.events), (LEADS.name, summary.leads)] {
         if rows > 0 {
-            let mut commit = Tally::one(TallyKind::LakeCommits, table, "committed", now);
-            commit.records = rows as u64;
-            count(tallies, &commit).await;
+            count_commit(tallies, table, rows, now).await;
         }
     }
     Ok(response)
+}
+
+async fn count_commit(tallies: &impl SyncStore, table: &str, rows: usize, now: Timestamp) {
+    let mut commit = Tally::one(TallyKind::LakeCommits, table, "committed", now);
+    commit.records = rows as u64;
+    count(tallies, &commit).await;
 }
 
 pub async fn write_batch(
@@ -140,12 +149,21 @@ pub async fn write_batch(
     if !accepted.events.is_empty() {
         let mut events = tables.events.lock().await;
         let batch = rows::events_batch(&events.arrow_schema()?, &accepted.events)?;
-        events.append(vec![batch], None).await.map_err(|source| WriterError::Commit { table: EVENTS.name, source })?;
+        events.append(vec![batch], None).await.map_err(|source| WriterError::Commit {
+            table: EVENTS.name,
+            source,
+            committed: None,
+        })?;
     }
     if !accepted.leads.is_empty() {
         let mut leads = tables.leads.lock().await;
         let batch = rows::leads_batch(&leads.arrow_schema()?, &accepted.leads, now)?;
-        leads.append(vec![batch], None).await.map_err(|source| WriterError::Commit { table: LEADS.name, source })?;
+        let committed = (!accepted.events.is_empty()).then_some((EVENTS.name, accepted.events.len()));
+        leads.append(vec![batch], None).await.map_err(|source| WriterError::Commit {
+            table: LEADS.name,
+            source,
+            committed,
+        })?;
     }
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;

@@ -1,7 +1,8 @@
 //! The delivery pipeline: route → size → content type → authenticate → validate and normalise →
 //! claim the dedup marker → archive → publish → complete the marker → 202.
 //!
-//! Nothing is written before the request is known to be good. Once the marker is claimed, a failed
+//! Nothing of the delivery is written before the request is known to be good (its outcome is then
+//! counted, whatever it is). Once the marker is claimed, a failed
 //! archive or publish releases it and answers 5xx, so the sender's retry is processed again; a
 //! concurrent delivery of the same event sees the claim and gets 409.
 

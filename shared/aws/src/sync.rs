@@ -175,35 +175,44 @@ impl SyncStore for DynamoDbSyncStore {
     }
 
     async fn tallies(&self, kind: TallyKind, since: jiff::Timestamp, limit: usize) -> Result<Vec<Tally>, PortError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk >= :from")
-            .expression_attribute_values(":pk", s(format!("TALLY#{}", kind.name())))
-            .expression_attribute_values(":from", s(hour_of(since).to_string()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| PortError::new("query tallies", describe(&e)))?;
-        output
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|item| {
+        let mut found = Vec::new();
+        let mut start = None;
+        // DynamoDB pages at 1 MB: read on until `limit` or the end.
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk >= :from")
+                .expression_attribute_values(":pk", s(format!("TALLY#{}", kind.name())))
+                .expression_attribute_values(":from", s(hour_of(since).to_string()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit.saturating_sub(found.len())).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| PortError::new("query tallies", describe(&e)))?;
+            for item in output.items.unwrap_or_default() {
                 let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
                 let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-                let malformed = || PortError::new("read tally", "item without its attributes");
-                Ok(Tally {
-                    kind,
-                    hour: text("hour").and_then(|h| h.parse().ok()).ok_or_else(malformed)?,
-                    name: text("name").ok_or_else(malformed)?,
-                    outcome: text("outcome").ok_or_else(malformed)?,
-                    count: number("count").unwrap_or(0),
-                    records: number("records").unwrap_or(0),
-                })
-            })
-            .collect()
+                let hour = text("hour").and_then(|h| h.parse().ok());
+                match (hour, text("name"), text("outcome")) {
+                    (Some(hour), Some(name), Some(outcome)) => found.push(Tally {
+                        kind,
+                        hour,
+                        name,
+                        outcome,
+                        count: number("count").unwrap_or(0),
+                        records: number("records").unwrap_or(0),
+                    }),
+                    // One bad item does not hide the others.
+                    _ => tracing::warn!(sk = ?item.get("sk"), "a tally item without its attributes; skipped"),
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() || found.len() >= limit {
+                return Ok(found);
+            }
+        }
     }
 }

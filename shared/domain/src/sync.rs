@@ -127,7 +127,7 @@ impl SyncRun {
 pub enum TallyKind {
     /// Webhook deliveries by source and outcome (`accepted`, `duplicate`, `unauthorized`, …).
     Deliveries,
-    /// Pushes by integration and outcome (`delivered`, `gave_up`, …).
+    /// Pushes by integration and outcome (`success`, `permanent_failure`, `gave_up`).
     Pushes,
     /// Lake commits by table (`committed`, `failed`), with the rows written.
     LakeCommits,
@@ -182,11 +182,21 @@ pub fn hour_of(at: Timestamp) -> Timestamp {
     Timestamp::from_second(second - second.rem_euclid(3600)).unwrap_or(at)
 }
 
+/// How long a tally write may take: what it counts is already done, and a caller waiting longer
+/// (a throttled table, the SDK's retries) could time out and be retried, doing it again.
+pub const TALLY_WRITE_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Counts `tally` in the store, best effort: what was counted is done whatever the count does, so
-/// a failure is logged and never fails it.
+/// a failure or a write slower than [`TALLY_WRITE_LIMIT`] is logged and never fails it.
 pub async fn count<R: crate::ports::SyncStore>(store: &R, tally: &Tally) {
-    if let Err(e) = store.add_tally(tally).await {
-        tracing::warn!(error = %e, kind = tally.kind.name(), name = tally.name, "a tally was not counted");
+    match tokio::time::timeout(TALLY_WRITE_LIMIT, store.add_tally(tally)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, kind = tally.kind.name(), name = tally.name, "a tally was not counted")
+        }
+        Err(_) => {
+            tracing::warn!(kind = tally.kind.name(), name = tally.name, "a tally write took too long; not counted")
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! then stops; otherwise the stack stays up until Ctrl-C.
 
 mod check;
+mod console;
 mod deliveries;
 mod pulls;
 mod repair;
@@ -19,6 +20,7 @@ pub use summary::{Run, Summary};
 
 use crate::dispatch::Dispatcher;
 use crate::functions::{FunctionClient, FunctionProcess, FunctionSpec, function_env};
+use crate::gateway::Gateway;
 use crate::local_lambda::binary_dir;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +48,8 @@ pub struct Ports {
     /// The first function's port; the others follow.
     pub functions: u16,
     pub sources: u16,
+    /// The HTTP API: every route of the template on one origin (the console's).
+    pub gateway: u16,
 }
 
 impl Ports {
@@ -56,18 +60,19 @@ impl Ports {
         }
     }
 
-    /// The ports a person types: moto 5000, functions from 9001, sources 8900.
+    /// The ports a person types: moto 5000, functions from 9001, sources 8900, the HTTP API 3000.
     pub fn well_known() -> Result<Self, String> {
         Ok(Self {
             moto: Self::from_env("MOTO_PORT", 5000)?,
             functions: Self::from_env("LAMBDA_PORT", 9001)?,
             sources: Self::from_env("SOURCES_PORT", 8900)?,
+            gateway: Self::from_env("API_PORT", 3000)?,
         })
     }
 
     pub fn free() -> Result<Self, String> {
         let free = || free_port().map_err(|e| e.to_string());
-        Ok(Self { moto: free()?, functions: 0, sources: free()? })
+        Ok(Self { moto: free()?, functions: 0, sources: free()?, gateway: 0 })
     }
 }
 
@@ -96,6 +101,7 @@ pub struct Demo {
     sources: Option<Child>,
     functions: Vec<FunctionProcess>,
     dispatcher: Option<Dispatcher>,
+    gateway: Option<Gateway>,
     ports: Vec<u16>,
     sdk: aws_config::SdkConfig,
     stack: Stack,

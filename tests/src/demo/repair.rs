@@ -6,7 +6,7 @@ use super::*;
 
 /// Customers created while the CRM is down.
 const REPAIR_CUSTOMERS: usize = 3;
-const QUEUE: &str = "integrator-dead-letters";
+pub(super) const QUEUE: &str = "integrator-dead-letters";
 
 /// What the repair stage saw.
 pub struct Repair {
@@ -49,7 +49,7 @@ impl Demo {
         serde_json::from_str(&text).map_err(|e| format!("{method} {path_and_query}: {e}"))
     }
 
-    async fn crm_outage(&self, http: &reqwest::Client, down: bool) -> Result<(), String> {
+    pub(super) async fn crm_outage(&self, http: &reqwest::Client, down: bool) -> Result<(), String> {
         let (status, answer) =
             post(http, &format!("{}/crm/_outage", self.sources_url), &json!({"down": down}).to_string(), &[]).await?;
         if status != 200 {
@@ -58,9 +58,30 @@ impl Demo {
         Ok(())
     }
 
-    async fn failed_pushes(&self, http: &reqwest::Client) -> Result<Vec<Value>, String> {
+    pub(super) async fn failed_pushes(&self, http: &reqwest::Client) -> Result<Vec<Value>, String> {
         let listing = self.api_call(http, "GET", &format!("/api/v1/failures?queue={QUEUE}&limit=100"), None).await?;
         Ok(listing["queues"][0]["messages"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `count` new Stripe customers (`cus_demo_<tag>_<n>`), delivered and handled by every function.
+    pub(super) async fn new_customers(&self, http: &reqwest::Client, tag: &str, count: usize) -> Result<(), String> {
+        let webhook = self.client("WebhookFunction")?.url();
+        let stripe_secret = secret("/tributary/stripe-signing-secret")?;
+        let now = jiff::Timestamp::now().as_second();
+        for n in 1..=count {
+            let created = json!({"id": format!("evt_demo_{tag}_{n}"), "object": "event", "type": "customer.created",
+                "created": now, "data": {"object": {"object": "customer", "id": format!("cus_demo_{tag}_{n}"),
+                "email": format!("{tag}{n}@example.com"), "name": format!("{tag} customer {n}")}}})
+            .to_string();
+            let signature = stripe_signature_header(&stripe_secret, now, created.as_bytes());
+            let (status, answer) =
+                post(http, &format!("{webhook}/webhooks/stripe"), &created, &[("stripe-signature", &signature)])
+                    .await?;
+            if status != 202 {
+                return Err(format!("{tag}: the Stripe delivery answered {status} {answer}"));
+            }
+        }
+        self.dispatcher()?.wait_until_idle(Duration::from_secs(300)).await
     }
 
     /// Plays the repair and says what it sees.
@@ -68,23 +89,7 @@ impl Demo {
         let http = reqwest::Client::new();
         self.crm_outage(&http, true).await?;
         self.clock.say(format!("repair: the CRM is down; {REPAIR_CUSTOMERS} new Stripe customers to push"));
-        let webhook = self.client("WebhookFunction")?.url();
-        let stripe_secret = secret("/tributary/stripe-signing-secret")?;
-        let now = jiff::Timestamp::now().as_second();
-        for n in 1..=REPAIR_CUSTOMERS {
-            let created = json!({"id": format!("evt_demo_repair_{n}"), "object": "event", "type": "customer.created",
-                "created": now, "data": {"object": {"object": "customer", "id": format!("cus_demo_repair_{n}"),
-                "email": format!("repair{n}@example.com"), "name": format!("Repair Customer {n}")}}})
-            .to_string();
-            let signature = stripe_signature_header(&stripe_secret, now, created.as_bytes());
-            let (status, answer) =
-                post(&http, &format!("{webhook}/webhooks/stripe"), &created, &[("stripe-signature", &signature)])
-                    .await?;
-            if status != 202 {
-                return Err(format!("repair: the Stripe delivery answered {status} {answer}"));
-            }
-        }
-        self.dispatcher()?.wait_until_idle(Duration::from_secs(300)).await?;
+        self.new_customers(&http, "repair", REPAIR_CUSTOMERS).await?;
         let listed = self.failed_pushes(&http).await?;
         let reason = listed.first().and_then(|m| m["reason"].as_str()).unwrap_or("-").to_string();
         self.clock

@@ -58,6 +58,7 @@ impl Demo {
             sources: Some(sources),
             functions: Vec::new(),
             dispatcher: None,
+            gateway: None,
             ports: vec![ports.moto, sources_port],
             sdk,
             stack,
@@ -105,6 +106,14 @@ impl Demo {
             binaries.display(),
             self.functions.iter().map(|f| format!("{}:{}", f.spec.binary, f.client.port)).collect::<Vec<_>>().join(" ")
         ));
+        let targets = self.functions.iter().map(|f| (f.spec.logical_id.clone(), f.client.url())).collect();
+        let gateway = Gateway::start(crate::gateway::routes(&self.stack.template)?, targets, ports.gateway).await?;
+        self.clock.say(format!(
+            "HTTP API on {url}: the webhooks, /api/v1, and the console at {url}/console",
+            url = gateway.url()
+        ));
+        self.ports.push(gateway.port);
+        self.gateway = Some(gateway);
         let dispatcher = Dispatcher::start(&self.sdk, &self.stack, clients, Duration::from_secs(1)).await?;
         self.clock.say("dispatcher: SNS → processor, integrator; SNS → SQS → lake-writer; schedules on demand");
         self.dispatcher = Some(dispatcher);
@@ -116,6 +125,7 @@ impl Demo {
         if let Some(dispatcher) = self.dispatcher.take() {
             dispatcher.stop();
         }
+        drop(self.gateway.take());
         for function in self.functions.drain(..) {
             function.stop();
         }

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Drives the console in headless Chromium against a running demo stack, as a person would.
+
+Signs in with the API key, visits each page, checks what it shows against the API's own answers,
+re-drives the failed pushes the demo injected from the Failures page, logs out, and writes a
+screenshot of each page. Prints one JSON line: what it saw. Exit status 1 on any failed check.
+
+    python3 tests/console/check_console.py --base http://127.0.0.1:3000 --key KEY --out .local/console \
+        --email camille.martin@example.com --month 2026-10 --queue integrator-dead-letters
+"""
+
+import argparse
+import json
+import pathlib
+import shutil
+import sys
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+WIDTHS = {"laptop": (1280, 900), "phone": (390, 844)}
+
+
+def api(base, key, path):
+    request = urllib.request.Request(base + path, headers={"authorization": "Bearer " + key})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.load(answer)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the stack's HTTP API, e.g. http://127.0.0.1:3000")
+    parser.add_argument("--key", required=True, help="an API key")
+    parser.add_argument("--out", required=True, type=pathlib.Path, help="where the screenshots go")
+    parser.add_argument("--email", required=True, help="a customer the demo created")
+    parser.add_argument("--month", required=True, help="a month of the demo's leads (YYYY-MM)")
+    parser.add_argument("--queue", required=True, help="the failure queue holding the injected failures")
+    # Debian's launcher script wraps the binary; Playwright starts the binary itself.
+    default_browser = "/usr/lib/chromium/chromium" if pathlib.Path("/usr/lib/chromium/chromium").exists() else shutil.which("chromium")
+    parser.add_argument("--browser", default=default_browser or "chromium", help="the Chromium binary")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    problems, seen, errors = [], {}, []
+
+    def expect(what, ok, detail=""):
+        if not ok:
+            problems.append(f"{what}: {detail}")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=args.browser, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        # Every confirmation (re-drive, rebuild) is accepted, as the operator would.
+        page.on("dialog", lambda dialog: dialog.accept())
+
+        page.goto(args.base + "/console")
+        expect("the sign-in form", page.is_visible("#login-form"))
+        page.fill("#api-key", args.key)
+        page.click("#login-form button[type=submit]")
+
+        # Leads: one point per bucket the API returns, for each date.
+        page.wait_for_selector("#leads-chart svg .point", timeout=60_000)
+        buckets = api(args.base, args.key, "/api/v1/transformation/count_date_by_week?tz=UTC")
+        points = page.locator('#leads-chart svg g[data-series="date_prise_contact"] .point').count()
+        seen["leads_buckets"], seen["leads_points"] = len(buckets), points
+        expect("leads chart", points == len(buckets) and points > 0, f"{points} points for {len(buckets)} weeks")
+        rows = page.locator("#leads-table tbody tr").count()
+        expect("leads table", rows == len(buckets), f"{rows} rows for {len(buckets)} weeks")
+        page.fill("#funnel-form input[name=month]", args.month)
+        page.click("#funnel-form button[type=submit]")
+        page.wait_for_selector("#funnel tbody tr", timeout=60_000)
+        seen["funnel_steps"] = page.locator("#funnel tbody tr").count()
+        page.wait_for_selector("#alerts table", timeout=60_000)
+        alerts = api(args.base, args.key, "/api/v1/alerts")["alerts"]
+        seen["alerts"] = page.locator("#alerts tbody tr").count()
+        expect("alerts table", seen["alerts"] == len(alerts), f"{seen['alerts']} rows for {len(alerts)} alerts")
+        page.screenshot(path=str(args.out / "leads.png"), full_page=False)
+
+        # Customers: the demo customer, its record and its audit trail.
+        page.click('nav a[data-page="customers"]')
+        page.fill("#customer-query", args.email)
+        page.click("#customer-form button[type=submit]")
+        page.wait_for_selector("#audit li", timeout=60_000)
+        seen["audit_entries"] = page.locator("#audit li").count()
+        seen["customer_fields"] = page.locator("#customer section tbody tr").count()
+        expect("customer fields", seen["customer_fields"] > 0, "no field shown")
+        expect("no token in clear", args.key not in page.content(), "the API key is in the page")
+        page.screenshot(path=str(args.out / "customers.png"), full_page=False)
+
+        # Runs: the history the API answers.
+        page.click('nav a[data-page="runs"]')
+        page.wait_for_selector("#runs-list tbody tr", timeout=60_000)
+        seen["runs"] = page.locator("#runs-list tbody tr").count()
+        seen["tallies"] = page.locator("#tallies tbody tr").count()
+        expect("tallies", seen["tallies"] > 0, "no deliveries, pushes or commits counted")
+        page.screenshot(path=str(args.out / "runs.png"), full_page=False)
+
+        # Failures: the injected failures listed, re-driven from the page.
+        page.click('nav a[data-page="failures"]')
+        queue = page.locator(f'section[data-queue="{args.queue}"]')
+        queue.locator("tbody tr").first.wait_for(timeout=60_000)
+        seen["failures_listed"] = queue.locator("tbody tr").count()
+        page.screenshot(path=str(args.out / "failures.png"), full_page=False)
+        queue.get_by_role("button", name="Re-drive all").click()
+        page.wait_for_function(
+            "q => (document.querySelector(`section[data-queue='${q}'] .outcome`) || {}).textContent?.startsWith('Re-drive done')",
+            arg=args.queue, timeout=60_000)
+        seen["redrive_outcome"] = queue.locator(".outcome").inner_text()
+        page.screenshot(path=str(args.out / "failures-redriven.png"), full_page=False)
+
+        # A phone's width: the pages still lay out (nothing wider than the screen).
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.click('nav a[data-page="leads"]')
+        page.wait_for_selector("#leads-chart svg", timeout=60_000)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        expect("phone width", overflow <= 1, f"the page is {overflow}px wider than the screen")
+        page.screenshot(path=str(args.out / "leads-phone.png"), full_page=False)
+
+        # Logging out forgets the key.
+        page.click("#logout")
+        expect("logged out", page.is_visible("#login-form"), "the sign-in form is not back")
+        stored = page.evaluate("sessionStorage.length")
+        expect("key forgotten", stored == 0, f"{stored} item(s) left in session storage")
+        browser.close()
+
+    expect("console errors", not errors, "; ".join(errors[:5]))
+    seen["problems"] = problems
+    print(json.dumps(seen))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
