@@ -5,12 +5,15 @@ Signs in with the API key, visits each page, checks what it shows against the AP
 re-drives the failed pushes the demo injected from the Failures page, logs out, and writes a
 screenshot of each page. Prints one JSON line: what it saw. Exit status 1 on any failed check.
 
-    python3 tests/console/check_console.py --base http://127.0.0.1:3000 --key KEY --out .local/console \
-        --email camille.martin@example.com --month 2026-10 --queue integrator-dead-letters
+    TRIBUTARY_API_KEY=KEY python3 tests/console/check_console.py --base http://127.0.0.1:3000 \
+        --out .local/console --email camille.martin@example.com --month 2026-10 --queue integrator-dead-letters
+
+The key comes from the environment, never a command line (which any local user can read).
 """
 
 import argparse
 import json
+import os
 import pathlib
 import shutil
 import sys
@@ -30,7 +33,6 @@ def api(base, key, path):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the stack's HTTP API, e.g. http://127.0.0.1:3000")
-    parser.add_argument("--key", required=True, help="an API key")
     parser.add_argument("--out", required=True, type=pathlib.Path, help="where the screenshots go")
     parser.add_argument("--email", required=True, help="a customer the demo created")
     parser.add_argument("--month", required=True, help="a month of the demo's leads (YYYY-MM)")
@@ -39,8 +41,11 @@ def main() -> int:
     default_browser = "/usr/lib/chromium/chromium" if pathlib.Path("/usr/lib/chromium/chromium").exists() else shutil.which("chromium")
     parser.add_argument("--browser", default=default_browser or "chromium", help="the Chromium binary")
     args = parser.parse_args()
+    args.key = os.environ.get("TRIBUTARY_API_KEY", "")
+    if not args.key:
+        parser.error("set TRIBUTARY_API_KEY to an API key")
     args.out.mkdir(parents=True, exist_ok=True)
-    problems, seen, errors = [], {}, []
+    problems, seen, errors, urls, dialogs = [], {}, [], [], []
 
     def expect(what, ok, detail=""):
         if not ok:
@@ -51,11 +56,23 @@ def main() -> int:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda message: message.type == "error" and errors.append(message.text))
         page.on("pageerror", lambda error: errors.append(str(error)))
-        # Every confirmation (re-drive, rebuild) is accepted, as the operator would.
-        page.on("dialog", lambda dialog: dialog.accept())
+        page.on("request", lambda request: urls.append(request.url))
+        # Every confirmation (re-drive, rebuild) is accepted, as the operator would; each is counted.
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+
+        def no_overflow(where):
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            expect(f"{where} at a phone's width", overflow <= 1, f"the page is {overflow}px wider than the screen")
+
+        def download_is_xlsx(button, what):
+            with page.expect_download(timeout=60_000) as download:
+                page.click(button)
+            head = pathlib.Path(download.value.path()).read_bytes()[:2]
+            expect(what, head == b"PK", f"the download starts with {head!r}, not a workbook's PK")
 
         page.goto(args.base + "/console")
         expect("the sign-in form", page.is_visible("#login-form"))
+        expect("no page before sign-in", not page.is_visible("#nav"), "the navigation shows before sign-in")
         page.fill("#api-key", args.key)
         page.click("#login-form button[type=submit]")
 
@@ -65,16 +82,21 @@ def main() -> int:
         points = page.locator('#leads-chart svg g[data-series="date_prise_contact"] .point').count()
         seen["leads_buckets"], seen["leads_points"] = len(buckets), points
         expect("leads chart", points == len(buckets) and points > 0, f"{points} points for {len(buckets)} weeks")
-        rows = page.locator("#leads-table tbody tr").count()
-        expect("leads table", rows == len(buckets), f"{rows} rows for {len(buckets)} weeks")
+        shown = [[cell.strip() for cell in row] for row in page.eval_on_selector_all(
+            "#leads-table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")]
+        columns = ["date_prise_contact", "date_reponse_prospect", "date_appel_propose", "date_appel_booke", "date_relance"]
+        wanted = [[b["semaine"], *(str(b[c]) for c in columns)] for b in buckets]
+        expect("leads table", shown == wanted, f"{shown[:2]} … for {wanted[:2]} …")
         page.fill("#funnel-form input[name=month]", args.month)
         page.click("#funnel-form button[type=submit]")
         page.wait_for_selector("#funnel tbody tr", timeout=60_000)
         seen["funnel_steps"] = page.locator("#funnel tbody tr").count()
+        download_is_xlsx("#report-xlsx", "monthly report download")
         page.wait_for_selector("#alerts table", timeout=60_000)
         alerts = api(args.base, args.key, "/api/v1/alerts")["alerts"]
         seen["alerts"] = page.locator("#alerts tbody tr").count()
         expect("alerts table", seen["alerts"] == len(alerts), f"{seen['alerts']} rows for {len(alerts)} alerts")
+        download_is_xlsx("#alerts-xlsx", "alerts download")
         page.screenshot(path=str(args.out / "leads.png"), full_page=False)
 
         # Customers: the demo customer, its record and its audit trail.
@@ -85,8 +107,11 @@ def main() -> int:
         seen["audit_entries"] = page.locator("#audit li").count()
         seen["customer_fields"] = page.locator("#customer section tbody tr").count()
         expect("customer fields", seen["customer_fields"] > 0, "no field shown")
-        expect("no token in clear", args.key not in page.content(), "the API key is in the page")
         page.screenshot(path=str(args.out / "customers.png"), full_page=False)
+        # The rebuild asks first, then says it is queued.
+        page.click("#rebuild")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('Rebuild queued')", timeout=60_000)
+        expect("rebuild confirmation", len(dialogs) == 1, f"{len(dialogs)} confirmation(s) asked")
 
         # Runs: the history the API answers.
         page.click('nav a[data-page="runs"]')
@@ -104,17 +129,24 @@ def main() -> int:
         page.screenshot(path=str(args.out / "failures.png"), full_page=False)
         queue.get_by_role("button", name="Re-drive all").click()
         page.wait_for_function(
-            "q => (document.querySelector(`section[data-queue='${q}'] .outcome`) || {}).textContent?.startsWith('Re-drive done')",
+            "q => [...document.querySelectorAll('#failures-list .outcome')].some(o => o.textContent.includes('Re-drive done'))",
             arg=args.queue, timeout=60_000)
-        seen["redrive_outcome"] = queue.locator(".outcome").inner_text()
+        seen["redrive_outcome"] = page.locator(".outcome").first.inner_text()
+        expect("re-drive confirmation", len(dialogs) == 2, f"{len(dialogs)} confirmation(s) asked in all")
         page.screenshot(path=str(args.out / "failures-redriven.png"), full_page=False)
 
-        # A phone's width: the pages still lay out (nothing wider than the screen).
+        # A phone's width: every page still lays out (nothing wider than the screen).
         page.set_viewport_size({"width": 390, "height": 844})
+        no_overflow("failures")
+        page.click('nav a[data-page="runs"]')
+        page.wait_for_selector("#runs-list tbody tr", timeout=60_000)
+        no_overflow("runs")
+        page.click('nav a[data-page="customers"]')
+        page.wait_for_selector("#audit li", timeout=60_000)
+        no_overflow("customers")
         page.click('nav a[data-page="leads"]')
         page.wait_for_selector("#leads-chart svg", timeout=60_000)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        expect("phone width", overflow <= 1, f"the page is {overflow}px wider than the screen")
+        no_overflow("leads")
         page.screenshot(path=str(args.out / "leads-phone.png"), full_page=False)
 
         # Logging out forgets the key.
@@ -122,9 +154,12 @@ def main() -> int:
         expect("logged out", page.is_visible("#login-form"), "the sign-in form is not back")
         stored = page.evaluate("sessionStorage.length")
         expect("key forgotten", stored == 0, f"{stored} item(s) left in session storage")
+        expect("nothing left shown", page.locator("#customer *").count() == 0, "the customer is still in the page")
+        expect("no page after logout", not page.is_visible("#nav"), "the navigation shows after logout")
         browser.close()
 
     expect("console errors", not errors, "; ".join(errors[:5]))
+    expect("key never in a URL", not any(args.key in url for url in urls), "a request carried the key in its URL")
     seen["problems"] = problems
     print(json.dumps(seen))
     return 1 if problems else 0

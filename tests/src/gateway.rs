@@ -108,7 +108,12 @@ impl Gateway {
             .await
             .map_err(|e| format!("gateway: binding 127.0.0.1:{port}: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        let shared = Arc::new(Shared { routes, targets, http: reqwest::Client::new() });
+        // A redirect goes back to the browser, as API Gateway passes it.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("gateway: {e}"))?;
+        let shared = Arc::new(Shared { routes, targets, http });
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {

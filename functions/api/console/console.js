@@ -76,7 +76,7 @@ async function download(path, name) {
     document.body.append(link);
     link.click();
     link.remove();
-    URL.revokeObjectURL(link.href);
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
   });
 }
 
@@ -101,6 +101,11 @@ $("login-form").addEventListener("submit", (event) => {
 
 $("logout").addEventListener("click", () => {
   sessionStorage.removeItem(KEY);
+  // Nothing read with the key stays in the page.
+  for (const id of ["leads-chart", "leads-table", "funnel", "alerts", "customer", "runs-list", "tallies", "failures-list"]) {
+    $(id).replaceChildren();
+  }
+  customerId = null;
   location.hash = "";
   showLogin("Logged out: the key is forgotten.");
 });
@@ -141,6 +146,11 @@ async function loadLeads() {
   await loadAlerts();
 }
 
+/** The time zone chosen on the Leads page. */
+function zone() {
+  return new FormData($("leads-form")).get("tz") || "UTC";
+}
+
 function percent(rate) {
   return rate === null || rate === undefined ? "—" : (rate * 100).toFixed(1) + " %";
 }
@@ -149,7 +159,7 @@ async function loadFunnel() {
   const month = new FormData($("funnel-form")).get("month");
   if (!month) return;
   await attempt("Loading the funnel of " + month, async () => {
-    const report = await json("/api/v1/reports/monthly?month=" + encodeURIComponent(month));
+    const report = await json("/api/v1/reports/monthly?" + new URLSearchParams({ month, tz: zone() }));
     $("funnel").replaceChildren(
       table(["step", "leads", "from the previous step", "from contact"],
         report.funnel.map((s) => [s.step, s.leads, percent(s.rate_from_previous), percent(s.rate_from_contact)]), [1, 2, 3]));
@@ -170,7 +180,7 @@ $("funnel-form").addEventListener("submit", (event) => { event.preventDefault();
 $("report-xlsx").addEventListener("click", () => {
   const month = new FormData($("funnel-form")).get("month");
   if (!month) return say("Choose a month first.", true);
-  download("/api/v1/reports/monthly?format=xlsx&month=" + encodeURIComponent(month), "monthly-report-" + month + ".xlsx");
+  download("/api/v1/reports/monthly?" + new URLSearchParams({ format: "xlsx", month, tz: zone() }), "monthly-report-" + month + ".xlsx");
 });
 $("alerts-xlsx").addEventListener("click", () => download("/api/v1/alerts?format=xlsx", "alerts.xlsx"));
 
@@ -212,7 +222,7 @@ async function showCustomer(query) {
       el("p", {}, "Known as: " + [...record.identities].join(", ")),
       el("p", {}, el("button", { type: "button", class: "danger", id: "rebuild", onclick: rebuild }, "Rebuild this record from its events")),
       ...Object.keys(groups).sort().map((schema) => el("section", { "aria-label": schema },
-        el("h4", {}, schema), table(["field", "value", "set by event", "at"], groups[schema]))),
+        el("h4", {}, schema), el("div", { class: "scroll" }, table(["field", "value", "set by event", "at"], groups[schema])))),
       el("h4", {}, "Audit trail"),
       el("ol", { class: "timeline", id: "audit" }),
       el("p", {}, el("button", { type: "button", id: "older", hidden: true }, "Older entries")));
@@ -242,7 +252,9 @@ async function rebuild() {
   await attempt("Queuing the rebuild", async () => {
     await api("/api/v1/customers/" + encodeURIComponent(customerId) + "/rebuild", { method: "POST" });
   });
-  say("Rebuild queued: the record is rewritten if today's rules make it differ (see Runs, kind rebuild).");
+  if (!$("status").classList.contains("status-bad")) {
+    say("Rebuild queued: the record is rewritten if today's rules make it differ (see Runs, kind rebuild).");
+  }
 }
 
 $("customer-form").addEventListener("submit", (event) => {
@@ -273,8 +285,10 @@ async function loadRuns() {
     const history = await json("/api/v1/runs?" + query);
     $("runs-list").replaceChildren(table(["job", "scope", "started", "duration", "status", "records", "rejected"],
       history.runs.map((r) => [r.job, r.scope, r.started_at, duration(r), outcome(r), r.records, r.rejected]), [3, 5, 6]));
-    $("tallies").replaceChildren(table(["hour", "kind", "name", "outcome", "count", "rows"],
-      history.tallies.map((t) => [t.hour, t.kind, t.name, t.outcome, t.count, t.records || ""]), [4, 5]));
+    $("tallies").replaceChildren(
+      history.truncated ? el("p", { class: "status-bad" }, "Too many to show: the oldest hour is left out; choose a later 'since'.") : "",
+      table(["hour", "kind", "name", "outcome", "count", "rows"],
+        history.tallies.map((t) => [t.hour, t.kind, t.name, t.outcome, t.count, t.records || ""]), [4, 5]));
   });
 }
 
@@ -300,7 +314,7 @@ function queueSection(queue) {
       queue.depth > 0 ? queue.depth + " message(s) waiting" + age : "empty")));
   if (queue.messages.length) {
     section.append(
-      table(["", "reason", "event type", "customer", "first failed", "re-drives"], rows, [5]),
+      el("div", { class: "scroll" }, table(["", "reason", "event type", "customer", "first failed", "re-drives"], rows, [5])),
       el("p", {},
         el("button", { type: "button", onclick: () => redrive(queue.queue, section, false) }, "Re-drive selected"), " ",
         el("button", { type: "button", class: "danger", onclick: () => redrive(queue.queue, section, true) }, "Re-drive all")),
@@ -318,8 +332,13 @@ async function redrive(queue, section, all) {
     const result = await json("/api/v1/failures/" + encodeURIComponent(queue) + "/redrive", {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(all ? { all: true } : { ids }),
     });
-    section.querySelector(".outcome").textContent = "Re-drive done: " + result.redriven + " re-driven, " +
-      result.failed.length + " failed, " + result.not_found.length + " not found" + (result.more ? ", more left: run it again" : "") + ".";
+    const text = "Re-drive done: " + result.redriven + " re-driven, " + result.failed.length + " failed, " +
+      result.not_found.length + " not found, " + result.not_reached.length + " not reached, " +
+      result.left.length + " left with nothing to send" + (result.more ? "; more left: run it again" : "") + ".";
+    await loadFailures();
+    const outcome = document.querySelector(`section[data-queue="${CSS.escape(queue)}"] .outcome`);
+    if (outcome) outcome.textContent = text;
+    else $("failures-list").prepend(el("p", { class: "outcome", role: "status", "data-queue": queue }, queue + ": " + text));
   });
 }
 

@@ -12,10 +12,11 @@ const ASSETS: [(&str, &str, &str); 3] = [
     ("/console/console.css", "text/css; charset=utf-8", include_str!("../console/console.css")),
 ];
 
-/// Only this origin's script, style and API; no frame may hold the console (a key typed into a
-/// framed page could be phished), and the key never leaves in a referrer.
+/// Only this origin's script, style and API; no form is ever sent by the browser itself (the
+/// script handles every one: a key typed before it loads never lands in a URL); no frame may hold
+/// the console (a key typed into a framed page could be phished); the key never leaves in a referrer.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
-     connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+     connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Whether `path` is the console's.
 pub fn is_console(path: &str) -> bool {

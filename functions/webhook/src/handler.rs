@@ -79,6 +79,10 @@ struct Outcome {
 struct Accepted<'a> {
     event_id: &'a str,
     duplicate: bool,
+    /// The personnage route answers with the enriched submission (`nom`, `score`, `niveau`), as
+    /// the seed contract returned it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    enriched: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Handles one HTTP request, logs one line about it (never the body or a secret) and counts it.
@@ -389,7 +393,10 @@ where
         in_progress_until: now.saturating_add(limits.in_progress_timeout).unwrap_or(now),
         expires_at: now.saturating_add(limits.dedup_ttl).unwrap_or(now),
     };
-    let accepted = |duplicate: bool| Accepted { event_id: event.id.as_str(), duplicate };
+    let enriched = (event.event_type == tributary_domain::event::types::PERSONNAGE_SUBMITTED)
+        .then(|| serde_json::from_str(event.payload.get()).ok())
+        .flatten();
+    let accepted = |duplicate: bool| Accepted { event_id: event.id.as_str(), duplicate, enriched: enriched.clone() };
 
     match deps.dedup.claim(&claim).await {
         Ok(ClaimOutcome::Claimed) => {}

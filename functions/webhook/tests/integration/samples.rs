@@ -383,3 +383,26 @@ async fn deliveries_are_counted_by_source_outcome_and_hour() {
     .map(|(name, outcome, count)| (name.to_string(), outcome.to_string(), count));
     assert_eq!(counted, expected, "the health check is not a delivery");
 }
+
+#[tokio::test]
+async fn the_personnage_route_answers_with_the_enriched_submission() {
+    let deps = memory_deps().await;
+    let (request, now) = sample("webhook-personnage.json");
+    let first = handle(&deps, request, now).await;
+    assert_eq!(first.status(), 202);
+    let answer = body_json(&first).await;
+    assert_eq!(
+        answer,
+        serde_json::json!({"event_id": "personnage-naruto-0001", "duplicate": false, "nom": "Naruto", "score": 85,
+                           "niveau": answer["niveau"].clone()})
+    );
+    assert_eq!(answer["niveau"], webhook::sources::personnage::niveau(85));
+    let (again, now) = sample("webhook-personnage.json");
+    let duplicate = body_json(&handle(&deps, again, now).await).await;
+    assert_eq!((duplicate["duplicate"].as_bool(), duplicate["niveau"].clone()), (Some(true), answer["niveau"].clone()));
+    // Other senders' answers carry only the id.
+    let (stripe, now) = sample("webhook-stripe-valid.json");
+    let keys: Vec<String> =
+        body_json(&handle(&deps, stripe, now).await).await.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["duplicate", "event_id"]);
+}
