@@ -110,7 +110,8 @@ def main() -> int:
         page.screenshot(path=str(args.out / "customers.png"), full_page=False)
         # The rebuild asks first, then says it is queued.
         page.click("#rebuild")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('Rebuild queued')", timeout=60_000)
+        # Selectors, not wait_for_function: the page's CSP forbids the eval a string predicate needs.
+        page.locator("#status", has_text="Rebuild queued").wait_for(timeout=60_000)
         expect("rebuild confirmation", len(dialogs) == 1, f"{len(dialogs)} confirmation(s) asked")
 
         # Runs: the history the API answers.
@@ -128,9 +129,7 @@ def main() -> int:
         seen["failures_listed"] = queue.locator("tbody tr").count()
         page.screenshot(path=str(args.out / "failures.png"), full_page=False)
         queue.get_by_role("button", name="Re-drive all").click()
-        page.wait_for_function(
-            "q => [...document.querySelectorAll('#failures-list .outcome')].some(o => o.textContent.includes('Re-drive done'))",
-            arg=args.queue, timeout=60_000)
+        page.locator("#failures-list .outcome", has_text="Re-drive done").first.wait_for(timeout=60_000)
         seen["redrive_outcome"] = page.locator(".outcome").first.inner_text()
         expect("re-drive confirmation", len(dialogs) == 2, f"{len(dialogs)} confirmation(s) asked in all")
         page.screenshot(path=str(args.out / "failures-redriven.png"), full_page=False)

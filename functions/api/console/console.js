@@ -283,8 +283,8 @@ async function loadRuns() {
   if (form.get("since")) query.set("since", new Date(form.get("since")).toISOString());
   await attempt("Loading the runs", async () => {
     const history = await json("/api/v1/runs?" + query);
-    $("runs-list").replaceChildren(table(["job", "scope", "started", "duration", "status", "records", "rejected"],
-      history.runs.map((r) => [r.job, r.scope, r.started_at, duration(r), outcome(r), r.records, r.rejected]), [3, 5, 6]));
+    $("runs-list").replaceChildren(table(["job", "scope", "started", "duration", "status", "records", "rejected", "asked by"],
+      history.runs.map((r) => [r.job, r.scope, r.started_at, duration(r), outcome(r), r.records, r.rejected, r.requested_by || ""]), [3, 5, 6]));
     $("tallies").replaceChildren(
       history.truncated ? el("p", { class: "status-bad" }, "Too many to show: the oldest hour is left out; choose a later 'since'.") : "",
       table(["hour", "kind", "name", "outcome", "count", "rows"],

@@ -1,4 +1,4 @@
-//! `GET /console`: the operators' web console, served from the binary (no CDN, no font, nothing
+//! `GET /console`: the operators' web console, and `GET /api/v1/openapi.json`, served from the binary (no CDN, no font, nothing
 //! fetched elsewhere). The page and its script hold no data: every figure comes from `/api/v1` on
 //! the same origin, called with the API key the person enters (kept in the tab's session storage).
 
@@ -17,6 +17,21 @@ const ASSETS: [(&str, &str, &str); 3] = [
 /// the console (a key typed into a framed page could be phished); the key never leaves in a referrer.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
      connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The OpenAPI 3.1 document of every HTTP route of the stack: a client can be generated from it,
+/// and the tests hold every route's answers to it.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The document at [`OPENAPI_PATH`], served without a key (it holds no data).
+pub fn openapi() -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("x-content-type-options", "nosniff")
+        .body(Body::Text(OPENAPI.to_string()))
+        .unwrap_or_else(|_| Problem::new(500, "Internal Server Error").into_response())
+}
 
 /// Whether `path` is the console's.
 pub fn is_console(path: &str) -> bool {

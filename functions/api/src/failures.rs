@@ -80,6 +80,7 @@ pub async fn redrive<Q: MessageQueues, R: SyncStore>(
     queue: &str,
     request: &Request,
     request_id: &str,
+    caller: &str,
     now: jiff::Timestamp,
 ) -> Response<Body> {
     let Some(queue) = FailureQueue::parse(queue) else {
@@ -108,6 +109,7 @@ pub async fn redrive<Q: MessageQueues, R: SyncStore>(
         None => REDRIVE_BUDGET,
     };
     let mut run = SyncRun::start(REDRIVE_JOB, queue.name(), &SyncRun::new_id(), now, None);
+    run.requested_by = Some(caller.to_string());
     // The queue's clock, not the request's: only what it received before now is taken.
     let scan_start = jiff::Timestamp::now();
     let outcome = match failures::redrive(&repair.queues, queue, &repair.urls, &selection, scan_start, || {
@@ -125,6 +127,7 @@ pub async fn redrive<Q: MessageQueues, R: SyncStore>(
     run.finish(if outcome.more { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, finished_at);
     tracing::info!(
         queue = queue.name(),
+        requested_by = caller,
         redriven = outcome.redriven,
         sent = outcome.sent,
         left = outcome.left.len(),

@@ -221,14 +221,18 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
     if console::is_console(path) {
         return if request.method() == Method::GET { console::serve(path) } else { method_not_allowed("GET") };
     }
+    if path == console::OPENAPI_PATH {
+        return if request.method() == Method::GET { console::openapi() } else { method_not_allowed("GET") };
+    }
     let Some(route) = route(path) else { return not_found() };
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !deps.keys.current(now).await.authorizes(authorization) {
+    let keys = deps.keys.current(now).await;
+    let Some(caller) = keys.identify(authorization) else {
         let mut response =
             Problem::new(401, "Unauthorized").with_detail("send a valid API key as a bearer token").into_response();
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         return response;
-    }
+    };
     if let Route::IngestLeads = route {
         return if request.method() == Method::POST {
             ingest_leads(deps, request, now).await
@@ -239,11 +243,11 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
     let posted = request.method() == Method::POST;
     match route {
         Route::Redrive(queue) if posted => {
-            return failures::redrive(&deps.repair, queue, request, &request_id(request), now).await;
+            return failures::redrive(&deps.repair, queue, request, &request_id(request), caller, now).await;
         }
-        Route::RebuildCustomer(id) if posted => return jobs::customer(&deps.store, &deps.repair, id).await,
-        Route::Rebuilds if posted => return jobs::selection(&deps.repair, request).await,
-        Route::Replays if posted => return jobs::replay(&deps.repair, request).await,
+        Route::RebuildCustomer(id) if posted => return jobs::customer(&deps.store, &deps.repair, id, caller).await,
+        Route::Rebuilds if posted => return jobs::selection(&deps.repair, request, caller).await,
+        Route::Replays if posted => return jobs::replay(&deps.repair, request, caller).await,
         Route::Redrive(_) | Route::RebuildCustomer(_) | Route::Rebuilds | Route::Replays => {
             return method_not_allowed("POST");
         }

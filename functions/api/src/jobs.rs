@@ -44,6 +44,7 @@ pub async fn customer<S: CustomerStore, Q: MessageQueues, R>(
     store: &S,
     repair: &Repair<Q, R>,
     id: &str,
+    caller: &str,
 ) -> Response<Body> {
     let Ok(id) = CustomerId::parse(id) else { return not_found() };
     match store.load(&id).await {
@@ -51,17 +52,18 @@ pub async fn customer<S: CustomerStore, Q: MessageQueues, R>(
         Ok(None) => return not_found(),
         Err(e) => return unavailable("customer table", &e),
     }
-    let request = RebuildRequest { customer_id: Some(id), ..RebuildRequest::default() };
+    let request =
+        RebuildRequest { customer_id: Some(id), requested_by: Some(caller.to_string()), ..RebuildRequest::default() };
     queue(repair, &repair.urls.rebuild, &request, &request.scope()).await
 }
 
 /// Every customer a selection of events touched: `{"event_type": "stripe.", "from": …, "to": …}`.
-pub async fn selection<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Request) -> Response<Body> {
-    let asked: RebuildRequest = match serde_json::from_slice(request.body().as_ref()) {
+pub async fn selection<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Request, caller: &str) -> Response<Body> {
+    let mut asked: RebuildRequest = match serde_json::from_slice(request.body().as_ref()) {
         Ok(asked) => asked,
         Err(e) => return bad_request(&format!("the body is not a rebuild selection: {e}"), "body"),
     };
-    if asked.customer_id.is_some() || asked.after.is_some() || asked.run_id.is_some() {
+    if asked.customer_id.is_some() || asked.after.is_some() || asked.run_id.is_some() || asked.requested_by.is_some() {
         return bad_request(
             "name event_type and/or from, to (one customer: POST /api/v1/customers/{id}/rebuild)",
             "body",
@@ -70,13 +72,14 @@ pub async fn selection<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Req
     if let Err(e) = asked.validate() {
         return bad_request(&e.to_string(), "body");
     }
+    asked.requested_by = Some(caller.to_string());
     queue(repair, &repair.urls.rebuild, &asked, &asked.scope()).await
 }
 
 /// A replay of archived deliveries: `{"source": "stripe", "event_type": "stripe.invoice.", "from":
 /// …, "to": …, "dry_run": true}` (`source` and `event_type` optional). The run id is chosen here,
 /// so that the answer names the run `GET /api/v1/runs?kind=replay` shows.
-pub async fn replay<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Request) -> Response<Body> {
+pub async fn replay<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Request, caller: &str) -> Response<Body> {
     let mut asked: ReplayRequest = match serde_json::from_slice(request.body().as_ref()) {
         Ok(asked) => asked,
         Err(e) => return bad_request(&format!("the body is not a replay selection: {e}"), "body"),
@@ -84,6 +87,7 @@ pub async fn replay<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Reques
     if asked.after.is_some()
         || asked.run_id.is_some()
         || asked.started_at.is_some()
+        || asked.requested_by.is_some()
         || asked.totals != ReplayTotals::default()
     {
         return bad_request("name source, event_type, from, to and dry_run only", "body");
@@ -92,5 +96,6 @@ pub async fn replay<Q: MessageQueues, R>(repair: &Repair<Q, R>, request: &Reques
         return bad_request(&e.to_string(), "body");
     }
     asked.run_id = Some(SyncRun::new_id());
+    asked.requested_by = Some(caller.to_string());
     queue(repair, &repair.urls.replay, &asked, &asked.scope()).await
 }

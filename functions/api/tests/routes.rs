@@ -80,6 +80,7 @@ async fn deps() -> MemoryDeps {
                 occurred_at: stamp.at,
                 processed_at: stamp.at,
                 integration: None,
+                requested_by: None,
             })
             .await
             .unwrap();
@@ -341,6 +342,7 @@ async fn failures_are_listed_without_being_taken_and_redriven_with_their_count()
     assert!(runs.iter().all(|run| run.job == "redrive" && run.outcome == SyncOutcome::Completed));
     assert_eq!(runs.iter().map(|run| run.records).sum::<u64>(), 3);
     assert_eq!(runs[0].rejected, 1, "the id not found");
+    assert!(runs.iter().all(|run| run.requested_by.as_deref() == Some("demo")), "each names the key that asked");
 }
 
 #[tokio::test]
@@ -379,13 +381,16 @@ async fn rebuilds_are_queued_for_the_rebuild_job() {
     let urls = queue_urls();
     let one = handle(&deps, call("POST", &format!("/api/v1/customers/{CUSTOMER}/rebuild"), "", None), now()).await;
     assert_eq!(one.status(), 202);
-    assert_eq!(body(&one)["queued"], json!({"customer_id": CUSTOMER}));
+    // Queued with the name of the key that asked (the demo key is named `demo`).
+    assert_eq!(body(&one)["queued"], json!({"customer_id": CUSTOMER, "requested_by": "demo"}));
     let selection = json!({"event_type": "stripe.", "from": "2026-11-01T00:00:00Z"});
     let many = handle(&deps, call("POST", "/api/v1/rebuilds", "", Some(selection.clone())), now()).await;
     assert_eq!(many.status(), 202);
     let queued: Vec<Value> =
         deps.repair.queues.messages(&urls.rebuild).iter().map(|m| serde_json::from_str(&m.body).unwrap()).collect();
-    assert_eq!(queued, [json!({"customer_id": CUSTOMER}), selection]);
+    let mut asked_selection = selection.clone();
+    asked_selection["requested_by"] = json!("demo");
+    assert_eq!(queued, [json!({"customer_id": CUSTOMER, "requested_by": "demo"}), asked_selection]);
 
     let unknown = "0b8c7d6e-5f4a-4b3c-9d2e-1f0a9b8c7d6e";
     let cases = [
@@ -403,6 +408,7 @@ async fn rebuilds_are_queued_for_the_rebuild_job() {
             400,
         ),
         (call("POST", "/api/v1/rebuilds", "", Some(json!({"event_type": "stripe.", "every": true}))), 400),
+        (call("POST", "/api/v1/rebuilds", "", Some(json!({"event_type": "stripe.", "requested_by": "someone"}))), 400),
         (call("GET", "/api/v1/rebuilds", "", None), 405),
     ];
     for (request, status) in cases {
@@ -424,6 +430,7 @@ async fn replays_are_queued_for_the_replay_job_under_a_run_id() {
     let run_id = queued["run_id"].as_str().unwrap().to_string();
     let mut expected = asked.clone();
     expected["run_id"] = json!(run_id);
+    expected["requested_by"] = json!("demo");
     assert_eq!(queued, expected);
     let sent: Vec<Value> =
         deps.repair.queues.messages(&urls.replay).iter().map(|m| serde_json::from_str(&m.body).unwrap()).collect();
@@ -437,6 +444,7 @@ async fn replays_are_queued_for_the_replay_job_under_a_run_id() {
         json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "source": "Not A Source"}),
         json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "after": "raw/x"}),
         json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "run_id": "mine"}),
+        json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "requested_by": "someone else"}),
         json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z", "everything": true}),
     ];
     for case in cases {
@@ -516,4 +524,113 @@ async fn hourly_tallies_of_deliveries_pushes_and_commits_beside_the_runs() {
     assert!(older["runs"].as_array().unwrap().is_empty(), "a tally kind reads no runs");
     let pushes = body(&handle(&deps, call("GET", "/api/v1/runs", "kind=pushes", None), now()).await);
     assert_eq!(pushes["tallies"].as_array().unwrap().len(), 1);
+}
+
+/// Every route of the template is in the OpenAPI document, and every operation of the document is
+/// a route of the template.
+#[test]
+fn the_openapi_document_names_every_route_of_the_template_and_no_other() {
+    use tributary_testing::openapi::{document, document_routes, template_routes};
+    let template = tributary_testing::Template::workspace().unwrap();
+    assert_eq!(document_routes(&document().unwrap()), template_routes(&template));
+}
+
+/// The API's answers, errors included, conform to the document: each request is made against the
+/// in-memory adapters and its answer checked against the operation's schema.
+#[tokio::test]
+async fn the_api_answers_as_its_openapi_document_says() {
+    use tributary_domain::ports::SyncStore;
+    use tributary_domain::sync::{SyncRun, Tally, TallyKind};
+    use tributary_testing::openapi::{check_answer, document};
+    let document = document().unwrap();
+    let deps = deps().await;
+    let mut run = SyncRun::start("redrive", "processor-dead-letters", "r-1", now(), None);
+    run.requested_by = Some("demo".into());
+    run.finish(SyncOutcome::Completed, now());
+    deps.repair.runs.put_run(&run).await.unwrap();
+    deps.repair.runs.add_tally(&Tally::one(TallyKind::Deliveries, "stripe", "accepted", now())).await.unwrap();
+    let failed = r#"{"id":"evt_9","source":"stripe","type":"stripe.invoice.paid","occurred_at":"2026-11-23T09:00:00Z","received_at":"2026-11-23T09:00:00Z","payload":{}}"#;
+    let history = tributary_domain::failures::FailureHistory::default();
+    deps.repair
+        .queues
+        .send(&queue_urls().processor_dead_letters, failed, &[("reason", "no rule reads this payload".into())])
+        .await
+        .unwrap();
+    let _ = history;
+
+    let customer = format!("/api/v1/customers/{CUSTOMER}");
+    let lead = json!({"id": "l-1", "nom": "Ada", "email": "ada@example.com", "statut": "nouveau", "date_prise_contact": "2026-11-01"});
+    let cases: Vec<(&str, &str, String, &str, Option<Value>)> = vec![
+        ("GET", "/api/v1/customers/{id}", customer.clone(), "", None),
+        ("GET", "/api/v1/customers/{id}", "/api/v1/customers/0b8c7d6e-5f4a-4b3c-9d2e-1f0a9b8c7d6e".into(), "", None),
+        ("GET", "/api/v1/customers/{id}/audit", format!("{customer}/audit"), "limit=2", None),
+        ("GET", "/api/v1/customers/{id}/audit", format!("{customer}/audit"), "limit=0", None),
+        ("GET", "/api/v1/customers", "/api/v1/customers".into(), "email=ada.lovelace@example.com", None),
+        ("GET", "/api/v1/customers", "/api/v1/customers".into(), "", None),
+        ("POST", "/api/v1/customers/{id}/rebuild", format!("{customer}/rebuild"), "", None),
+        ("POST", "/api/v1/rebuilds", "/api/v1/rebuilds".into(), "", Some(json!({"event_type": "stripe."}))),
+        ("POST", "/api/v1/rebuilds", "/api/v1/rebuilds".into(), "", Some(json!({}))),
+        (
+            "POST",
+            "/api/v1/replays",
+            "/api/v1/replays".into(),
+            "",
+            Some(json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"})),
+        ),
+        ("GET", "/api/v1/failures", "/api/v1/failures".into(), "", None),
+        ("GET", "/api/v1/failures", "/api/v1/failures".into(), "queue=nope", None),
+        (
+            "POST",
+            "/api/v1/failures/{queue}/redrive",
+            "/api/v1/failures/processor-dead-letters/redrive".into(),
+            "",
+            Some(json!({"all": true})),
+        ),
+        (
+            "POST",
+            "/api/v1/failures/{queue}/redrive",
+            "/api/v1/failures/nope/redrive".into(),
+            "",
+            Some(json!({"all": true})),
+        ),
+        ("GET", "/api/v1/runs", "/api/v1/runs".into(), "", None),
+        ("GET", "/api/v1/runs", "/api/v1/runs".into(), "kind=nope", None),
+        ("POST", "/api/v1/ingestion/leads", "/api/v1/ingestion/leads".into(), "", Some(json!([lead]))),
+        ("POST", "/api/v1/ingestion/leads", "/api/v1/ingestion/leads".into(), "", Some(json!([{"id": "l-2"}]))),
+        ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json".into(), "", None),
+        ("GET", "/console", "/console".into(), "", None),
+        ("GET", "/console/{file}", "/console/console.js".into(), "", None),
+        ("GET", "/console/{file}", "/console/nothing.js".into(), "", None),
+    ];
+    let mut problems = Vec::new();
+    for (method, template, path, query, payload) in cases {
+        let response = handle(&deps, call(method, &path, query, payload), now()).await;
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        if let Err(problem) = check_answer(
+            &document,
+            method,
+            template,
+            response.status().as_u16(),
+            &content_type,
+            response.body().as_ref(),
+        ) {
+            problems.push(problem);
+        }
+    }
+    // Without a key: the same 401 everywhere.
+    let mut anonymous = call("GET", &customer, "", None);
+    anonymous.headers_mut().remove("authorization");
+    let response = handle(&deps, anonymous, now()).await;
+    if let Err(problem) = check_answer(
+        &document,
+        "GET",
+        "/api/v1/customers/{id}",
+        401,
+        "application/problem+json",
+        response.body().as_ref(),
+    ) {
+        problems.push(problem);
+    }
+    assert!(problems.is_empty(), "answers the document does not describe:\n{}", problems.join("\n"));
 }

@@ -323,6 +323,7 @@ where
             occurred_at: delivery.occurred_at.unwrap_or(now),
             processed_at: now,
             integration: Some(result.clone()),
+            requested_by: None,
         };
         deps.store.append_audit(&audit).await.map_err(store_error)?;
         count(&deps.tallies, &Tally::one(TallyKind::Pushes, &result.integration, result.outcome.name(), now)).await;

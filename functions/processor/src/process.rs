@@ -245,6 +245,7 @@ pub fn build_commit(
             occurred_at: event.occurred_at,
             processed_at: now,
             integration: None,
+            requested_by: None,
         },
         marker: AppliedMarker {
             source: event.source.clone(),

@@ -136,6 +136,7 @@ where
     if !deps.runs.acquire_lease(&lease).await? {
         tracing::info!(scope = request.scope(), "another rebuild is running; deferred");
         let mut skipped = SyncRun::start(REBUILD_JOB, &request.scope(), &run_id, now, None);
+        skipped.requested_by = request.requested_by.clone();
         skipped.finish(SyncOutcome::SkippedLeased, now);
         if let Err(e) = deps.runs.put_run(&skipped).await {
             tracing::error!(error = %e, "the deferred rebuild could not be recorded");
@@ -144,6 +145,7 @@ where
     }
     let mut run =
         SyncRun::start(REBUILD_JOB, &request.scope(), &run_id, now, request.after.as_ref().map(|a| a.to_string()));
+    run.requested_by = request.requested_by.clone();
     let started = std::time::Instant::now();
     let result = rebuild_customers(deps, request, &run_id, deadline, now).await;
     let ended = jiff::SignedDuration::try_from(started.elapsed())
@@ -255,7 +257,7 @@ where
             })
             .cloned()
             .collect();
-        match rebuild_one(deps, id, &theirs, now).await? {
+        match rebuild_one(deps, id, &theirs, request.requested_by.as_deref(), now).await? {
             One::Rebuilt { skipped } => {
                 summary.rebuilt += 1;
                 summary.skipped_events += skipped;
@@ -287,6 +289,7 @@ async fn rebuild_one<S, P, R>(
     deps: &Deps<S, P, R>,
     id: &CustomerId,
     events: &[CanonicalEvent],
+    requested_by: Option<&str>,
     now: Timestamp,
 ) -> Result<One, PortError>
 where
@@ -310,7 +313,11 @@ where
         let keys: Vec<String> = rebuilt.ledger.keys().cloned().collect();
         let stored_ledger = if keys.is_empty() { Ledger::new() } else { deps.store.ledger(id, &keys).await? };
         let commit = match rebuild_commit(&stored, &stored_ledger, rebuilt, now) {
-            Ok(Some(commit)) => commit,
+            Ok(Some(mut commit)) => {
+                // The audit entry names who asked, as the run does.
+                commit.audit.requested_by = requested_by.map(str::to_string);
+                commit
+            }
             Ok(None) => {
                 republish_pending(deps, &stored, now).await?;
                 return Ok(One::Unchanged { skipped });

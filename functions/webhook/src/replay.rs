@@ -130,6 +130,7 @@ where
     // totals growing, `more_to_do` until the last.
     let started_at = request.started_at.unwrap_or(now);
     let mut run = SyncRun::start(REPLAY_JOB, &request.scope(), &run_id, started_at, request.after.clone());
+    run.requested_by = request.requested_by.clone();
     let started = std::time::Instant::now();
     let mut summary = ReplaySummary {
         run_id: run_id.clone(),
@@ -336,6 +337,7 @@ mod tests {
             after: None,
             started_at: None,
             run_id: None,
+            requested_by: None,
             totals: ReplayTotals::default(),
         }
     }

@@ -1,5 +1,7 @@
 //! API keys for `/api/v1`: clients send `Authorization: Bearer <key>`; only the keys' SHA-256
-//! hashes are stored (an SSM parameter), so a leaked parameter does not leak a usable key.
+//! hashes are stored (an SSM parameter), so a leaked parameter does not leak a usable key. Each
+//! hash may carry a name (`ops-alice:<hash>`): what changes something (a re-drive, a rebuild, a
+//! replay) is recorded with the name of the key that asked.
 //!
 //! Create a key: `openssl rand -hex 24`; its hash: `printf %s "$KEY" | sha256sum`.
 
@@ -12,6 +14,8 @@ pub enum ApiKeysError {
     Empty,
     #[error("entry {0} is not a SHA-256 hash (64 hexadecimal digits)")]
     NotAHash(usize),
+    #[error("entry {0}: a key's name is 1-64 of A-Z a-z 0-9 . _ -")]
+    BadName(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,40 +55,63 @@ where
 
 #[derive(Clone)]
 pub struct ApiKeys {
-    hashes: Vec<[u8; 32]>,
+    /// Each key's hash and name.
+    keys: Vec<([u8; 32], String)>,
 }
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiKeys({} hashes)", self.hashes.len())
+        write!(f, "ApiKeys({} hashes)", self.keys.len())
     }
 }
 
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 impl ApiKeys {
-    /// Hex SHA-256 hashes separated by commas, spaces or new lines (several during a rotation).
+    /// Entries separated by commas, spaces or new lines (several during a rotation), each a hex
+    /// SHA-256 hash, or `name:hash`. A hash without a name is named `key-` and its first 8 digits.
     pub fn parse(text: &str) -> Result<Self, ApiKeysError> {
-        let hashes = text
+        let keys = text
             .split([',', ' ', '\n', '\r', '\t'])
             .filter(|entry| !entry.is_empty())
             .enumerate()
             .map(|(index, entry)| {
+                let (name, hex_hash) = match entry.split_once(':') {
+                    Some((name, hash)) if valid_name(name) => (Some(name), hash),
+                    Some(_) => return Err(ApiKeysError::BadName(index)),
+                    None => (None, entry),
+                };
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(entry, &mut hash).map_err(|_| ApiKeysError::NotAHash(index))?;
-                Ok(hash)
+                hex::decode_to_slice(hex_hash, &mut hash).map_err(|_| ApiKeysError::NotAHash(index))?;
+                let name = name.map_or_else(|| format!("key-{}", &hex_hash[..8]), str::to_string);
+                Ok((hash, name))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if hashes.is_empty() {
+        if keys.is_empty() {
             return Err(ApiKeysError::Empty);
         }
-        Ok(Self { hashes })
+        Ok(Self { keys })
     }
 
-    /// Whether an `Authorization` header value carries a known key. Every stored hash is compared
-    /// in constant time, so timing tells nothing about which bytes matched.
-    pub fn authorizes(&self, authorization: Option<&str>) -> bool {
-        let Some(key) = authorization.and_then(bearer_token) else { return false };
+    /// The name of the key an `Authorization` header value carries, if it is a known one. Every
+    /// stored hash is compared in constant time, so timing tells nothing about which bytes matched.
+    pub fn identify(&self, authorization: Option<&str>) -> Option<&str> {
+        let key = authorization.and_then(bearer_token)?;
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.hashes.iter().fold(false, |found, hash| found | bool::from(hash.ct_eq(&presented)))
+        let mut found = None;
+        for (hash, name) in &self.keys {
+            if bool::from(hash.ct_eq(&presented)) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+
+    /// Whether an `Authorization` header value carries a known key.
+    pub fn authorizes(&self, authorization: Option<&str>) -> bool {
+        self.identify(authorization).is_some()
     }
 }
 
@@ -111,5 +138,16 @@ mod tests {
         assert_eq!(ApiKeys::parse(" ,").unwrap_err(), ApiKeysError::Empty);
         assert_eq!(ApiKeys::parse("abc").unwrap_err(), ApiKeysError::NotAHash(0));
         assert!(!format!("{keys:?}").contains(&hash), "hashes stay out of logs");
+    }
+
+    #[test]
+    fn a_key_is_known_by_its_name() {
+        let hash = |key: &str| hex::encode(Sha256::digest(key.as_bytes()));
+        let keys = ApiKeys::parse(&format!("ops-alice:{}\n{}", hash("k1"), hash("k2"))).unwrap();
+        assert_eq!(keys.identify(Some("Bearer k1")), Some("ops-alice"));
+        assert_eq!(keys.identify(Some("Bearer k2")), Some(format!("key-{}", &hash("k2")[..8]).as_str()));
+        assert_eq!(keys.identify(Some("Bearer k3")), None);
+        assert_eq!(ApiKeys::parse(&format!("bad name:{}", hash("k1"))).unwrap_err(), ApiKeysError::NotAHash(1));
+        assert_eq!(ApiKeys::parse(&format!("bad/name:{}", hash("k1"))).unwrap_err(), ApiKeysError::BadName(0));
     }
 }

@@ -102,6 +102,9 @@ pub struct ReplayRequest {
     /// The run a continuation belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// The name of the API key that asked (set by the API, never by the caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// What the run's earlier invocations counted.
     #[serde(default, skip_serializing_if = "is_default")]
     pub totals: ReplayTotals,
@@ -233,6 +236,7 @@ mod tests {
             after: None,
             started_at: None,
             run_id: None,
+            requested_by: None,
             totals: ReplayTotals::default(),
         }
     }

@@ -550,7 +550,8 @@ pub async fn list<Q: MessageQueues>(
     scanned?;
     messages.truncate(limit);
     let oldest_age_seconds =
-        messages.iter().filter_map(|m| m.first_failed_at).min().map(|oldest| now.duration_since(oldest).as_secs());
+        // A clock behind the queue's (or a message stamped by another host) says 0, never less.
+        messages.iter().filter_map(|m| m.first_failed_at).min().map(|oldest| now.duration_since(oldest).as_secs().max(0));
     Ok(QueueView { queue, depth: depth.visible, in_flight: depth.in_flight, oldest_age_seconds, messages })
 }
 

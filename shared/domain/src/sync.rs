@@ -89,6 +89,10 @@ pub struct SyncRun {
     /// `records`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// The name of the API key that asked for the run (re-drives, rebuilds and replays asked
+    /// through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     pub outcome: SyncOutcome,
 }
 
@@ -111,6 +115,7 @@ impl SyncRun {
             records: 0,
             rejected: 0,
             counts: std::collections::BTreeMap::new(),
+            requested_by: None,
             outcome: SyncOutcome::Running,
         }
     }

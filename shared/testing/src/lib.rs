@@ -4,6 +4,7 @@
 
 pub mod memory;
 mod moto;
+pub mod openapi;
 pub mod senders;
 mod stack;
 mod template;

@@ -6,6 +6,8 @@
 use super::repair::QUEUE;
 use super::*;
 
+/// The name of the demo's API key (`events/local-secrets.json`).
+const DEMO_KEY_NAME: &str = "demo";
 /// The customer the console's search looks for (one of the demo's Notion leads turned customer).
 const CUSTOMER_EMAIL: &str = "camille.martin@example.com";
 
@@ -46,10 +48,16 @@ impl Demo {
             })?;
         self.dispatcher()?.wait_until_idle(Duration::from_secs(300)).await?;
         let left = self.failed_pushes(&http).await?.len();
+        // The page's re-drive is recorded with the name of the key that asked.
+        let redrives = self.api_call(&http, "GET", "/api/v1/runs?kind=redrive", None).await?;
+        let asked_by = redrives["runs"][0]["requested_by"].clone();
         let mut problems: Vec<String> =
             seen["problems"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_string)).collect();
         if left != 0 {
             problems.push(format!("{left} failed push(es) left after the page's re-drive"));
+        }
+        if asked_by != json!(DEMO_KEY_NAME) {
+            problems.push(format!("the re-drive run names {asked_by} as the key that asked, not {DEMO_KEY_NAME}"));
         }
         if !output.status.success() && problems.is_empty() {
             problems.push(format!("the browser check failed: {}", String::from_utf8_lossy(&output.stderr)));

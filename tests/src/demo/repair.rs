@@ -23,7 +23,7 @@ pub struct Repair {
 }
 
 impl Demo {
-    async fn api_call(
+    pub(super) async fn api_call(
         &self,
         http: &reqwest::Client,
         method: &str,

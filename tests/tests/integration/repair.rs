@@ -179,6 +179,7 @@ async fn failed_pushes_are_listed_and_redriven_until_the_crm_takes_each_once() {
     let runs = history["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{history}");
     assert!(runs.iter().all(|run| run["scope"] == "integrator-dead-letters" && run["records"] == 1), "{history}");
+    assert!(runs.iter().all(|run| run["requested_by"] == "demo"), "each re-drive names the key that asked: {history}");
     // The pushes of the hour, by integration and outcome, from the integrator's tallies.
     let pushes = body(&api::handler::handle(&api, api_call("GET", "/api/v1/runs", "kind=pushes", None), now).await);
     let tallied: Vec<(&str, &str, u64)> = pushes["tallies"]

@@ -40,6 +40,7 @@ async fn archived_deliveries_are_published_again_as_first_published() {
         after: None,
         started_at: None,
         run_id: None,
+        requested_by: None,
         totals: ReplayTotals::default(),
     };
     let now = "2026-12-02T00:00:00Z".parse().unwrap();

@@ -22,11 +22,28 @@ async fn each_sample_gets_its_documented_answer() {
         ("webhook-standard-acme.json", 202),
         ("webhook-make.json", 202),
     ];
+    let document = tributary_testing::openapi::document().unwrap();
     for (name, status) in expected {
         let deps = memory_deps().await;
         let (request, now) = sample(name);
+        // The route the document names it by.
+        let (method, path) = (request.method().to_string(), request.uri().path().to_string());
+        let route = match path.as_str() {
+            "/health" | "/webhooks/stripe" | "/webhook/personnage" => path.clone(),
+            _ => "/webhooks/{source}".to_string(),
+        };
         let response = handle(&deps, request, now).await;
         assert_eq!(response.status().as_u16(), status, "{name}: {:?}", response.body());
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        tributary_testing::openapi::check_answer(
+            &document,
+            &method,
+            &route,
+            status,
+            &content_type,
+            response.body().as_ref(),
+        )
+        .unwrap_or_else(|problem| panic!("{name}: {problem}"));
         let published = deps.publisher.messages().len();
         assert_eq!(published, usize::from(status == 202), "{name} published {published}");
         assert_eq!(deps.archive.objects().len(), usize::from(status == 202), "{name} archive");

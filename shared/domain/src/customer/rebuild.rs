@@ -34,6 +34,9 @@ pub struct RebuildRequest {
     /// The run a continuation belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// The name of the API key that asked (set by the API, never by the caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -245,6 +248,7 @@ pub fn rebuild_commit(
             occurred_at: now,
             processed_at: now,
             integration: None,
+            requested_by: None,
         },
         marker: AppliedMarker {
             source: REBUILD_SOURCE.into(),

@@ -72,6 +72,9 @@ pub struct AuditEntry {
     pub processed_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration: Option<IntegrationResult>,
+    /// The name of the API key that asked for it (kind `rebuild`, asked through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 impl AuditEntry {
@@ -230,6 +233,7 @@ mod tests {
             occurred_at: Timestamp::UNIX_EPOCH,
             processed_at: Timestamp::UNIX_EPOCH,
             integration: None,
+            requested_by: None,
         };
         let push = AuditEntry {
             kind: AuditKind::Integration,

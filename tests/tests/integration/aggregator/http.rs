@@ -155,6 +155,38 @@ async fn bad_parameters_and_missing_keys_are_refused_clearly() {
     assert_eq!(handle(&deps, request(&anonymous), now()).await.status(), 401);
 }
 
+/// Every answer of the aggregator's routes, errors included, conforms to the OpenAPI document.
+#[tokio::test]
+async fn the_answers_conform_to_the_openapi_document() {
+    use tributary_testing::openapi::{check_answer, document};
+    let document = document().unwrap();
+    let deps = deps().await;
+    let requests = [
+        request(&sample("aggregator-count-by-week.json")),
+        with_query("aggregator-count-by-week.json", "format=svg"),
+        request(&sample("aggregator-count-by-month.json")),
+        request(&sample("aggregator-monthly-report.json")),
+        request(&sample("aggregator-monthly-report-xlsx.json")),
+        request(&sample("aggregator-alerts.json")),
+        with_query("aggregator-alerts.json", "format=xlsx"),
+        request(&sample("aggregator-ingestion-status.json")),
+        request(&sample("aggregator-count-bad-date.json")),
+        with_query("aggregator-monthly-report.json", "month=2026-13"),
+    ];
+    let mut problems = Vec::new();
+    for request in requests {
+        let (method, path) = (request.method().to_string(), request.uri().path().to_string());
+        let response = handle(&deps, request, now()).await;
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        if let Err(problem) =
+            check_answer(&document, &method, &path, response.status().as_u16(), &content_type, response.body().as_ref())
+        {
+            problems.push(problem);
+        }
+    }
+    assert!(problems.is_empty(), "answers the document does not describe:\n{}", problems.join("\n"));
+}
+
 #[derive(Default)]
 struct MemorySink {
     files: Mutex<Vec<(String, Vec<u8>)>>,
