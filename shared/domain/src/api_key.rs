@@ -147,7 +147,8 @@ mod tests {
         assert_eq!(keys.identify(Some("Bearer k1")), Some("ops-alice"));
         assert_eq!(keys.identify(Some("Bearer k2")), Some(format!("key-{}", &hash("k2")[..8]).as_str()));
         assert_eq!(keys.identify(Some("Bearer k3")), None);
-        assert_eq!(ApiKeys::parse(&format!("bad name:{}", hash("k1"))).unwrap_err(), ApiKeysError::NotAHash(1));
+        // A space separates entries: `bad` alone is an entry, and not a hash.
+        assert_eq!(ApiKeys::parse(&format!("bad name:{}", hash("k1"))).unwrap_err(), ApiKeysError::NotAHash(0));
         assert_eq!(ApiKeys::parse(&format!("bad/name:{}", hash("k1"))).unwrap_err(), ApiKeysError::BadName(0));
     }
 }

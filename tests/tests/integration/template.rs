@@ -211,6 +211,18 @@ fn logs_throttling_encryption_and_tls_are_declared_for_every_resource() {
     let routes = &template.resource("HttpApi").unwrap()["Properties"]["DefaultRouteSettings"];
     assert_eq!(routes["ThrottlingRateLimit"], json!({"Ref": "ApiThrottlingRateLimit"}));
     assert_eq!(routes["ThrottlingBurstLimit"], json!({"Ref": "ApiThrottlingBurstLimit"}));
+    // CORS: none by default; the origins of the parameter when it names some, without credentials.
+    let parameters = &template.document["Parameters"]["CorsAllowedOrigins"];
+    assert_eq!(parameters["Default"], "");
+    assert_eq!(
+        template.document["Conditions"]["HasCorsOrigins"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowedOrigins"}, ""]}]})
+    );
+    let cors = &template.resource("HttpApi").unwrap()["Properties"]["CorsConfiguration"]["Fn::If"];
+    assert_eq!(cors[0], "HasCorsOrigins");
+    assert_eq!(cors[1]["AllowOrigins"], json!({"Fn::Split": [",", {"Ref": "CorsAllowedOrigins"}]}));
+    assert!(cors[1].get("AllowCredentials").is_none(), "the key travels in a header, never a cookie");
+    assert_eq!(cors[2], json!({"Ref": "AWS::NoValue"}));
     let topics: Vec<_> = template.resources_of_type("AWS::SNS::Topic").collect();
     assert_eq!(topics.len(), 4, "events, updates, reports, alarms");
     for (logical_id, topic) in topics {
