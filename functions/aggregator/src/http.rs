@@ -114,7 +114,11 @@ pub async fn handle<S: SyncStore>(deps: &Deps<S>, request: Request, now: Timesta
     let Some(route) = route(request.uri().path()) else { return Problem::new(404, "Not Found").into_response() };
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !deps.keys.current(now).await.authorizes(authorization) {
-        return Problem::new(401, "Unauthorized").into_response();
+        // The same 401 as the API's.
+        let mut response =
+            Problem::new(401, "Unauthorized").with_detail("send a valid API key as a bearer token").into_response();
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        return response;
     }
     if request.method() != Method::GET {
         return Problem::new(405, "Method Not Allowed").into_response();

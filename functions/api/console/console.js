@@ -233,7 +233,8 @@ async function showCustomer(query) {
 function auditLine(entry) {
   const what = entry.kind === "integration" && entry.integration
     ? "push to " + entry.integration.integration + ": " + entry.integration.outcome + " (" + entry.integration.attempts + " attempt(s))"
-    : entry.kind + " " + entry.event_type + " from " + entry.source + (entry.changes.length ? ": " + entry.changes.map((c) => c.field).join(", ") : "");
+    : entry.kind + " " + entry.event_type + " from " + entry.source + (entry.changes.length ? ": " + entry.changes.map((c) => c.field).join(", ") : "") +
+      (entry.requested_by ? " (asked by " + entry.requested_by + ")" : "");
   return el("li", {}, el("strong", {}, entry.processed_at), " — version " + entry.version + " — " + what, el("br"), el("span", { class: "muted" }, "event " + entry.event_id));
 }
 

@@ -235,7 +235,7 @@ async fn respond<S: CustomerStore, P: EventPublisher, D: DedupStore, Q: MessageQ
     };
     if let Route::IngestLeads = route {
         return if request.method() == Method::POST {
-            ingest_leads(deps, request, now).await
+            ingest_leads(deps, request, caller, now).await
         } else {
             method_not_allowed("POST")
         };
@@ -329,6 +329,7 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 async fn ingest_leads<S, P: EventPublisher, D: DedupStore, Q, R>(
     deps: &Deps<S, P, D, Q, R>,
     request: &Request,
+    caller: &str,
     now: Timestamp,
 ) -> Response<Body> {
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -426,6 +427,7 @@ async fn ingest_leads<S, P: EventPublisher, D: DedupStore, Q, R>(
                 // Published: a 5xx would make the client send it again. The claim expires on its own.
                 tracing::warn!(error = %e, "leads published but their idempotency marker was not completed");
             }
+            tracing::info!(requested_by = caller, leads = messages.len(), "leads ingested");
             json_response(202, "application/json", &Accepted { accepted: messages.len(), duplicate: false })
         }
         Err(e) => {

@@ -285,6 +285,7 @@ fn call(method: &str, path: &str, query: &str, body: Option<Value>) -> Request {
     if let Some(body) = body {
         value["body"] = json!(body.to_string());
         value["isBase64Encoded"] = json!(false);
+        value["headers"]["content-type"] = json!("application/json");
     }
     request(&value)
 }
@@ -535,6 +536,21 @@ fn the_openapi_document_names_every_route_of_the_template_and_no_other() {
     assert_eq!(document_routes(&document().unwrap()), template_routes(&template));
 }
 
+/// The document's `Lead` is the one list of the lead fields (names and which are required).
+#[test]
+fn the_openapi_lead_is_the_list_of_lead_fields() {
+    use tributary_domain::lead::{LEAD_FIELDS, LEAD_REQUIRED_FIELDS};
+    let document = tributary_testing::openapi::document().unwrap();
+    let lead = &document["components"]["schemas"]["Lead"];
+    let names: Vec<&str> = lead["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut expected: Vec<&str> = LEAD_FIELDS.to_vec();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(sorted, expected);
+    assert_eq!(lead["required"], json!(LEAD_REQUIRED_FIELDS));
+}
+
 /// The API's answers, errors included, conform to the document: each request is made against the
 /// in-memory adapters and its answer checked against the operation's schema.
 #[tokio::test]
@@ -560,31 +576,42 @@ async fn the_api_answers_as_its_openapi_document_says() {
 
     let customer = format!("/api/v1/customers/{CUSTOMER}");
     let lead = json!({"id": "l-1", "nom": "Ada", "email": "ada@example.com", "statut": "nouveau", "date_prise_contact": "2026-11-01"});
-    let cases: Vec<(&str, &str, String, &str, Option<Value>)> = vec![
-        ("GET", "/api/v1/customers/{id}", customer.clone(), "", None),
-        ("GET", "/api/v1/customers/{id}", "/api/v1/customers/0b8c7d6e-5f4a-4b3c-9d2e-1f0a9b8c7d6e".into(), "", None),
-        ("GET", "/api/v1/customers/{id}/audit", format!("{customer}/audit"), "limit=2", None),
-        ("GET", "/api/v1/customers/{id}/audit", format!("{customer}/audit"), "limit=0", None),
-        ("GET", "/api/v1/customers", "/api/v1/customers".into(), "email=ada.lovelace@example.com", None),
-        ("GET", "/api/v1/customers", "/api/v1/customers".into(), "", None),
-        ("POST", "/api/v1/customers/{id}/rebuild", format!("{customer}/rebuild"), "", None),
-        ("POST", "/api/v1/rebuilds", "/api/v1/rebuilds".into(), "", Some(json!({"event_type": "stripe."}))),
-        ("POST", "/api/v1/rebuilds", "/api/v1/rebuilds".into(), "", Some(json!({}))),
+    // (method, the document's path, the request's path, query, body, the status expected)
+    type Case<'a> = (&'a str, &'a str, String, &'a str, Option<Value>, u16);
+    let cases: Vec<Case> = vec![
+        ("GET", "/api/v1/customers/{id}", customer.clone(), "", None, 200),
+        (
+            "GET",
+            "/api/v1/customers/{id}",
+            "/api/v1/customers/0b8c7d6e-5f4a-4b3c-9d2e-1f0a9b8c7d6e".into(),
+            "",
+            None,
+            404,
+        ),
+        ("GET", "/api/v1/customers/{id}/audit", format!("{customer}/audit"), "limit=2", None, 200),
+        ("GET", "/api/v1/customers/{id}/audit", format!("{customer}/audit"), "limit=0", None, 400),
+        ("GET", "/api/v1/customers", "/api/v1/customers".into(), "email=ada.lovelace@example.com", None, 200),
+        ("GET", "/api/v1/customers", "/api/v1/customers".into(), "", None, 400),
+        ("POST", "/api/v1/customers/{id}/rebuild", format!("{customer}/rebuild"), "", None, 202),
+        ("POST", "/api/v1/rebuilds", "/api/v1/rebuilds".into(), "", Some(json!({"event_type": "stripe."})), 202),
+        ("POST", "/api/v1/rebuilds", "/api/v1/rebuilds".into(), "", Some(json!({})), 400),
         (
             "POST",
             "/api/v1/replays",
             "/api/v1/replays".into(),
             "",
             Some(json!({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"})),
+            202,
         ),
-        ("GET", "/api/v1/failures", "/api/v1/failures".into(), "", None),
-        ("GET", "/api/v1/failures", "/api/v1/failures".into(), "queue=nope", None),
+        ("GET", "/api/v1/failures", "/api/v1/failures".into(), "", None, 200),
+        ("GET", "/api/v1/failures", "/api/v1/failures".into(), "queue=nope", None, 400),
         (
             "POST",
             "/api/v1/failures/{queue}/redrive",
             "/api/v1/failures/processor-dead-letters/redrive".into(),
             "",
             Some(json!({"all": true})),
+            200,
         ),
         (
             "POST",
@@ -592,29 +619,29 @@ async fn the_api_answers_as_its_openapi_document_says() {
             "/api/v1/failures/nope/redrive".into(),
             "",
             Some(json!({"all": true})),
+            404,
         ),
-        ("GET", "/api/v1/runs", "/api/v1/runs".into(), "", None),
-        ("GET", "/api/v1/runs", "/api/v1/runs".into(), "kind=nope", None),
-        ("POST", "/api/v1/ingestion/leads", "/api/v1/ingestion/leads".into(), "", Some(json!([lead]))),
-        ("POST", "/api/v1/ingestion/leads", "/api/v1/ingestion/leads".into(), "", Some(json!([{"id": "l-2"}]))),
-        ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json".into(), "", None),
-        ("GET", "/console", "/console".into(), "", None),
-        ("GET", "/console/{file}", "/console/console.js".into(), "", None),
-        ("GET", "/console/{file}", "/console/nothing.js".into(), "", None),
+        ("GET", "/api/v1/runs", "/api/v1/runs".into(), "", None, 200),
+        ("GET", "/api/v1/runs", "/api/v1/runs".into(), "kind=nope", None, 400),
+        ("POST", "/api/v1/ingestion/leads", "/api/v1/ingestion/leads".into(), "", Some(json!([lead])), 202),
+        ("POST", "/api/v1/ingestion/leads", "/api/v1/ingestion/leads".into(), "", Some(json!([{"id": "l-2"}])), 422),
+        ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json".into(), "", None, 200),
+        ("GET", "/console", "/console".into(), "", None, 200),
+        ("GET", "/console/{file}", "/console/console.js".into(), "", None, 200),
+        ("GET", "/console/{file}", "/console/nothing.js".into(), "", None, 404),
     ];
     let mut problems = Vec::new();
-    for (method, template, path, query, payload) in cases {
+    for (method, template, path, query, payload, expected) in cases {
         let response = handle(&deps, call(method, &path, query, payload), now()).await;
+        let status = response.status().as_u16();
+        if status != expected {
+            problems.push(format!("{method} {path}?{query}: {status}, not {expected}"));
+            continue;
+        }
         let content_type =
             response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        if let Err(problem) = check_answer(
-            &document,
-            method,
-            template,
-            response.status().as_u16(),
-            &content_type,
-            response.body().as_ref(),
-        ) {
+        if let Err(problem) = check_answer(&document, method, template, status, &content_type, response.body().as_ref())
+        {
             problems.push(problem);
         }
     }

@@ -1,40 +1,18 @@
 use jiff::{SignedDuration, Timestamp};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use rebuild::config::RebuildConfig;
-use rebuild::job::{JobError, RebuildSummary};
+use rebuild::job::JobError;
 use serde_json::Value;
 use tributary_aws::{self as aws, SqsQueues};
 use tributary_domain::config::ProcessEnv;
 use tributary_domain::customer::rebuild::RebuildRequest;
-use tributary_domain::ports::MessageQueues;
-use tributary_domain::runtime::{invocation_deadline, job_requests};
+use tributary_domain::runtime::{JobStep, invocation_deadline, run_job_invocation};
 use tributary_domain::telemetry;
 
 /// Kept before the invocation's deadline for recording the run and sending the continuation.
 const MARGIN: SignedDuration = SignedDuration::from_secs(20);
 /// How long a request waits when another rebuild is running.
 const DEFERRAL: std::time::Duration = std::time::Duration::from_secs(60);
-
-#[derive(Debug, thiserror::Error)]
-enum HandlerError {
-    #[error("the invocation is neither a rebuild request nor an SQS batch of them: {0}")]
-    Payload(serde_json::Error),
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error("sending the continuation (or the deferred request) failed: {0}")]
-    Continuation(tributary_domain::ports::PortError),
-}
-
-impl From<HandlerError> for Diagnostic {
-    fn from(error: HandlerError) -> Self {
-        let error_type = match &error {
-            HandlerError::Payload(_) | HandlerError::Job(JobError::Request(_)) => "InvalidRequest",
-            HandlerError::Job(_) => "BackingServiceFailed",
-            HandlerError::Continuation(_) => "ContinuationFailed",
-        };
-        Self { error_type: error_type.into(), error_message: error.to_string() }
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -50,10 +28,8 @@ async fn main() -> Result<(), Error> {
         let deadline = invocation_deadline(event.context.deadline, now).saturating_sub(MARGIN).unwrap_or(now);
         // An SQS batch (the API's requests, the job's continuations; one at a time) or a request
         // (answered with its summary).
-        let invocation = job_requests::<RebuildRequest>(event.payload).map_err(HandlerError::Payload)?;
-        let mut summaries: Vec<RebuildSummary> = Vec::new();
-        for request in &invocation.requests {
-            let summary = rebuild::job::run(deps, request, || Timestamp::now() >= deadline, now).await?;
+        run_job_invocation(event.payload, queues, queue_url, |request: RebuildRequest| async move {
+            let summary = rebuild::job::run(deps, &request, || Timestamp::now() >= deadline, now).await?;
             tracing::info!(
                 scope = request.scope(),
                 customers = summary.customers,
@@ -63,23 +39,16 @@ async fn main() -> Result<(), Error> {
                 more = summary.resume.is_some(),
                 "rebuild"
             );
-            // Another rebuild is running: this request waits its turn.
-            if summary.deferred {
-                let body = serde_json::to_string(request).map_err(HandlerError::Payload)?;
-                queues.send_later(queue_url, &body, DEFERRAL).await.map_err(HandlerError::Continuation)?;
-            }
-            // The next invocation goes on from the checkpoint.
-            if let Some(resume) = &summary.resume {
-                let body = serde_json::to_string(resume).map_err(HandlerError::Payload)?;
-                queues.send(queue_url, &body, &[]).await.map_err(HandlerError::Continuation)?;
-            }
-            summaries.push(summary);
-        }
-        match (invocation.direct, summaries.pop()) {
-            (true, Some(summary)) => serde_json::to_value(summary).map_err(HandlerError::Payload),
-            (_, last) => serde_json::to_value(summaries.into_iter().chain(last).collect::<Vec<_>>())
-                .map_err(HandlerError::Payload),
-        }
+            // Another rebuild is running: this request waits its turn; the next invocation goes on
+            // from the checkpoint.
+            let later = summary.deferred.then_some((request, DEFERRAL));
+            Ok(JobStep { resume: summary.resume.clone(), later, summary })
+        })
+        .await
+        .map_err(|error| Diagnostic {
+            error_type: error.error_type(|e| matches!(e, JobError::Request(_))).into(),
+            error_message: error.to_string(),
+        })
     }))
     .await
 }

@@ -503,6 +503,50 @@ mod tests {
         assert_eq!((summary.totals.published, summary.totals.refused), (4, 2));
     }
 
+    /// The Lambda side of the job: an SQS batch of requests, each continuation sent to the queue
+    /// until none is left, and a direct invocation answered with its summary.
+    #[tokio::test]
+    async fn invocations_send_their_continuations_until_the_replay_is_done() {
+        use tributary_domain::ports::MessageQueues;
+        use tributary_domain::runtime::{JobInvocationError, JobStep, run_job_invocation};
+        use tributary_testing::memory::InMemoryQueues;
+        let (archive, _) = archived().await;
+        let deps = deps(archive);
+        let queues = InMemoryQueues::default();
+        let first = serde_json::to_string(&request("2026-11-01T00:00:00Z", "2026-11-04T00:00:00Z")).unwrap();
+        let mut payload =
+            serde_json::json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m-0", "body": first}]});
+        let mut invocations = 0;
+        loop {
+            invocations += 1;
+            let answer = run_job_invocation(payload, &queues, "replay-queue", |asked: ReplayRequest| {
+                let deps = &deps;
+                async move {
+                    // A deadline already passed: one group an invocation.
+                    let summary = run(deps, &asked, || true, at("2026-12-01T00:00:00Z")).await?;
+                    Ok::<_, JobError>(JobStep { resume: summary.resume.clone(), later: None, summary })
+                }
+            })
+            .await
+            .unwrap();
+            assert!(answer.is_array(), "a batch is answered with its summaries");
+            let sent = queues.receive("replay-queue", 10, std::time::Duration::from_secs(30)).await.unwrap();
+            let Some(next) = sent.first() else { break };
+            queues.delete("replay-queue", &next.receipt).await.unwrap();
+            payload = serde_json::json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m", "body": next.body}]});
+            assert!(invocations < 10);
+        }
+        assert_eq!(deps.publisher.messages().len(), 12, "each delivery once over {invocations} invocations");
+        // A request no job can run is told from a failure that may pass on the retry.
+        let invalid = run_job_invocation(serde_json::json!({"from": "x"}), &queues, "q", |_: ReplayRequest| async {
+            Err::<JobStep<ReplayRequest, ()>, JobError>(JobError::Port(PortError::new("never", "called")))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(invalid, JobInvocationError::Payload(_)));
+        assert_eq!(invalid.error_type(|_| false), "InvalidRequest");
+    }
+
     #[tokio::test]
     async fn a_failing_bus_fails_the_run_and_records_it() {
         let (archive, _) = archived().await;

@@ -6,7 +6,7 @@
 //! Create a key: `openssl rand -hex 24`; its hash: `printf %s "$KEY" | sha256sum`.
 
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiKeysError {
@@ -16,6 +16,8 @@ pub enum ApiKeysError {
     NotAHash(usize),
     #[error("entry {0}: a key's name is 1-64 of A-Z a-z 0-9 . _ -")]
     BadName(usize),
+    #[error("entry {0} repeats the hash or the name of an earlier entry")]
+    Repeated(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,12 @@ impl ApiKeys {
         if keys.is_empty() {
             return Err(ApiKeysError::Empty);
         }
+        // A name must say which key it was: each hash and each name once.
+        for (index, (hash, name)) in keys.iter().enumerate() {
+            if keys[..index].iter().any(|(other_hash, other_name)| other_hash == hash || other_name == name) {
+                return Err(ApiKeysError::Repeated(index));
+            }
+        }
         Ok(Self { keys })
     }
 
@@ -100,13 +108,13 @@ impl ApiKeys {
     pub fn identify(&self, authorization: Option<&str>) -> Option<&str> {
         let key = authorization.and_then(bearer_token)?;
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let mut found = None;
-        for (hash, name) in &self.keys {
-            if bool::from(hash.ct_eq(&presented)) {
-                found = Some(name.as_str());
-            }
+        // The matching index is selected without a branch on the comparison (hashes are unique).
+        let mut found = subtle::CtOption::new(0u32, subtle::Choice::from(0));
+        for (index, (hash, _)) in self.keys.iter().enumerate() {
+            let this = subtle::CtOption::new(u32::try_from(index).unwrap_or(u32::MAX), hash.ct_eq(&presented));
+            found = subtle::CtOption::conditional_select(&found, &this, this.is_some());
         }
-        found
+        Option::<u32>::from(found).and_then(|index| self.keys.get(index as usize)).map(|(_, name)| name.as_str())
     }
 
     /// Whether an `Authorization` header value carries a known key.
@@ -150,5 +158,10 @@ mod tests {
         // A space separates entries: `bad` alone is an entry, and not a hash.
         assert_eq!(ApiKeys::parse(&format!("bad name:{}", hash("k1"))).unwrap_err(), ApiKeysError::NotAHash(0));
         assert_eq!(ApiKeys::parse(&format!("bad/name:{}", hash("k1"))).unwrap_err(), ApiKeysError::BadName(0));
+        assert_eq!(ApiKeys::parse(&format!("a:{0},b:{0}", hash("k1"))).unwrap_err(), ApiKeysError::Repeated(1));
+        assert_eq!(
+            ApiKeys::parse(&format!("a:{},a:{}", hash("k1"), hash("k2"))).unwrap_err(),
+            ApiKeysError::Repeated(1)
+        );
     }
 }

@@ -46,6 +46,74 @@ pub fn job_requests<T: serde::de::DeserializeOwned>(
     Ok(JobRequests { requests, direct: false })
 }
 
+/// Why a job's invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobInvocationError<E> {
+    #[error("the invocation is neither a request nor an SQS batch of them: {0}")]
+    Payload(serde_json::Error),
+    #[error(transparent)]
+    Job(E),
+    #[error("sending the continuation (or the deferred request) failed: {0}")]
+    Continuation(crate::ports::PortError),
+}
+
+impl<E> JobInvocationError<E> {
+    /// The `errorType` Lambda reports: a request that can never run (`invalid` says which job
+    /// errors are that) is told from a backing service that failed and may work on the retry.
+    pub fn error_type(&self, invalid: impl Fn(&E) -> bool) -> &'static str {
+        match self {
+            Self::Payload(_) => "InvalidRequest",
+            Self::Job(error) if invalid(error) => "InvalidRequest",
+            Self::Job(_) => "BackingServiceFailed",
+            Self::Continuation(_) => "ContinuationFailed",
+        }
+    }
+}
+
+/// What one request of a job came to: its summary, the continuation to send at once when the
+/// deadline came first, and a request to send again after a delay (another run held the job).
+pub struct JobStep<R, S> {
+    pub summary: S,
+    pub resume: Option<R>,
+    pub later: Option<(R, std::time::Duration)>,
+}
+
+/// One invocation of a resumable job (the rebuild's, the replay's): runs each request it carries
+/// ([`job_requests`]), sends each continuation and deferred request to the job's own queue, and
+/// answers a direct invocation with its summary, a batch with the list of them.
+pub async fn run_job_invocation<R, S, E, F, Fut>(
+    payload: serde_json::Value,
+    queues: &impl crate::ports::MessageQueues,
+    queue_url: &str,
+    mut run: F,
+) -> Result<serde_json::Value, JobInvocationError<E>>
+where
+    R: serde::de::DeserializeOwned + serde::Serialize,
+    S: serde::Serialize,
+    F: FnMut(R) -> Fut,
+    Fut: std::future::Future<Output = Result<JobStep<R, S>, E>>,
+{
+    let invocation = job_requests::<R>(payload).map_err(JobInvocationError::Payload)?;
+    let mut summaries = Vec::new();
+    for request in invocation.requests {
+        let step = run(request).await.map_err(JobInvocationError::Job)?;
+        if let Some((request, delay)) = &step.later {
+            let body = serde_json::to_string(request).map_err(JobInvocationError::Payload)?;
+            queues.send_later(queue_url, &body, *delay).await.map_err(JobInvocationError::Continuation)?;
+        }
+        if let Some(resume) = &step.resume {
+            let body = serde_json::to_string(resume).map_err(JobInvocationError::Payload)?;
+            queues.send(queue_url, &body, &[]).await.map_err(JobInvocationError::Continuation)?;
+        }
+        summaries.push(step.summary);
+    }
+    match (invocation.direct, summaries.pop()) {
+        (true, Some(summary)) => serde_json::to_value(summary).map_err(JobInvocationError::Payload),
+        (_, last) => serde_json::to_value(summaries.into_iter().chain(last).collect::<Vec<_>>())
+            .map_err(JobInvocationError::Payload),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,8 +79,11 @@ pub fn check_answer(
     if let Value::Object(fields) = &mut root {
         fields.insert("components".into(), document["components"].clone());
     }
-    let validator =
-        jsonschema::draft202012::new(&root).map_err(|e| format!("{what}: the schema does not compile: {e}"))?;
+    // Formats (`date-time`, `date`) are checked too: jsonschema leaves them out by default.
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .map_err(|e| format!("{what}: the schema does not compile: {e}"))?;
     let errors: Vec<String> =
         validator.iter_errors(&answer).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     if errors.is_empty() { Ok(()) } else { Err(format!("{what}: {}\n  answer: {answer}", errors.join("; "))) }

@@ -4,35 +4,13 @@ use serde_json::Value;
 use tributary_aws::{self as aws, DynamoDbSyncStore, S3Archive, SnsPublisher, SqsQueues};
 use tributary_domain::archive::ReplayRequest;
 use tributary_domain::config::ProcessEnv;
-use tributary_domain::ports::MessageQueues;
-use tributary_domain::runtime::{invocation_deadline, job_requests};
+use tributary_domain::runtime::{JobStep, invocation_deadline, run_job_invocation};
 use tributary_domain::telemetry;
 use webhook::config::ReplayConfig;
-use webhook::replay::{Deps, JobError, ReplaySummary};
+use webhook::replay::{Deps, JobError};
 
 /// Kept before the invocation's deadline for the group in flight, the run record and the continuation.
 const MARGIN: SignedDuration = SignedDuration::from_secs(20);
-
-#[derive(Debug, thiserror::Error)]
-enum HandlerError {
-    #[error("the invocation is neither a replay request nor an SQS batch of them: {0}")]
-    Payload(serde_json::Error),
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error("sending the continuation failed: {0}")]
-    Continuation(tributary_domain::ports::PortError),
-}
-
-impl From<HandlerError> for Diagnostic {
-    fn from(error: HandlerError) -> Self {
-        let error_type = match &error {
-            HandlerError::Payload(_) | HandlerError::Job(JobError::Request(_)) => "InvalidRequest",
-            HandlerError::Job(_) => "BackingServiceFailed",
-            HandlerError::Continuation(_) => "ContinuationFailed",
-        };
-        Self { error_type: error_type.into(), error_message: error.to_string() }
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -53,10 +31,8 @@ async fn main() -> Result<(), Error> {
         let deadline = invocation_deadline(event.context.deadline, now).saturating_sub(MARGIN).unwrap_or(now);
         // An SQS batch (the API's requests, the job's continuations) or a request (answered with
         // its summary: a dry run's counts by type).
-        let invocation = job_requests::<ReplayRequest>(event.payload).map_err(HandlerError::Payload)?;
-        let mut summaries: Vec<ReplaySummary> = Vec::new();
-        for request in &invocation.requests {
-            let summary = webhook::replay::run(deps, request, || Timestamp::now() >= deadline, now).await?;
+        run_job_invocation(event.payload, queues, queue_url, |request: ReplayRequest| async move {
+            let summary = webhook::replay::run(deps, &request, || Timestamp::now() >= deadline, now).await?;
             tracing::info!(
                 scope = request.scope(),
                 run_id = summary.run_id,
@@ -66,17 +42,13 @@ async fn main() -> Result<(), Error> {
                 more = summary.resume.is_some(),
                 "replay"
             );
-            if let Some(resume) = &summary.resume {
-                let body = serde_json::to_string(resume).map_err(HandlerError::Payload)?;
-                queues.send(queue_url, &body, &[]).await.map_err(HandlerError::Continuation)?;
-            }
-            summaries.push(summary);
-        }
-        match (invocation.direct, summaries.pop()) {
-            (true, Some(summary)) => serde_json::to_value(summary).map_err(HandlerError::Payload),
-            (_, last) => serde_json::to_value(summaries.into_iter().chain(last).collect::<Vec<_>>())
-                .map_err(HandlerError::Payload),
-        }
+            Ok(JobStep { resume: summary.resume.clone(), later: None, summary })
+        })
+        .await
+        .map_err(|error| Diagnostic {
+            error_type: error.error_type(|e| matches!(e, JobError::Request(_))).into(),
+            error_message: error.to_string(),
+        })
     }))
     .await
 }
