@@ -298,7 +298,7 @@ where
 mod tests {
     use super::*;
     use crate::handler::archive_metadata;
-    use tributary_domain::archive::{ReplayTotals, archive_key};
+    use tributary_domain::archive::archive_key;
     use tributary_testing::memory::{InMemoryArchive, InMemoryPublisher, InMemorySyncStore};
 
     fn normaliser() -> Normaliser {
@@ -328,18 +328,7 @@ mod tests {
     }
 
     fn request(from: &str, to: &str) -> ReplayRequest {
-        ReplayRequest {
-            source: None,
-            event_type: None,
-            from: at(from),
-            to: at(to),
-            dry_run: false,
-            after: None,
-            started_at: None,
-            run_id: None,
-            requested_by: None,
-            totals: ReplayTotals::default(),
-        }
+        ReplayRequest::between(at(from), at(to))
     }
 
     /// Three sources over three days, as the receiver archived them.

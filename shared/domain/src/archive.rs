@@ -122,6 +122,22 @@ pub struct InvalidReplay(String);
 pub const MAX_REPLAY_DAYS: i64 = 366;
 
 impl ReplayRequest {
+    /// Every delivery of every source whose event occurred in `[from, to)`, published again.
+    pub fn between(from: Timestamp, to: Timestamp) -> Self {
+        Self {
+            source: None,
+            event_type: None,
+            from,
+            to,
+            dry_run: false,
+            after: None,
+            started_at: None,
+            run_id: None,
+            requested_by: None,
+            totals: ReplayTotals::default(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), InvalidReplay> {
         let invalid = |message: &str| Err(InvalidReplay(message.into()));
         if self.from >= self.to {
@@ -227,18 +243,9 @@ mod tests {
     use super::*;
 
     fn request(source: Option<&str>) -> ReplayRequest {
-        ReplayRequest {
-            source: source.map(str::to_string),
-            event_type: None,
-            from: "2026-11-02T10:00:00Z".parse().unwrap(),
-            to: "2026-11-04T00:00:00Z".parse().unwrap(),
-            dry_run: false,
-            after: None,
-            started_at: None,
-            run_id: None,
-            requested_by: None,
-            totals: ReplayTotals::default(),
-        }
+        let between =
+            ReplayRequest::between("2026-11-02T10:00:00Z".parse().unwrap(), "2026-11-04T00:00:00Z".parse().unwrap());
+        ReplayRequest { source: source.map(str::to_string), ..between }
     }
 
     #[test]

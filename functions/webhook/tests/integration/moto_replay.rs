@@ -3,7 +3,7 @@
 
 use crate::common::{MotoReceiver, sample};
 use tributary_aws::{self as aws, DynamoDbSyncStore, S3Archive, SnsPublisher};
-use tributary_domain::archive::{ReplayRequest, ReplayTotals};
+use tributary_domain::archive::ReplayRequest;
 use tributary_domain::ports::SyncStore;
 use tributary_domain::sync::{REPLAY_JOB, TallyKind};
 use webhook::config::ReplayConfig;
@@ -31,18 +31,9 @@ async fn archived_deliveries_are_published_again_as_first_published() {
         publisher: SnsPublisher::new(aws::sns_client(&local.aws.sdk), &config.events_topic_arn),
         runs: DynamoDbSyncStore::new(aws::dynamodb_client(&local.aws.sdk), &config.ingestion_table),
     };
-    let mut request = ReplayRequest {
-        source: None,
-        event_type: None,
-        from: "2026-11-01T00:00:00Z".parse().unwrap(),
-        to: "2026-12-01T00:00:00Z".parse().unwrap(),
-        dry_run: true,
-        after: None,
-        started_at: None,
-        run_id: None,
-        requested_by: None,
-        totals: ReplayTotals::default(),
-    };
+    let mut request =
+        ReplayRequest::between("2026-11-01T00:00:00Z".parse().unwrap(), "2026-12-01T00:00:00Z".parse().unwrap());
+    request.dry_run = true;
     let now = "2026-12-02T00:00:00Z".parse().unwrap();
     let dry = run(&deps, &request, || false, now).await.unwrap();
     assert_eq!(dry.totals.selected(), samples.len() as u64, "{:?}", dry.totals);
