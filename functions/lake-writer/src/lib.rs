@@ -40,7 +40,7 @@ impl From<WriterError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The two tables, opened once per Lambda instance.
+/// The two tables, opened once per Lambda instance (by its first batch).
 pub struct Tables {
     pub events: Mutex<LakeTable>,
     pub leads: Mutex<LakeTable>,
