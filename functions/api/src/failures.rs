@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tributary_aws::problem::{Problem, json_response};
 use tributary_domain::failures::{self, FailureQueue, QueueUrls, Selection};
 use tributary_domain::ports::{MessageQueues, PortError, SyncStore};
-use tributary_domain::sync::{REDRIVE_JOB, SyncOutcome, SyncRun};
+use tributary_domain::sync::{REDRIVE_JOB, SyncOutcome, SyncRun, ended_at};
 
 /// Messages listed per queue when the request does not say.
 pub const DEFAULT_LISTED: usize = 20;
@@ -122,8 +122,7 @@ pub async fn redrive<Q: MessageQueues, R: SyncStore>(
     };
     run.records = u64::from(outcome.redriven);
     run.rejected = (outcome.left.len() + outcome.failed.len() + outcome.not_found.len()) as u64;
-    let finished_at =
-        now.saturating_add(jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default()).unwrap_or(now);
+    let finished_at = ended_at(now, started);
     run.finish(if outcome.more { SyncOutcome::MoreToDo } else { SyncOutcome::Completed }, finished_at);
     tracing::info!(
         queue = queue.name(),

@@ -20,7 +20,7 @@ use tributary_domain::customer::store::{AuditKind, CommitOutcome};
 use tributary_domain::customer::{CustomerId, CustomerRecord};
 use tributary_domain::event::CanonicalEvent;
 use tributary_domain::ports::{CustomerStore, EventPublisher, PortError, SyncStore};
-use tributary_domain::sync::{FailureReason, Lease, REBUILD_JOB, SyncOutcome, SyncRun};
+use tributary_domain::sync::{FailureReason, Lease, REBUILD_JOB, SyncOutcome, SyncRun, ended_at};
 use tributary_lake::events::scan_events;
 use tributary_lake::schema::EVENTS;
 use tributary_lake::{LakeError, LakeLocation, LakeTable};
@@ -148,10 +148,7 @@ where
     run.requested_by = request.requested_by.clone();
     let started = std::time::Instant::now();
     let result = rebuild_customers(deps, request, &run_id, deadline, now).await;
-    let ended = jiff::SignedDuration::try_from(started.elapsed())
-        .ok()
-        .and_then(|elapsed| now.checked_add(elapsed).ok())
-        .unwrap_or(now);
+    let ended = ended_at(now, started);
     match &result {
         Ok(summary) => {
             run.records = u64::from(summary.rebuilt);

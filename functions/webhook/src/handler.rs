@@ -245,7 +245,6 @@ where
                 .into_response();
         }
     };
-    outcome.source = Some(event.source.clone());
     outcome.event_type = Some(event.event_type.clone());
     outcome.event_id = Some(event.id.to_string());
 

@@ -16,7 +16,7 @@ use tributary_domain::event::{CanonicalEvent, EventId, type_selected};
 use tributary_domain::ports::{
     ArchivedDelivery, BusMessage, EventPublisher, PortError, RawArchive, SNS_MAX_MESSAGE_BYTES, SyncStore,
 };
-use tributary_domain::sync::{FailureReason, REPLAY_JOB, SyncOutcome, SyncRun};
+use tributary_domain::sync::{FailureReason, REPLAY_JOB, SyncOutcome, SyncRun, ended_at};
 
 /// Keys listed per archive request.
 const LIST_PAGE: usize = 200;
@@ -139,10 +139,7 @@ where
         resume: None,
     };
     let result = replay(deps, request, &mut summary, started_at, deadline).await;
-    let ended = jiff::SignedDuration::try_from(started.elapsed())
-        .ok()
-        .and_then(|elapsed| now.checked_add(elapsed).ok())
-        .unwrap_or(now);
+    let ended = ended_at(now, started);
     run.pages = summary.totals.pages;
     run.records = summary.totals.published;
     run.rejected = summary.totals.refused;
@@ -437,7 +434,10 @@ mod tests {
         let mut invocations = 0;
         let mut last = None;
         while let Some(asked) = next.take() {
-            let summary = run(&deps, &asked, || true, at("2026-12-01T00:00:00Z")).await.unwrap();
+            // Each invocation a minute after the last, as SQS would hand them over.
+            let now =
+                at("2026-12-01T00:00:00Z").checked_add(jiff::SignedDuration::from_mins(invocations as i64)).unwrap();
+            let summary = run(&deps, &asked, || true, now).await.unwrap();
             invocations += 1;
             assert!(invocations < 20, "the replay does not move on");
             next = summary.resume.clone();

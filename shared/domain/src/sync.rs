@@ -126,6 +126,15 @@ impl SyncRun {
     }
 }
 
+/// When a run that began at `now` (read once, when `started` was taken) ends: `now` moved on by
+/// the time since `started`, or `now` itself if that cannot be represented.
+pub fn ended_at(now: Timestamp, started: std::time::Instant) -> Timestamp {
+    jiff::SignedDuration::try_from(started.elapsed())
+        .ok()
+        .and_then(|elapsed| now.checked_add(elapsed).ok())
+        .unwrap_or(now)
+}
+
 /// What is counted by the hour rather than recorded as runs (there are too many of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
