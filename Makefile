@@ -12,7 +12,7 @@ BUILD_ALL = $(CARGO) build --workspace --locked --bins --tests
 BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/debug,$(error cargo metadata did not name the target directory))
 RELEASE_BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/release,$(error cargo metadata did not name the target directory))
 
-.PHONY: help setup test test-rust lint demo demo-check console-screenshots load bench-coldstart bench bench-puller-memory bench-lake-open bench-lake-counts build-lambda sam-build events demo-data
+.PHONY: help setup test test-rust lint demo demo-check console-screenshots load bench-coldstart bench bench-puller-memory bench-lake-open bench-lake-counts bench-compare build-lambda sam-build events demo-data
 
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,14 @@ bench-lake-open: ## Cost of opening a lake table after 10 and 1 000 commits, loc
 
 bench-lake-counts: ## Counts over 1M and 10M lead versions: aggregator vs Python DuckDB (needs requirements-tools.txt)
 	bash scripts/bench-lake-counts.sh
+
+bench-compare: ## Our webhook, puller and aggregator paths next to the Python way on the same bytes, with ratios (needs requirements-tools.txt)
+	$(CARGO) bench -p webhook --bench verify_normalise --no-run
+	$(CARGO) bench -p puller --bench visits --no-run
+	taskset -c 0 $(CARGO) bench -p webhook --bench verify_normalise -- 'stripe_2kb/verify'
+	BENCH_COMPARE_DIR=$(TARGET_DIR)/bench-compare taskset -c 0 $(CARGO) bench -p puller --bench visits -- 'matomo_visits/parse_name'
+	taskset -c 0 .venv/bin/python scripts/bench-compare.py --criterion $(TARGET_DIR)/criterion --pages $(TARGET_DIR)/bench-compare
+	bash scripts/bench-lake-counts.sh 1000000
 
 build-lambda: setup ## Release bootstraps as deployed: arm64, the aggregator x86_64 (cargo-lambda + zig, no Docker)
 	for function in webhook processor integrator api puller lake-writer; do (cd functions/$$function && cargo-lambda lambda build --release --arm64) || exit 1; done

@@ -13,8 +13,12 @@ for rows in ${sizes[*]}; do
   [ -d "$lake/leads/_delta_log" ] || "$python" scripts/generate-bench-leads.py --rows "$rows"
   for bucket in week month; do
     echo "== $rows lead versions, $bucket =="
+    # A cold reader with nothing kept: it groups every version.
+    rm -rf "$lake/leads/_derived"
     cargo bench -q -p aggregator --bench counts -- --lake "$lake" --bucket "$bucket" --print-sql "$out/$bucket-$rows.sql"
     cargo bench -q -p aggregator --bench counts -- --lake "$lake" --bucket "$bucket"
     "$python" scripts/bench-lake-duckdb.py "$lake/leads" --sql-file "$out/$bucket-$rows.sql"
+    # The same once the hourly job has kept the latest dates (the job's own time printed first).
+    cargo bench -q -p aggregator --bench counts -- --lake "$lake" --bucket "$bucket" --keep-latest-dates
   done
 done

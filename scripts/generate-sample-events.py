@@ -230,6 +230,8 @@ ANSWERS = [
     ("aggregator-ingestion-status.json", "AggregatorFunction", {"statusCode": 200}),
     ("aggregator-count-bad-date.json", "AggregatorFunction", {"statusCode": 400}),
     ("aggregator-jobs-monthly.json", "AggregatorJobsFunction", {}),
+    # The demo's leads have no kept latest dates yet: the first run writes them.
+    ("aggregator-jobs-latest-dates.json", "AggregatorJobsFunction", {"latest_dates": "written"}),
     # The same rules rebuild the same records: nothing is written.
     ("rebuild-stripe-customers.json", "RebuildFunction", {"rebuilt": 0}),
     # A dry run counts the archived deliveries of the day around NOW and publishes none.
@@ -374,6 +376,13 @@ def main() -> None:
         "source": "aws.events", "account": "123456789012", "time": iso(NOW), "region": "us-east-1",
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/tributary-AggregatorJobsMonthly"],
         "detail": {"job": "monthly-report"},
+    })
+    # The hourly schedule that keeps each lead's latest dates beside the leads table.
+    write("aggregator-jobs-latest-dates.json", {
+        "version": "0", "id": "5b0e2c7d-94a1-4f6e-8d3b-7a1c9e2f4b60", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": iso(NOW), "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tributary-AggregatorJobsLatestDates"],
+        "detail": {"job": "latest-dates"},
     })
 
     # A rebuild request, as invoked by hand: every customer a Stripe event touched.

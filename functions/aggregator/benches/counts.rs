@@ -8,6 +8,11 @@
 //! cargo bench -p aggregator --bench counts -- --lake DIR --bucket month --print-sql /tmp/month.sql
 //! ```
 //!
+//! `--keep-latest-dates` first runs the hourly `latest-dates` job in a reader of its own (timed),
+//! so that the measured reader starts from the kept latest dates, as a cold Lambda does once the
+//! job has run; without it, a reader starts from whatever the lake holds (`leads/_derived/`: delete
+//! it to measure the start from every version).
+//!
 //! `--lake` is the lake root (the directory holding `leads/`). The engine is opened as the Lambda
 //! opens it (`EngineLimits::for_lambda_memory`, `--lambda-mb`, default 3538 MB: 2 threads). Prints
 //! the snapshot set-up time (Delta log + views), the first ("cold") query, then best and median of
@@ -74,16 +79,30 @@ async fn main() {
 
     let limits = EngineLimits::for_lambda_memory(lambda_mb);
     let cache_dir = std::env::temp_dir().join(format!("tributary-counts-bench-{}", std::process::id()));
-    let mut reader = LakeReader::open(&LakeQueryConfig {
-        lake: location,
-        cache_dir: cache_dir.clone(),
-        limits,
-        alert_rules: AlertRules::default(),
-    })
-    .unwrap();
+    let open_reader = |name: &str| {
+        LakeReader::open(&LakeQueryConfig {
+            lake: location.clone(),
+            cache_dir: cache_dir.join(name),
+            limits,
+            alert_rules: AlertRules::default(),
+        })
+        .unwrap()
+    };
+    if std::env::args().any(|a| a == "--keep-latest-dates") {
+        // What the hourly job does, in its own reader (its own engine, as its own Lambda).
+        let started = Instant::now();
+        let kept = open_reader("job").keep_latest_dates().await.unwrap();
+        println!(
+            "latest-dates job: {kept:?} in {:.2?}, peak RSS so far {} MiB",
+            started.elapsed(),
+            peak_rss_kib() / 1024
+        );
+    }
+    let mut reader = open_reader("reader");
     let started = Instant::now();
     let engine = reader.latest().await.unwrap();
     let setup = started.elapsed();
+    println!("latest dates started: {:?}", engine.latest_dates_start());
     let query = CountQuery { bucket, zone: "UTC".into(), from: None, to: None };
     let timed = || {
         let started = Instant::now();

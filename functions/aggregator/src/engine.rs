@@ -7,7 +7,6 @@ use crate::AggregatorError;
 use crate::snapshot::LocalSnapshot;
 use crate::sql;
 use duckdb::{Config, Connection};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +28,18 @@ pub struct Engine {
     connection: Connection,
     /// The snapshot the `lead_versions` view and the `latest_dates` table currently show.
     shown: Option<LocalSnapshot>,
+    /// How `latest_dates` was last started from nothing.
+    started: Option<LatestDatesStart>,
+}
+
+/// How the `latest_dates` table was started when there was none to merge into (logged, and what
+/// tests check the kept latest dates were taken by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatestDatesStart {
+    /// From the kept latest dates of table `version`, then `added_files` merged.
+    Kept { version: u64, added_files: usize },
+    /// Grouped from every version of every lead.
+    EveryVersion,
 }
 
 impl Engine {
@@ -58,18 +69,19 @@ impl Engine {
             dirs = dirs.join(", "),
             macros = sql::MACROS,
         ))?;
-        Ok(Self { connection, shown: None })
+        Ok(Self { connection, shown: None, started: None })
     }
 
     /// Points the `lead_versions` and `latest_leads` views at `snapshot` and brings the
     /// `latest_dates` table up to it (nothing to do when they already show it). A snapshot that
-    /// only added files to the shown one (appends) is merged from those files alone; one that removed files
-    /// (a compaction, or a first look) rebuilds the table.
+    /// only added files to the shown one (appends) is merged from those files alone. Otherwise (a
+    /// first look, or a compaction) the table starts again: from the kept latest dates that come
+    /// with the snapshot when they can be brought up to it, from every version when not.
     pub fn show_leads(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
-        if self.shown.as_ref() == Some(snapshot) {
+        if self.shown.as_ref().is_some_and(|shown| shown.same_files(snapshot)) {
             return Ok(());
         }
-        let added = self.shown.as_ref().and_then(|shown| added_files(shown, snapshot));
+        let added = self.shown.as_ref().and_then(|shown| snapshot.files_added_since(&shown.lake_paths));
         // Whatever happens below, the views must not be thought to show an older snapshot.
         self.shown = None;
         self.connection.execute_batch(&sql::lead_versions_view(&snapshot.files))?;
@@ -77,10 +89,59 @@ impl Engine {
         match added {
             Some(files) if files.is_empty() => {}
             Some(files) => self.in_transaction(&sql::merge_latest_dates(&files))?,
-            None => self.connection.execute_batch(&sql::build_latest_dates())?,
+            None => self.start_latest_dates(snapshot)?,
         }
         self.shown = Some(snapshot.clone());
         Ok(())
+    }
+
+    /// `latest_dates` for `snapshot` without a previous state: the kept latest dates plus the
+    /// files added since they were computed, when every file they cover is still in the snapshot;
+    /// otherwise (none kept, a compaction since, a file that cannot be read) grouped from every
+    /// version. Both give the same rows: the latest version of a lead over the union of two sets
+    /// of versions is the later of each set's latest, and a compaction only moves rows.
+    fn start_latest_dates(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
+        self.started = None;
+        if let Some(kept) = &snapshot.latest_dates
+            && let Some(added) = snapshot.files_added_since(&kept.covers)
+        {
+            match self.in_transaction(&sql::load_latest_dates(&kept.path, &added)) {
+                Ok(()) => {
+                    let start = LatestDatesStart::Kept { version: kept.version, added_files: added.len() };
+                    tracing::info!(?start, "latest dates started");
+                    self.started = Some(start);
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, path = %kept.path.display(), "the kept latest dates could not be loaded; computing them from every version")
+                }
+            }
+        }
+        self.connection.execute_batch(&sql::build_latest_dates())?;
+        tracing::info!(start = ?LatestDatesStart::EveryVersion, "latest dates started");
+        self.started = Some(LatestDatesStart::EveryVersion);
+        Ok(())
+    }
+
+    /// How `latest_dates` was last started from nothing (`None` before the first snapshot).
+    pub fn latest_dates_start(&self) -> Option<LatestDatesStart> {
+        self.started
+    }
+
+    /// The snapshot `latest_dates` shows, if any.
+    pub fn shown(&self) -> Option<&LocalSnapshot> {
+        self.shown.as_ref()
+    }
+
+    /// Writes `latest_dates` to `target` (Parquet, compressed), listing `covers` (the data files
+    /// of the snapshot it was computed from) in the file's metadata; returns how many leads it holds.
+    pub fn export_latest_dates(&self, target: &Path, covers: &[String]) -> Result<u64, AggregatorError> {
+        let covers = serde_json::to_string(covers).map_err(|e| AggregatorError::KeptLatestDates {
+            path: target.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let rows = self.connection.execute(&sql::export_latest_dates(target, &covers), [])?;
+        Ok(rows as u64)
     }
 
     /// Runs `statements` all or nothing: a merge that failed half-way must not leave a table that
@@ -106,17 +167,6 @@ impl Engine {
         let count: i64 = self.connection.query_row(sql::TIME_ZONE_EXISTS, [name], |row| row.get(0))?;
         Ok(count > 0)
     }
-}
-
-/// The files `next` adds to `shown`, or `None` when `next` also removed some (then only a rebuild
-/// gives the right answer).
-fn added_files(shown: &LocalSnapshot, next: &LocalSnapshot) -> Option<Vec<PathBuf>> {
-    let before: HashSet<&PathBuf> = shown.files.iter().collect();
-    let after: HashSet<&PathBuf> = next.files.iter().collect();
-    if !before.is_subset(&after) {
-        return None;
-    }
-    Some(next.files.iter().filter(|file| !before.contains(file)).cloned().collect())
 }
 
 #[cfg(test)]

@@ -1,22 +1,25 @@
-//! The scheduled job: on the 1st of the month, last month's report and the current alerts as
-//! xlsx files in the reports bucket, and a notification with their download links on the
-//! `reports` topic (its e-mail subscribers receive it).
+//! The scheduled jobs.
 //!
-//! A rerun (Lambda retry) writes the same keys again and notifies again: the files are the same,
-//! the second e-mail is harmless.
+//! - `monthly-report`: on the 1st of the month, last month's report and the current alerts as xlsx
+//!   files in the reports bucket, and a notification with their download links on the `reports`
+//!   topic (its e-mail subscribers receive it). A rerun (Lambda retry) writes the same keys again
+//!   and notifies again: the files are the same, the second e-mail is harmless.
+//! - `latest-dates`: every hour, each lead's latest dates kept beside the `leads` table, so that a
+//!   cold aggregator reads one row per lead instead of grouping every version
+//!   ([`crate::snapshot::KeptLatestDates`]). A rerun finds them up to date, or writes the same file.
 
 use crate::AggregatorError;
 use crate::alerts::{AlertRules, alerts};
-use crate::reader::LakeReader;
+use crate::reader::{KeptOutcome, LakeReader};
 use crate::report::{Month, monthly_report};
 use crate::xlsx::{XLSX_CONTENT_TYPE, alerts_workbook, report_workbook};
 use jiff::civil::Date;
 use serde::Deserialize;
 use tributary_domain::ports::{ReportSink, SyncStore};
-use tributary_domain::sync::{FailureReason, MONTHLY_REPORT_JOB, SyncOutcome, SyncRun};
+use tributary_domain::sync::{FailureReason, LATEST_DATES_JOB, MONTHLY_REPORT_JOB, SyncOutcome, SyncRun};
 
 /// The schedule's input: `{"job": "monthly-report"}`, optionally with `"month": "YYYY-MM"` to
-/// produce a given month again (default: the month before today's).
+/// produce a given month again (default: the month before today's); or `{"job": "latest-dates"}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
@@ -42,7 +45,7 @@ impl JobRequest {
 pub enum JobError {
     #[error("bad job request: {0}")]
     BadRequest(String),
-    #[error("unknown job {0:?} (known: monthly-report)")]
+    #[error("unknown job {0:?} (known: monthly-report, latest-dates)")]
     UnknownJob(String),
     #[error("month {0:?} is not YYYY-MM")]
     BadMonth(String),
@@ -55,7 +58,7 @@ impl JobError {
     pub fn kind(&self) -> &'static str {
         match self {
             JobError::BadRequest(_) | JobError::UnknownJob(_) | JobError::BadMonth(_) => "BadJobRequest",
-            JobError::Failed(_) => "ReportFailed",
+            JobError::Failed(_) => "JobFailed",
         }
     }
 }
@@ -121,6 +124,43 @@ pub async fn run_recorded_job(
         tracing::error!(error = %e, "the monthly job's run could not be recorded");
     }
     outcome
+}
+
+/// The `latest-dates` job ([`LakeReader::keep_latest_dates`]), recorded as a run of job
+/// `latest-dates` (scope `leads`; `records`: the leads kept, 0 when they were up to date).
+pub async fn run_latest_dates_job(
+    request: JobRequest,
+    reader: &mut LakeReader,
+    runs: &impl SyncStore,
+    now: jiff::Timestamp,
+) -> Result<KeptOutcome, JobError> {
+    if request.job != LATEST_DATES_JOB {
+        return Err(JobError::UnknownJob(request.job));
+    }
+    if request.month.is_some() {
+        return Err(JobError::BadRequest("latest-dates takes no month".into()));
+    }
+    let mut run = SyncRun::start(LATEST_DATES_JOB, "leads", &SyncRun::new_id(), now, None);
+    let outcome = reader.keep_latest_dates().await;
+    let ended = jiff::Timestamp::now().max(now);
+    match &outcome {
+        Ok(kept) => {
+            if let KeptOutcome::Written { leads, .. } = kept {
+                run.records = *leads;
+            }
+            tracing::info!(?kept, "latest dates job done");
+            run.finish(SyncOutcome::Completed, ended);
+        }
+        Err(error) => {
+            tracing::error!(%error, "latest dates job failed");
+            let message = "computing or writing the latest dates failed; see the log";
+            run.finish(SyncOutcome::Failed { reason: FailureReason::LakeFailed, message: message.into() }, ended);
+        }
+    }
+    if let Err(e) = runs.put_run(&run).await {
+        tracing::error!(error = %e, "the latest dates job's run could not be recorded");
+    }
+    Ok(outcome?)
 }
 
 pub async fn run_job(

@@ -31,6 +31,8 @@ pub enum AggregatorError {
     Lake(#[from] LakeError),
     #[error("DuckDB: {0}")]
     DuckDb(#[from] duckdb::Error),
+    #[error("kept latest dates {path}: {reason}")]
+    KeptLatestDates { path: String, reason: String },
     #[error("lake cache {path}: {source}")]
     Cache { path: String, source: std::io::Error },
     #[error("writing a workbook: {0}")]

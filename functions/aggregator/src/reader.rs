@@ -4,11 +4,26 @@ use crate::AggregatorError;
 use crate::config::LakeQueryConfig;
 use crate::engine::Engine;
 use crate::snapshot::SnapshotCache;
+use std::collections::HashSet;
+use std::path::PathBuf;
 use tributary_lake::schema::LEADS;
 
 pub struct LakeReader {
     leads: SnapshotCache,
     engine: Engine,
+    /// Where the kept latest dates are written before they go to the lake (DuckDB may write there).
+    cache_dir: PathBuf,
+}
+
+/// What [`LakeReader::keep_latest_dates`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptOutcome {
+    /// The `leads` table does not exist yet.
+    NoTable,
+    /// The newest kept latest dates already cover every file of this version.
+    UpToDate { version: u64 },
+    /// The latest dates of `version` were kept (`leads` leads, `bytes` of Parquet).
+    Written { version: u64, path: String, leads: u64, bytes: usize },
 }
 
 impl LakeReader {
@@ -20,7 +35,11 @@ impl LakeReader {
         let mut readable = vec![config.cache_dir.clone()];
         readable.extend(config.lake.local_root());
         let engine = Engine::open(config.limits, &readable, &spill)?;
-        Ok(Self { leads: SnapshotCache::new(config.lake.clone(), &LEADS, &config.cache_dir), engine })
+        Ok(Self {
+            leads: SnapshotCache::new(config.lake.clone(), &LEADS, &config.cache_dir),
+            engine,
+            cache_dir: config.cache_dir.clone(),
+        })
     }
 
     /// The engine as it is (for questions that need no table, such as a zone name check).
@@ -30,8 +49,45 @@ impl LakeReader {
 
     /// The engine, its views on the latest version of the `leads` table.
     pub async fn latest(&mut self) -> Result<&Engine, AggregatorError> {
-        let snapshot = self.leads.current().await?;
+        let mut snapshot = self.leads.current().await?;
+        // The kept latest dates are only looked for (one listing, maybe a download) when the
+        // engine has nothing to merge the snapshot into: a cold start, or after a compaction.
+        let merges = self.engine.shown().is_some_and(|shown| snapshot.files_added_since(&shown.lake_paths).is_some());
+        if !merges {
+            snapshot.latest_dates = self.leads.kept_latest_dates().await;
+        }
         self.engine.show_leads(&snapshot)?;
         Ok(&self.engine)
+    }
+
+    /// Keeps the latest dates of the current snapshot beside the `leads` table, so that a cold
+    /// reader starts from them ([`crate::snapshot::KeptLatestDates`]); nothing is written when the
+    /// newest kept ones already cover every data file. They are computed the way every request
+    /// computes them (from the kept ones and the files added since, or from every version).
+    pub async fn keep_latest_dates(&mut self) -> Result<KeptOutcome, AggregatorError> {
+        let mut snapshot = self.leads.current().await?;
+        let Some(version) = snapshot.version else { return Ok(KeptOutcome::NoTable) };
+        snapshot.latest_dates = self.leads.kept_latest_dates().await;
+        let covered: HashSet<&str> =
+            snapshot.latest_dates.iter().flat_map(|kept| kept.covers.iter().map(String::as_str)).collect();
+        let current: HashSet<&str> = snapshot.lake_paths.iter().map(String::as_str).collect();
+        if let Some(kept) = &snapshot.latest_dates
+            && covered == current
+        {
+            return Ok(KeptOutcome::UpToDate { version: kept.version });
+        }
+        self.engine.show_leads(&snapshot)?;
+        let target = self.cache_dir.join(format!("latest-dates-{version}-{}.parquet", std::process::id()));
+        let cache_error = |e| AggregatorError::Cache { path: target.display().to_string(), source: e };
+        let written = self.engine.export_latest_dates(&target, &snapshot.lake_paths).and_then(|leads| {
+            let bytes = std::fs::read(&target).map_err(cache_error)?;
+            Ok((leads, bytes))
+        });
+        // The local copy is not needed once read (or when the export failed half-way).
+        let _ = std::fs::remove_file(&target);
+        let (leads, bytes) = written?;
+        let size = bytes.len();
+        let path = self.leads.keep_latest_dates(version, bytes::Bytes::from(bytes)).await?;
+        Ok(KeptOutcome::Written { version, path, leads, bytes: size })
     }
 }

@@ -2,7 +2,7 @@
 //! paths from the Delta log, quoted as literals, and fixed column names); everything a request
 //! carries (dates, months, the time zone) is bound as a `$n` parameter.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tributary_lake::schema::{ColumnType, LEADS};
 
 /// The lead dates ([`tributary_domain::lead::LEAD_DATE_FIELDS`]) in the order of the statistics'
@@ -132,6 +132,37 @@ pub fn merge_latest_dates(files: &[PathBuf]) -> String {
          DROP TABLE latest_dates_added;",
         added = latest_dates_select(&source),
     )
+}
+
+/// `latest_dates` from a kept file (the columns named, so that a file of another shape fails here
+/// rather than later), then the files added since it was computed merged in ([`merge_latest_dates`]).
+pub fn load_latest_dates(kept: &Path, added: &[PathBuf]) -> String {
+    let merge = if added.is_empty() { String::new() } else { merge_latest_dates(added) };
+    format!(
+        "CREATE OR REPLACE TEMP TABLE latest_dates AS SELECT {columns} FROM read_parquet({kept}); {merge}",
+        columns = latest_dates_columns(),
+        kept = quote_literal(&kept.to_string_lossy()),
+    )
+}
+
+/// `latest_dates` written to `target` as Parquet (zstd; `covers`, a JSON text, in the file's
+/// metadata under [`crate::snapshot::COVERS_KEY`]).
+pub fn export_latest_dates(target: &Path, covers: &str) -> String {
+    format!(
+        "COPY (SELECT {columns} FROM latest_dates) TO {target} \
+         (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{key}: {covers}}})",
+        columns = latest_dates_columns(),
+        target = quote_literal(&target.to_string_lossy()),
+        key = quote_literal(crate::snapshot::COVERS_KEY),
+        covers = quote_literal(covers),
+    )
+}
+
+/// The columns of `latest_dates`, in order.
+fn latest_dates_columns() -> String {
+    let mut columns = vec!["id", "_occurred_at", "_event_id"];
+    columns.extend(DATE_COLUMNS);
+    columns.join(", ")
 }
 
 /// Counts of each lead date per bucket, over the latest version of each lead (`latest_dates`).

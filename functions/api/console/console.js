@@ -5,7 +5,7 @@
 const KEY = "tributary-api-key";
 const PAGES = ["leads", "customers", "runs", "failures"];
 const RUN_KINDS = ["matomo", "notion", "redrive", "rebuild", "replay", "monthly-report", "lake-maintenance",
-  "deliveries", "pushes", "lake-commits"];
+  "latest-dates",  "deliveries", "pushes", "lake-commits"];
 
 const $ = (id) => document.getElementById(id);
 

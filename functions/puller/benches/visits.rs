@@ -4,7 +4,8 @@
 //! and anonymising, build the Arrow batch, encode it as Parquet with the table's writer properties.
 //! The puller's allocator (mimalloc, declared in its library) is this benchmark's too.
 //!
-//! `cargo bench -p puller --bench visits` (or `make bench`).
+//! `cargo bench -p puller --bench visits` (or `make bench`). With `BENCH_COMPARE_DIR` set, the page
+//! is also written there (`matomo-page.json`) for `make bench-compare`'s Python side.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -110,6 +111,11 @@ fn bench(c: &mut Criterion) {
     // The table's own writer properties, as `LakeTable::append` uses them.
     let properties = MATOMO_VISITS.writer_properties();
     println!("page: {PAGE} visits, {} bytes of JSON ({} bytes per visit)", body.len(), body.len() / PAGE);
+    // `make bench-compare` times the Python way on these same bytes.
+    if let Some(dir) = std::env::var_os("BENCH_COMPARE_DIR") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(std::path::Path::new(&dir).join("matomo-page.json"), &body).unwrap();
+    }
     let encode = |body: &[u8]| {
         let page = prepare_page(std::str::from_utf8(body).unwrap(), context).unwrap();
         assert_eq!(page.rows.len(), PAGE);

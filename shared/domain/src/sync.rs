@@ -17,9 +17,19 @@ pub const MONTHLY_REPORT_JOB: &str = "monthly-report";
 pub const REPLAY_JOB: &str = "replay";
 /// The job of the daily compaction and vacuum (`lake-maintenance`), one run per table.
 pub const LAKE_MAINTENANCE_JOB: &str = "lake-maintenance";
+/// The job that keeps each lead's latest dates beside the `leads` table (`aggregator-jobs`, hourly).
+pub const LATEST_DATES_JOB: &str = "latest-dates";
 /// Every job whose runs are recorded: what `GET /api/v1/runs` reads.
-pub const RUN_JOBS: [&str; 7] =
-    [JOBS[0], JOBS[1], REDRIVE_JOB, REBUILD_JOB, REPLAY_JOB, MONTHLY_REPORT_JOB, LAKE_MAINTENANCE_JOB];
+pub const RUN_JOBS: [&str; 8] = [
+    JOBS[0],
+    JOBS[1],
+    REDRIVE_JOB,
+    REBUILD_JOB,
+    REPLAY_JOB,
+    MONTHLY_REPORT_JOB,
+    LAKE_MAINTENANCE_JOB,
+    LATEST_DATES_JOB,
+];
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,8 @@
 //! - [`LakeTable`]: open-or-create a table, read an application's committed position, append
 //!   record batches in one commit together with that position.
 //! - [`events`]: the `events` table read back as canonical events.
+//! - [`DerivedFile`]: files computed from a table's snapshot and kept beside it (`_derived/`), such
+//!   as the latest version of each lead.
 //!
 //! Exactly-once appends use Delta's application transactions (`txn` actions): a writer names
 //! itself (`app_id`) and numbers its writes (`version`); the number is committed in the same log
@@ -14,11 +16,13 @@
 //! writes each log entry with a conditional put (`If-None-Match: *`): a writer that loses the race
 //! retries on the next version, and nothing is overwritten.
 
+mod derived;
 pub mod events;
 mod maintenance;
 pub mod schema;
 mod table;
 
+pub use derived::{DERIVED_DIR, DerivedFile};
 pub use maintenance::{CompactionPolicy, CompactionSummary, VacuumSummary};
 pub use table::{AppPosition, AppendOutcome, LakeFile, LakeTable};
 

@@ -1,11 +1,13 @@
 use aggregator::config::JobsConfig;
-use aggregator::jobs::{JobRequest, MonthlySettings, run_recorded_job};
+use aggregator::jobs::{JobRequest, MonthlySettings, run_latest_dates_job, run_recorded_job};
+use aggregator::reader::KeptOutcome;
 use aggregator::reader::LakeReader;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use tokio::sync::Mutex;
 use tributary_aws as aws;
 use tributary_aws::{DynamoDbSyncStore, S3SnsReportSink};
 use tributary_domain::config::ProcessEnv;
+use tributary_domain::sync::LATEST_DATES_JOB;
 use tributary_domain::telemetry;
 
 #[tokio::main]
@@ -29,15 +31,22 @@ async fn main() -> Result<(), Error> {
         let now = jiff::Timestamp::now();
         let mut reader = reader.lock().await;
         let outcome = match JobRequest::from_event(event.payload) {
-            Ok(request) => run_recorded_job(request, &mut reader, sink, runs, settings, now).await,
+            Ok(request) if request.job == LATEST_DATES_JOB => {
+                run_latest_dates_job(request, &mut reader, runs, now).await.map(|kept| match kept {
+                    KeptOutcome::NoTable => serde_json::json!({ "latest_dates": "no leads table yet" }),
+                    KeptOutcome::UpToDate { version } => serde_json::json!({ "latest_dates": "up to date", "version": version }),
+                    KeptOutcome::Written { version, path, leads, bytes } => serde_json::json!({ "latest_dates": "written", "version": version, "path": path, "leads": leads, "bytes": bytes }),
+                })
+            }
+            Ok(request) => run_recorded_job(request, &mut reader, sink, runs, settings, now).await.map(|output| {
+                serde_json::json!({ "month": output.month, "report": output.report_key, "alerts": output.alerts_key, "alert_count": output.alerts })
+            }),
             Err(error) => Err(error),
         };
-        outcome
-            .map(|output| serde_json::json!({ "month": output.month, "report": output.report_key, "alerts": output.alerts_key, "alert_count": output.alerts }))
-            .map_err(|e| {
-                tracing::error!(error = %e, "monthly job failed");
-                Diagnostic { error_type: e.kind().into(), error_message: e.to_string() }
-            })
+        outcome.map_err(|e| {
+            tracing::error!(error = %e, "job failed");
+            Diagnostic { error_type: e.kind().into(), error_message: e.to_string() }
+        })
     }))
     .await
 }

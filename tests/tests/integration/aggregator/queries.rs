@@ -5,8 +5,8 @@ use super::support;
 
 use aggregator::alerts::{AlertRules, alerts};
 use aggregator::config::LakeQueryConfig;
-use aggregator::engine::EngineLimits;
-use aggregator::reader::LakeReader;
+use aggregator::engine::{EngineLimits, LatestDatesStart};
+use aggregator::reader::{KeptOutcome, LakeReader};
 use aggregator::report::{Month, monthly_report};
 use aggregator::sql::Bucket;
 use aggregator::stats::{CountQuery, count_dates};
@@ -105,6 +105,123 @@ async fn counts_stay_right_as_appends_are_merged_and_after_a_compaction() {
     let compaction = table.compact(CompactionPolicy::default(), jiff::Timestamp::MAX).await.unwrap();
     assert_eq!((compaction.files_removed, compaction.files_added), (files_before, 1));
     check(reader.latest().await.unwrap(), &versions, "the compaction");
+}
+
+/// The counts of a reader against the reference over `written`, in two zones and both buckets.
+fn assert_reference_counts(engine: &aggregator::engine::Engine, written: &[support::Version], moment: &str) {
+    let latest = latest(written);
+    let paris = TimeZone::get("Europe/Paris").unwrap();
+    assert_eq!(
+        counts(engine, Bucket::Week, "Europe/Paris", None),
+        reference_counts(&latest, &paris, iso_week, None),
+        "weeks after {moment}"
+    );
+    assert_eq!(
+        counts(engine, Bucket::Month, "UTC", None),
+        reference_counts(&latest, &TimeZone::UTC, month_of, None),
+        "months after {moment}"
+    );
+}
+
+/// A cold reader (its own cache, as a new Lambda instance) at the lake's current snapshot.
+async fn cold_reader(location: &tributary_lake::LakeLocation, dir: &std::path::Path, name: &str) -> LakeReader {
+    let mut reader = reader_for(location, &dir.join(name));
+    reader.latest().await.unwrap();
+    reader
+}
+
+/// The kept latest dates (the hourly `latest-dates` job) give a cold reader exactly the answer of
+/// every version grouped: with appends on top of them (versions arrive shuffled, so an appended
+/// file often holds older versions than the kept ones), after a compaction (which they no longer
+/// cover until the job runs again), when the newest kept file is broken (a writer cut off), and
+/// with two writers, one of them late with an older snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_latest_dates_give_a_cold_reader_the_reference_counts() {
+    let (location, dir) = temp_lake();
+    let versions = generate(13, 300);
+    let part = versions.len() / 4;
+    write(&location, &versions[..part], 37).await;
+
+    let mut job = reader_for(&location, &dir.join("job"));
+    let KeptOutcome::Written { version: first, leads, .. } = job.keep_latest_dates().await.unwrap() else {
+        panic!("nothing kept on the first run")
+    };
+    assert_eq!(leads as usize, latest(&versions[..part]).len());
+    assert_eq!(job.keep_latest_dates().await.unwrap(), KeptOutcome::UpToDate { version: first });
+
+    // Appends since the kept file: it is loaded and only the new files are merged.
+    write(&location, &versions[part..2 * part], 37).await;
+    let mut cold = cold_reader(&location, &dir, "cold-appends").await;
+    let engine = cold.latest().await.unwrap();
+    let Some(LatestDatesStart::Kept { version, added_files }) = engine.latest_dates_start() else {
+        panic!("the kept latest dates were not taken: {:?}", engine.latest_dates_start())
+    };
+    assert_eq!(version, first);
+    assert!(added_files > 0);
+    assert_reference_counts(engine, &versions[..2 * part], "appends on top of the kept dates");
+
+    // A compaction replaces the files the kept dates cover: a cold reader groups every version,
+    // until the job keeps them again.
+    let mut table = LakeTable::open_existing(&location, &LEADS).await.unwrap().unwrap();
+    table.compact(CompactionPolicy::default(), jiff::Timestamp::MAX).await.unwrap();
+    let mut cold = cold_reader(&location, &dir, "cold-compacted").await;
+    let engine = cold.latest().await.unwrap();
+    assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::EveryVersion));
+    assert_reference_counts(engine, &versions[..2 * part], "a compaction");
+    let KeptOutcome::Written { version: compacted, .. } = job.keep_latest_dates().await.unwrap() else {
+        panic!("the compacted snapshot was not kept")
+    };
+    let mut cold = cold_reader(&location, &dir, "cold-after-job").await;
+    let engine = cold.latest().await.unwrap();
+    assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version: compacted, added_files: 0 }));
+    assert_reference_counts(engine, &versions[..2 * part], "the job after the compaction");
+
+    // Two writers: a late one, which computed its file from the compacted snapshot, writes it
+    // after a newer one was written from a later snapshot. Each file is right for its own
+    // snapshot; readers take the newest.
+    let late = table.derived_files("latest_dates").await.unwrap().pop().unwrap();
+    assert_eq!(late.version, compacted);
+    let late_bytes = table.read_derived(&late).await.unwrap();
+    write(&location, &versions[2 * part..3 * part], 37).await;
+    let KeptOutcome::Written { version: newer, .. } = job.keep_latest_dates().await.unwrap() else {
+        panic!("the newer snapshot was not kept")
+    };
+    table.put_derived("latest_dates", compacted, late_bytes).await.unwrap();
+    table.prune_derived("latest_dates", 2).await.unwrap();
+    let kept = table.derived_files("latest_dates").await.unwrap();
+    assert!(kept.len() <= 2 && kept.last().unwrap().version == newer, "{kept:?}");
+    let mut cold = cold_reader(&location, &dir, "cold-two-writers").await;
+    let engine = cold.latest().await.unwrap();
+    assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version: newer, added_files: 0 }));
+    assert_reference_counts(engine, &versions[..3 * part], "two writers");
+
+    // A writer cut off: the newest kept file is broken (here, half of a good one). Readers fall
+    // back to every version, and the next run of the job writes a good one.
+    write(&location, &versions[3 * part..], 37).await;
+    table.refresh().await.unwrap();
+    let current = table.version().unwrap();
+    let good = table.derived_files("latest_dates").await.unwrap().pop().unwrap();
+    let bytes = table.read_derived(&good).await.unwrap();
+    table.put_derived("latest_dates", current, bytes.slice(..bytes.len() / 2)).await.unwrap();
+    let mut cold = cold_reader(&location, &dir, "cold-broken").await;
+    let engine = cold.latest().await.unwrap();
+    assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::EveryVersion));
+    assert_reference_counts(engine, &versions, "a broken kept file");
+    table.put_derived("latest_dates", current, b"not parquet".to_vec().into()).await.unwrap();
+    let mut cold = cold_reader(&location, &dir, "cold-garbage").await;
+    assert_reference_counts(cold.latest().await.unwrap(), &versions, "a kept file that is not Parquet");
+    assert!(
+        matches!(job.keep_latest_dates().await.unwrap(), KeptOutcome::Written { version, .. } if version == current)
+    );
+    let mut cold = cold_reader(&location, &dir, "cold-repaired").await;
+    let engine = cold.latest().await.unwrap();
+    assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version: current, added_files: 0 }));
+    assert_reference_counts(engine, &versions, "the job after a broken file");
+
+    // Vacuum leaves the kept files alone (they are under `_derived/`, hidden from Delta).
+    let after_retention = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30);
+    table.vacuum(after_retention).await.unwrap();
+    assert_eq!(table.derived_files("latest_dates").await.unwrap().last().unwrap().version, current);
 }
 
 fn lead(id: &str, dates: [Option<&str>; 5], statut: Option<&str>) -> Lead {
