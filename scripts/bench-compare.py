@@ -15,8 +15,9 @@ requirements-tools.txt:
 - puller: the page of 1 000 varied visits the Rust bench wrote (`--pages`, `matomo-page.json`) through
   the seeds' way: `json`, `hmac` on the same twelve values per visit, dimension and goal names,
   a pyarrow table of the `matomo_visits` columns and Parquet (Snappy) in memory;
-- aggregator: with `--lake DIR`, the count statements the aggregator printed (`--print-sql`) in
-  Python DuckDB over the same Delta files (`scripts/bench-lake-duckdb.py` does the timing).
+- aggregator: not here: `make bench-compare` then runs `scripts/bench-lake-counts.sh 1000000`, which
+  times the aggregator's count statements and the same statements in Python DuckDB over the same
+  Delta files, in one run.
 """
 
 from __future__ import annotations
@@ -149,6 +150,11 @@ def matomo_path(page_file: Path):
             return None
         return hmac.new(KEY, str(value).encode(), hashlib.sha256).hexdigest()
 
+    def rename_dimensions(scope: dict) -> None:
+        """`dimensionN` to its configured name, in a visit and in each of its actions."""
+        for key in [k for k in scope if k.startswith("dimension") and k[9:] in DIMENSIONS]:
+            scope[DIMENSIONS[key[9:]]] = scope.pop(key)
+
     def to_int(value: Any) -> int | None:
         try:
             return int(value)
@@ -159,12 +165,12 @@ def matomo_path(page_file: Path):
         visits = json.loads(body)
         columns: dict[str, list] = {field.name: [] for field in schema}
         for visit in visits:
-            for key in [k for k in visit if k.startswith("dimension") and k[9:] in DIMENSIONS]:
-                visit[DIMENSIONS[key[9:]]] = visit.pop(key)
+            rename_dimensions(visit)
             visit["userId"] = anonymise(visit.get("userId"))
             visit["visitIp"] = anonymise(visit.get("visitIp"))
             actions = visit.get("actionDetails") or []
             for action in actions:
+                rename_dimensions(action)
                 for field in ("url", "subtitle"):
                     if field in action:
                         action[field] = anonymise(action[field])
@@ -187,7 +193,9 @@ def matomo_path(page_file: Path):
             columns["pulled_at"].append(pulled_at)
         table = pa.Table.from_pydict(columns, schema=schema)
         sink = io.BytesIO()
-        pq.write_table(table, sink, compression="snappy")
+        # As the table's writer properties: no dictionary for the `visit` document column.
+        dictionary = [field.name for field in schema if field.name != "visit"]
+        pq.write_table(table, sink, compression="snappy", use_dictionary=dictionary)
         return table.num_rows
 
     return process, len(json.loads(body))

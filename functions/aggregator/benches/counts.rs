@@ -100,7 +100,7 @@ async fn main() {
     }
     let mut reader = open_reader("reader");
     let started = Instant::now();
-    let engine = reader.latest().await.unwrap();
+    let engine = reader.latest_dates().await.unwrap();
     let setup = started.elapsed();
     println!("latest dates started: {:?}", engine.latest_dates_start());
     let query = CountQuery { bucket, zone: "UTC".into(), from: None, to: None };

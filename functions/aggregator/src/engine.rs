@@ -26,8 +26,10 @@ impl EngineLimits {
 
 pub struct Engine {
     connection: Connection,
-    /// The snapshot the `lead_versions` view and the `latest_dates` table currently show.
+    /// The snapshot the `latest_dates` table currently shows.
     shown: Option<LocalSnapshot>,
+    /// The files the `lead_versions` and `latest_leads` views read.
+    views: Option<Vec<PathBuf>>,
     /// How `latest_dates` was last started from nothing.
     started: Option<LatestDatesStart>,
 }
@@ -69,23 +71,43 @@ impl Engine {
             dirs = dirs.join(", "),
             macros = sql::MACROS,
         ))?;
-        Ok(Self { connection, shown: None, started: None })
+        Ok(Self { connection, shown: None, views: None, started: None })
     }
 
-    /// Points the `lead_versions` and `latest_leads` views at `snapshot` and brings the
-    /// `latest_dates` table up to it (nothing to do when they already show it). A snapshot that
-    /// only added files to the shown one (appends) is merged from those files alone. Otherwise (a
-    /// first look, or a compaction) the table starts again: from the kept latest dates that come
-    /// with the snapshot when they can be brought up to it, from every version when not.
+    /// Points the `lead_versions` and `latest_leads` views at `snapshot` (every version, whole
+    /// rows: the report and the alerts) and brings `latest_dates` up to it ([`Self::show_latest_dates`]).
+    /// Every file of the snapshot must be on local disk.
     pub fn show_leads(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
+        self.show_versions(snapshot)?;
+        self.show_latest_dates(snapshot)
+    }
+
+    /// Points the `lead_versions` and `latest_leads` views at `snapshot`'s files (nothing to do
+    /// when they already read them).
+    fn show_versions(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
+        if self.views.as_ref() == Some(&snapshot.files) {
+            return Ok(());
+        }
+        self.views = None;
+        self.connection.execute_batch(&sql::lead_versions_view(&snapshot.files))?;
+        self.connection.execute_batch(&sql::latest_leads_view())?;
+        self.views = Some(snapshot.files.clone());
+        Ok(())
+    }
+
+    /// Brings the `latest_dates` table (what the counts read) up to `snapshot` (nothing to do when
+    /// it already shows it). A snapshot that only added files to the shown one (appends) is merged
+    /// from those files alone. Otherwise (a first look, or a compaction) the table starts again:
+    /// from the kept latest dates that come with the snapshot when they can be brought up to it
+    /// (then only the files added since they were computed need to be on local disk), from every
+    /// version when not (then every file must be).
+    pub fn show_latest_dates(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
         if self.shown.as_ref().is_some_and(|shown| shown.same_files(snapshot)) {
             return Ok(());
         }
         let added = self.shown.as_ref().and_then(|shown| snapshot.files_added_since(&shown.lake_paths));
-        // Whatever happens below, the views must not be thought to show an older snapshot.
+        // Whatever happens below, the table must not be thought to show an older snapshot.
         self.shown = None;
-        self.connection.execute_batch(&sql::lead_versions_view(&snapshot.files))?;
-        self.connection.execute_batch(&sql::latest_leads_view())?;
         match added {
             Some(files) if files.is_empty() => {}
             Some(files) => self.in_transaction(&sql::merge_latest_dates(&files))?,
@@ -105,7 +127,14 @@ impl Engine {
         if let Some(kept) = &snapshot.latest_dates
             && let Some(added) = snapshot.files_added_since(&kept.covers)
         {
-            match self.in_transaction(&sql::load_latest_dates(&kept.path, &added)) {
+            let loaded =
+                self.connection.execute_batch(&sql::load_latest_dates(&kept.path)).map_err(AggregatorError::from);
+            // A failed merge leaves the kept dates alone in the table: the build below replaces them.
+            let merged = loaded.and_then(|()| match added.is_empty() {
+                true => Ok(()),
+                false => self.in_transaction(&sql::merge_latest_dates(&added)),
+            });
+            match merged {
                 Ok(()) => {
                     let start = LatestDatesStart::Kept { version: kept.version, added_files: added.len() };
                     tracing::info!(?start, "latest dates started");
@@ -117,6 +146,7 @@ impl Engine {
                 }
             }
         }
+        self.show_versions(snapshot)?;
         self.connection.execute_batch(&sql::build_latest_dates())?;
         tracing::info!(start = ?LatestDatesStart::EveryVersion, "latest dates started");
         self.started = Some(LatestDatesStart::EveryVersion);

@@ -158,7 +158,7 @@ async fn answer<S: SyncStore>(
             }
             let mut reader = deps.reader.lock().await;
             let zone = zone_parameter(&mut reader, request).await?;
-            let engine = reader.latest().await.map_err(|e| failure(&e))?;
+            let engine = reader.latest_dates().await.map_err(|e| failure(&e))?;
             let as_svg = match parameter(request, "format") {
                 None | Some("json") => false,
                 Some("svg") => true,

@@ -4,7 +4,7 @@
 //!   files in the reports bucket, and a notification with their download links on the `reports`
 //!   topic (its e-mail subscribers receive it). A rerun (Lambda retry) writes the same keys again
 //!   and notifies again: the files are the same, the second e-mail is harmless.
-//! - `latest-dates`: every hour, each lead's latest dates kept beside the `leads` table, so that a
+//! - `latest-dates`: every hour (at :50, after the daily compaction), each lead's latest dates kept beside the `leads` table, so that a
 //!   cold aggregator reads one row per lead instead of grouping every version
 //!   ([`crate::snapshot::KeptLatestDates`]). A rerun finds them up to date, or writes the same file.
 
@@ -16,7 +16,7 @@ use crate::xlsx::{XLSX_CONTENT_TYPE, alerts_workbook, report_workbook};
 use jiff::civil::Date;
 use serde::Deserialize;
 use tributary_domain::ports::{ReportSink, SyncStore};
-use tributary_domain::sync::{FailureReason, LATEST_DATES_JOB, MONTHLY_REPORT_JOB, SyncOutcome, SyncRun};
+use tributary_domain::sync::{FailureReason, LATEST_DATES_JOB, MONTHLY_REPORT_JOB, SyncOutcome, SyncRun, ended_at};
 
 /// The schedule's input: `{"job": "monthly-report"}`, optionally with `"month": "YYYY-MM"` to
 /// produce a given month again (default: the month before today's); or `{"job": "latest-dates"}`.
@@ -141,8 +141,9 @@ pub async fn run_latest_dates_job(
         return Err(JobError::BadRequest("latest-dates takes no month".into()));
     }
     let mut run = SyncRun::start(LATEST_DATES_JOB, "leads", &SyncRun::new_id(), now, None);
+    let started = std::time::Instant::now();
     let outcome = reader.keep_latest_dates().await;
-    let ended = jiff::Timestamp::now().max(now);
+    let ended = ended_at(now, started);
     match &outcome {
         Ok(kept) => {
             if let KeptOutcome::Written { leads, .. } = kept {

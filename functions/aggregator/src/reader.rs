@@ -3,7 +3,7 @@
 use crate::AggregatorError;
 use crate::config::LakeQueryConfig;
 use crate::engine::Engine;
-use crate::snapshot::SnapshotCache;
+use crate::snapshot::{LocalSnapshot, SnapshotCache};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use tributary_lake::schema::LEADS;
@@ -47,17 +47,50 @@ impl LakeReader {
         &self.engine
     }
 
-    /// The engine, its views on the latest version of the `leads` table.
+    /// The engine with every version of the latest `leads` snapshot (the `lead_versions` and
+    /// `latest_leads` views: the report and the alerts) and its `latest_dates`. Every data file is
+    /// fetched.
     pub async fn latest(&mut self) -> Result<&Engine, AggregatorError> {
+        let snapshot = self.snapshot().await?;
+        self.leads.fetch(&snapshot.files).await?;
+        self.engine.show_leads(&snapshot)?;
+        Ok(&self.engine)
+    }
+
+    /// The engine with the `latest_dates` of the latest `leads` snapshot (what the counts read).
+    /// Only the data files that takes are fetched: those added since the state it merges into (the
+    /// engine's own, or the kept latest dates on a cold start), every file when there is none.
+    pub async fn latest_dates(&mut self) -> Result<&Engine, AggregatorError> {
+        let snapshot = self.snapshot().await?;
+        let base = match self.engine.shown() {
+            Some(shown) => Some(shown.lake_paths.as_slice()),
+            None => snapshot.latest_dates.as_ref().map(|kept| kept.covers.as_slice()),
+        };
+        let needed = base.and_then(|base| snapshot.files_added_since(base));
+        self.leads.fetch(needed.as_deref().unwrap_or(&snapshot.files)).await?;
+        if let Err(error) = self.engine.show_latest_dates(&snapshot) {
+            if needed.is_none() {
+                return Err(error);
+            }
+            // The kept file passed its checks but could not be loaded, and grouping every version
+            // needs files not fetched yet: fetch them, and start from every version.
+            tracing::warn!(%error, "the latest dates could not be brought up to date from part of the files; fetching them all");
+            let snapshot = LocalSnapshot { latest_dates: None, ..snapshot };
+            self.leads.fetch(&snapshot.files).await?;
+            self.engine.show_latest_dates(&snapshot)?;
+        }
+        Ok(&self.engine)
+    }
+
+    /// The latest `leads` snapshot; with the kept latest dates when the engine has no state to
+    /// merge it into (a cold start, or after a compaction: one listing, maybe one download).
+    async fn snapshot(&mut self) -> Result<LocalSnapshot, AggregatorError> {
         let mut snapshot = self.leads.current().await?;
-        // The kept latest dates are only looked for (one listing, maybe a download) when the
-        // engine has nothing to merge the snapshot into: a cold start, or after a compaction.
         let merges = self.engine.shown().is_some_and(|shown| snapshot.files_added_since(&shown.lake_paths).is_some());
         if !merges {
             snapshot.latest_dates = self.leads.kept_latest_dates().await;
         }
-        self.engine.show_leads(&snapshot)?;
-        Ok(&self.engine)
+        Ok(snapshot)
     }
 
     /// Keeps the latest dates of the current snapshot beside the `leads` table, so that a cold
@@ -65,21 +98,23 @@ impl LakeReader {
     /// newest kept ones already cover every data file. They are computed the way every request
     /// computes them (from the kept ones and the files added since, or from every version).
     pub async fn keep_latest_dates(&mut self) -> Result<KeptOutcome, AggregatorError> {
-        let mut snapshot = self.leads.current().await?;
-        let Some(version) = snapshot.version else { return Ok(KeptOutcome::NoTable) };
-        snapshot.latest_dates = self.leads.kept_latest_dates().await;
-        let covered: HashSet<&str> =
-            snapshot.latest_dates.iter().flat_map(|kept| kept.covers.iter().map(String::as_str)).collect();
-        let current: HashSet<&str> = snapshot.lake_paths.iter().map(String::as_str).collect();
-        if let Some(kept) = &snapshot.latest_dates
-            && covered == current
+        // Whether there is anything to do, before any DuckDB work.
+        let listed = self.leads.current().await?;
+        if listed.version.is_none() {
+            return Ok(KeptOutcome::NoTable);
+        }
+        let current: HashSet<&str> = listed.lake_paths.iter().map(String::as_str).collect();
+        if let Some(kept) = self.leads.kept_latest_dates().await
+            && kept.covers.iter().map(String::as_str).collect::<HashSet<_>>() == current
         {
             return Ok(KeptOutcome::UpToDate { version: kept.version });
         }
-        self.engine.show_leads(&snapshot)?;
+        self.latest_dates().await?;
+        let Some(shown) = self.engine.shown().cloned() else { return Ok(KeptOutcome::NoTable) };
+        let Some(version) = shown.version else { return Ok(KeptOutcome::NoTable) };
         let target = self.cache_dir.join(format!("latest-dates-{version}-{}.parquet", std::process::id()));
         let cache_error = |e| AggregatorError::Cache { path: target.display().to_string(), source: e };
-        let written = self.engine.export_latest_dates(&target, &snapshot.lake_paths).and_then(|leads| {
+        let written = self.engine.export_latest_dates(&target, &shown.lake_paths).and_then(|leads| {
             let bytes = std::fs::read(&target).map_err(cache_error)?;
             Ok((leads, bytes))
         });

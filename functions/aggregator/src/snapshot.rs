@@ -1,14 +1,15 @@
 //! A Delta table's current snapshot as Parquet files on local disk, for DuckDB.
 //!
 //! The file list (and the check that the table can be read this way) comes from the Delta log
-//! through delta-rs. On S3 each data file is downloaded once into a cache directory: Delta never
-//! rewrites a data file, so a warm Lambda fetches only files added since its last request, and
-//! files that left the snapshot (compaction, vacuum) are removed from the cache. The newest kept
+//! through delta-rs. On S3 each data file is downloaded into a cache directory when a question
+//! first needs it ([`SnapshotCache::fetch`]): Delta never rewrites a data file, so a warm Lambda
+//! fetches only files added since its last request, and files that left the snapshot (compaction,
+//! vacuum) are removed from the cache. The newest kept
 //! latest dates of the table ([`KeptLatestDates`]) come with the snapshot, the same way.
 
 use crate::AggregatorError;
 use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use tributary_lake::schema::TableSpec;
 use tributary_lake::{DERIVED_DIR, LakeError, LakeFile, LakeLocation, LakeTable, deltalake};
@@ -100,11 +101,13 @@ pub struct SnapshotCache {
     /// `<cache>/<table>/`, for tables on S3.
     dir: PathBuf,
     table: Option<LakeTable>,
+    /// The data files of the last snapshot listed, by local path (what [`Self::fetch`] downloads).
+    listed: HashMap<PathBuf, LakeFile>,
 }
 
 impl SnapshotCache {
     pub fn new(location: LakeLocation, spec: &'static TableSpec, cache_dir: &Path) -> Self {
-        Self { location, spec, dir: cache_dir.join(spec.name), table: None }
+        Self { location, spec, dir: cache_dir.join(spec.name), table: None, listed: HashMap::new() }
     }
 
     /// The latest snapshot, its files on local disk.
@@ -126,6 +129,7 @@ impl SnapshotCache {
             slot @ None => match LakeTable::open_existing(&self.location, self.spec).await? {
                 Some(table) => slot.insert(table),
                 None => {
+                    self.listed.clear();
                     return Ok(LocalSnapshot {
                         version: None,
                         files: Vec::new(),
@@ -136,19 +140,27 @@ impl SnapshotCache {
             },
         };
         let lake_files = table.files()?;
-        let mut local = Vec::with_capacity(lake_files.len());
-        for chunk in lake_files.chunks(PARALLEL_DOWNLOADS) {
-            let mut copies = Vec::with_capacity(chunk.len());
-            for file in chunk {
-                copies.push(local_copy(&self.dir, table, file));
-            }
-            local.extend(futures::future::try_join_all(copies).await?);
-        }
+        let local: Vec<PathBuf> = lake_files.iter().map(|file| local_path(&self.dir, table, file)).collect();
         if self.location.local_root().is_none() {
             remove_stale(&self.dir, &local)?;
         }
-        let lake_paths = lake_files.into_iter().map(|file| file.path).collect();
+        let lake_paths = lake_files.iter().map(|file| file.path.clone()).collect();
+        self.listed = local.iter().cloned().zip(lake_files).collect();
         Ok(LocalSnapshot { version: table.version(), files: local, lake_paths, latest_dates: None })
+    }
+
+    /// Makes `files` (local paths of the last [`Self::current`] snapshot) available on local disk:
+    /// on S3, downloads those not cached yet, a few at a time. Only what a question needs is
+    /// fetched: the counts of a reader that starts from the kept latest dates need only the files
+    /// added since, not the whole table.
+    pub async fn fetch(&self, files: &[PathBuf]) -> Result<(), AggregatorError> {
+        let Some(table) = &self.table else { return Ok(()) };
+        let wanted: Vec<&LakeFile> = files.iter().filter_map(|path| self.listed.get(path)).collect();
+        for chunk in wanted.chunks(PARALLEL_DOWNLOADS) {
+            let copies = chunk.iter().map(|file| local_copy(&self.dir, table, file));
+            futures::future::try_join_all(copies).await?;
+        }
+        Ok(())
     }
 
     /// The newest kept latest dates for the loaded version ([`KeptLatestDates`]), downloaded,
@@ -206,13 +218,19 @@ async fn kept_latest_dates(dir: &Path, table: &LakeTable) -> Result<Option<KeptL
     Ok(Some(KeptLatestDates { version: derived.version, path, covers }))
 }
 
-/// The file itself for a table on local disk; otherwise its cached copy in `dir`, downloaded first
-/// if missing (written under a temporary name and renamed, so a cut download is never used).
+/// Where a data file is read from: the file itself for a table on local disk; otherwise its
+/// cached copy in `dir`.
+fn local_path(dir: &Path, table: &LakeTable, file: &LakeFile) -> PathBuf {
+    table.local_path(file).unwrap_or_else(|| dir.join(&file.path))
+}
+
+/// [`local_path`], downloaded first when the table is on S3 and the copy is missing (written
+/// under a temporary name and renamed, so a cut download is never used).
 async fn local_copy(dir: &Path, table: &LakeTable, file: &LakeFile) -> Result<PathBuf, AggregatorError> {
-    if let Some(path) = table.local_path(file) {
-        return Ok(path);
+    let target = local_path(dir, table, file);
+    if table.local_path(file).is_some() {
+        return Ok(target);
     }
-    let target = dir.join(&file.path);
     let cache_error = |path: &Path, source| AggregatorError::Cache { path: path.display().to_string(), source };
     if std::fs::metadata(&target).is_ok_and(|meta| meta.len() as i64 == file.size) {
         return Ok(target);

@@ -6,8 +6,8 @@
 //! leading `_` hides the folder from Delta: vacuum never deletes it and no reader takes it for
 //! data. Each file is written whole in one `put` (S3's `PutObject`; on local disk a temporary file
 //! renamed), so a writer that dies leaves either no file or a complete one, never a half; two
-//! writers at the same version write the same content under the same name, and at different
-//! versions each file describes its own snapshot. What a file covers is the writer's business (the
+//! writers at the same version write files equally valid for it under the same name (the last
+//! one stays), and at different versions each file describes its own snapshot. What a file covers is the writer's business (the
 //! aggregator keeps the list of data files in the file itself): this module only names, lists,
 //! reads, writes and prunes them.
 
@@ -95,11 +95,16 @@ impl LakeTable {
         Ok(path.to_string())
     }
 
-    /// Deletes all but the `keep` newest derived files of `kind`; returns how many it deleted. A
-    /// reader may be downloading one being deleted: it falls back to the data files (never a
-    /// wrong answer, only a slower one), which is why at least one older file stays.
+    /// Deletes all but the `keep` newest derived files of `kind` computed from the loaded version
+    /// or an earlier one; returns how many it deleted. Files of later versions are left alone: they
+    /// may come from a writer that saw a newer snapshot (or from a table deleted and created again,
+    /// whose files readers ignore until its versions pass theirs). A reader may be downloading a
+    /// file being deleted: it falls back to the data files (never a wrong answer, only a slower
+    /// one), which is why at least one older file stays.
     pub async fn prune_derived(&self, kind: &str, keep: usize) -> Result<usize, LakeError> {
-        let files = self.derived_files(kind).await?;
+        let loaded = self.version();
+        let files: Vec<DerivedFile> =
+            self.derived_files(kind).await?.into_iter().filter(|file| Some(file.version) <= loaded).collect();
         let store = self.delta_table().object_store();
         let old = files.len().saturating_sub(keep);
         for file in &files[..old] {

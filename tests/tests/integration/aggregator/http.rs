@@ -7,8 +7,8 @@ use aggregator::alerts::AlertRules;
 use aggregator::config::LakeQueryConfig;
 use aggregator::engine::EngineLimits;
 use aggregator::http::{Deps, handle};
-use aggregator::jobs::{JobRequest, MonthlySettings, run_recorded_job};
-use aggregator::reader::LakeReader;
+use aggregator::jobs::{JobRequest, MonthlySettings, run_latest_dates_job, run_recorded_job};
+use aggregator::reader::{KeptOutcome, LakeReader};
 use jiff::Timestamp;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -232,7 +232,7 @@ async fn the_monthly_job_writes_both_workbooks_and_notifies_their_links() {
     assert!(notes[0].1.contains("Leads first contacted in 2026-11: 1"), "{}", notes[0].1);
 
     for (event, error) in [
-        (json!({"job": "weekly"}), "unknown job \"weekly\" (known: monthly-report)"),
+        (json!({"job": "weekly"}), "unknown job \"weekly\" (known: monthly-report, latest-dates)"),
         (json!({"job": "monthly-report", "month": "11/2026"}), "month \"11/2026\" is not YYYY-MM"),
     ] {
         let request = JobRequest::from_event(event).unwrap();
@@ -254,6 +254,20 @@ async fn the_monthly_job_writes_both_workbooks_and_notifies_their_links() {
         recorded[1].outcome
     );
     assert!(JobRequest::from_event(json!({"job": "monthly-report", "extra": 1})).is_err());
+
+    // The hourly latest-dates job, from its sample: written, then up to date; each run recorded.
+    let request = JobRequest::from_event(sample("aggregator-jobs-latest-dates.json")).unwrap();
+    let kept = run_latest_dates_job(request, &mut reader, &runs, now).await.unwrap();
+    let KeptOutcome::Written { version, leads, .. } = kept else { panic!("{kept:?}") };
+    assert!(leads > 0);
+    let again = JobRequest::from_event(json!({"job": "latest-dates"})).unwrap();
+    assert_eq!(run_latest_dates_job(again, &mut reader, &runs, now).await.unwrap(), KeptOutcome::UpToDate { version });
+    let with_month = JobRequest::from_event(json!({"job": "latest-dates", "month": "2026-11"})).unwrap();
+    let refused = run_latest_dates_job(with_month, &mut reader, &runs, now).await.unwrap_err();
+    assert_eq!(refused.kind(), "BadJobRequest");
+    let recorded: Vec<(String, u64)> =
+        runs.runs().into_iter().filter(|run| run.job == "latest-dates").map(|run| (run.scope, run.records)).collect();
+    assert_eq!(recorded, [("leads".to_string(), leads), ("leads".to_string(), 0)]);
 }
 
 /// A 40 000-character name (more than an Excel cell holds; leads written before names were

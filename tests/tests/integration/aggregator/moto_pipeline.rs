@@ -5,9 +5,12 @@
 
 use super::support;
 
-use aggregator::config::HttpConfig;
+use aggregator::config::{HttpConfig, LakeQueryConfig};
+use aggregator::engine::LatestDatesStart;
 use aggregator::http::Deps;
-use aggregator::reader::LakeReader;
+use aggregator::reader::{KeptOutcome, LakeReader};
+use aggregator::sql::Bucket;
+use aggregator::stats::{CountQuery, count_dates};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -181,4 +184,45 @@ async fn ingested_leads_reach_the_lake_and_the_statistics_equal_the_reference() 
     assert_eq!(status["tables"][1]["rows"], 120);
     // The downloaded files are in the cache, under the table's name.
     assert!(cache.join("leads").read_dir().unwrap().next().is_some());
+
+    // The hourly latest-dates job, as deployed, keeps the latest dates on S3 beside the table; a
+    // cold reader with a cache of its own starts from them and, for the counts, downloads them
+    // and no data file. The report's whole rows then fetch every file.
+    let reader_in = |function: &str, name: &str| {
+        let mut env = function_env(&local, function);
+        let dir = std::env::temp_dir().join(format!("tributary-{name}-{}", uuid::Uuid::new_v4()));
+        env.insert("LAKE_CACHE_DIR".into(), dir.display().to_string());
+        (LakeReader::open(&LakeQueryConfig::from_env(&env).unwrap()).unwrap(), dir)
+    };
+    let (mut job, _) = reader_in("AggregatorJobsFunction", "latest-dates-job");
+    let KeptOutcome::Written { version, leads, .. } = job.keep_latest_dates().await.unwrap() else {
+        panic!("nothing kept")
+    };
+    assert_eq!(leads, 40);
+    assert_eq!(job.keep_latest_dates().await.unwrap(), KeptOutcome::UpToDate { version });
+    let (mut cold, cold_cache) = reader_in("AggregatorFunction", "cold-reader");
+    let engine = cold.latest_dates().await.unwrap();
+    assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version, added_files: 0 }));
+    let query = CountQuery { bucket: Bucket::Week, zone: "Europe/Paris".into(), from: None, to: None };
+    let counts: Vec<(String, [i64; 5])> =
+        count_dates(engine, &query).unwrap().into_iter().map(|row| (row.bucket, row.counts)).collect();
+    assert_eq!(counts, reference_counts(&latest, &TimeZone::get("Europe/Paris").unwrap(), iso_week, None));
+    let cached = |dir: &std::path::Path| -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.path().is_dir() {
+                    pending.push(entry.path());
+                } else {
+                    found.push(entry.path().strip_prefix(&cold_cache).unwrap().display().to_string());
+                }
+            }
+        }
+        found
+    };
+    let downloaded = cached(&cold_cache.join("leads"));
+    assert_eq!(downloaded, [format!("leads/_derived/latest_dates/v{version:020}.parquet")], "{downloaded:?}");
+    cold.latest().await.unwrap();
+    assert!(cached(&cold_cache.join("leads")).len() > 1, "the report's rows need the data files");
 }

@@ -126,7 +126,7 @@ fn assert_reference_counts(engine: &aggregator::engine::Engine, written: &[suppo
 /// A cold reader (its own cache, as a new Lambda instance) at the lake's current snapshot.
 async fn cold_reader(location: &tributary_lake::LakeLocation, dir: &std::path::Path, name: &str) -> LakeReader {
     let mut reader = reader_for(location, &dir.join(name));
-    reader.latest().await.unwrap();
+    reader.latest_dates().await.unwrap();
     reader
 }
 
@@ -152,7 +152,7 @@ async fn kept_latest_dates_give_a_cold_reader_the_reference_counts() {
     // Appends since the kept file: it is loaded and only the new files are merged.
     write(&location, &versions[part..2 * part], 37).await;
     let mut cold = cold_reader(&location, &dir, "cold-appends").await;
-    let engine = cold.latest().await.unwrap();
+    let engine = cold.latest_dates().await.unwrap();
     let Some(LatestDatesStart::Kept { version, added_files }) = engine.latest_dates_start() else {
         panic!("the kept latest dates were not taken: {:?}", engine.latest_dates_start())
     };
@@ -165,14 +165,14 @@ async fn kept_latest_dates_give_a_cold_reader_the_reference_counts() {
     let mut table = LakeTable::open_existing(&location, &LEADS).await.unwrap().unwrap();
     table.compact(CompactionPolicy::default(), jiff::Timestamp::MAX).await.unwrap();
     let mut cold = cold_reader(&location, &dir, "cold-compacted").await;
-    let engine = cold.latest().await.unwrap();
+    let engine = cold.latest_dates().await.unwrap();
     assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::EveryVersion));
     assert_reference_counts(engine, &versions[..2 * part], "a compaction");
     let KeptOutcome::Written { version: compacted, .. } = job.keep_latest_dates().await.unwrap() else {
         panic!("the compacted snapshot was not kept")
     };
     let mut cold = cold_reader(&location, &dir, "cold-after-job").await;
-    let engine = cold.latest().await.unwrap();
+    let engine = cold.latest_dates().await.unwrap();
     assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version: compacted, added_files: 0 }));
     assert_reference_counts(engine, &versions[..2 * part], "the job after the compaction");
 
@@ -191,7 +191,7 @@ async fn kept_latest_dates_give_a_cold_reader_the_reference_counts() {
     let kept = table.derived_files("latest_dates").await.unwrap();
     assert!(kept.len() <= 2 && kept.last().unwrap().version == newer, "{kept:?}");
     let mut cold = cold_reader(&location, &dir, "cold-two-writers").await;
-    let engine = cold.latest().await.unwrap();
+    let engine = cold.latest_dates().await.unwrap();
     assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version: newer, added_files: 0 }));
     assert_reference_counts(engine, &versions[..3 * part], "two writers");
 
@@ -204,17 +204,17 @@ async fn kept_latest_dates_give_a_cold_reader_the_reference_counts() {
     let bytes = table.read_derived(&good).await.unwrap();
     table.put_derived("latest_dates", current, bytes.slice(..bytes.len() / 2)).await.unwrap();
     let mut cold = cold_reader(&location, &dir, "cold-broken").await;
-    let engine = cold.latest().await.unwrap();
+    let engine = cold.latest_dates().await.unwrap();
     assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::EveryVersion));
     assert_reference_counts(engine, &versions, "a broken kept file");
     table.put_derived("latest_dates", current, b"not parquet".to_vec().into()).await.unwrap();
     let mut cold = cold_reader(&location, &dir, "cold-garbage").await;
-    assert_reference_counts(cold.latest().await.unwrap(), &versions, "a kept file that is not Parquet");
+    assert_reference_counts(cold.latest_dates().await.unwrap(), &versions, "a kept file that is not Parquet");
     assert!(
         matches!(job.keep_latest_dates().await.unwrap(), KeptOutcome::Written { version, .. } if version == current)
     );
     let mut cold = cold_reader(&location, &dir, "cold-repaired").await;
-    let engine = cold.latest().await.unwrap();
+    let engine = cold.latest_dates().await.unwrap();
     assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version: current, added_files: 0 }));
     assert_reference_counts(engine, &versions, "the job after a broken file");
 
