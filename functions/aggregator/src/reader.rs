@@ -62,11 +62,13 @@ impl LakeReader {
     /// engine's own, or the kept latest dates on a cold start), every file when there is none.
     pub async fn latest_dates(&mut self) -> Result<&Engine, AggregatorError> {
         let snapshot = self.snapshot().await?;
-        let base = match self.engine.shown() {
-            Some(shown) => Some(shown.lake_paths.as_slice()),
-            None => snapshot.latest_dates.as_ref().map(|kept| kept.covers.as_slice()),
-        };
-        let needed = base.and_then(|base| snapshot.files_added_since(base));
+        // What the engine will merge into: its own state when the snapshot only added files to
+        // it, otherwise the kept latest dates when they apply (as after a compaction).
+        let needed = self
+            .engine
+            .shown()
+            .and_then(|shown| snapshot.files_added_since(&shown.lake_paths))
+            .or_else(|| snapshot.latest_dates.as_ref().and_then(|kept| snapshot.files_added_since(&kept.covers)));
         self.leads.fetch(needed.as_deref().unwrap_or(&snapshot.files)).await?;
         if let Err(error) = self.engine.show_latest_dates(&snapshot) {
             if needed.is_none() {

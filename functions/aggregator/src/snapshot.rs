@@ -79,14 +79,19 @@ pub struct KeptLatestDates {
     pub covers: Vec<String>,
 }
 
-/// The list of data files a kept latest-dates file was computed from, read from its footer.
+/// The list of data files a kept latest-dates file was computed from, read from its footer, once
+/// the footer shows the columns of `latest_dates` (a file written by another release, with other
+/// columns, is not taken: the job then writes a new one).
 pub fn read_covers(path: &Path) -> Result<Vec<String>, AggregatorError> {
     let invalid = |reason: String| AggregatorError::KeptLatestDates { path: path.display().to_string(), reason };
     let file = std::fs::File::open(path).map_err(|e| invalid(e.to_string()))?;
     let reader = SerializedFileReader::new(file).map_err(|e| invalid(e.to_string()))?;
-    let value = reader
-        .metadata()
-        .file_metadata()
+    let metadata = reader.metadata().file_metadata();
+    let columns: Vec<&str> = metadata.schema_descr().columns().iter().map(|column| column.name()).collect();
+    if columns != crate::sql::latest_dates_column_names() {
+        return Err(invalid(format!("columns {columns:?} are not those of latest_dates")));
+    }
+    let value = metadata
         .key_value_metadata()
         .and_then(|pairs| pairs.iter().find(|pair| pair.key == COVERS_KEY))
         .and_then(|pair| pair.value.clone())

@@ -159,11 +159,15 @@ pub fn export_latest_dates(target: &Path, covers: &str) -> String {
     )
 }
 
-/// The columns of `latest_dates`, in order.
-fn latest_dates_columns() -> String {
+/// The columns of `latest_dates` (and of a kept latest-dates file), in order.
+pub fn latest_dates_column_names() -> Vec<&'static str> {
     let mut columns = vec!["id", "_occurred_at", "_event_id"];
     columns.extend(DATE_COLUMNS);
-    columns.join(", ")
+    columns
+}
+
+fn latest_dates_columns() -> String {
+    latest_dates_column_names().join(", ")
 }
 
 /// Counts of each lead date per bucket, over the latest version of each lead (`latest_dates`).

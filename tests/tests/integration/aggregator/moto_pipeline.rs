@@ -20,7 +20,8 @@ use support::{Version, iso_week, latest, month_of, reference_counts};
 use tributary_aws::{self as aws, DynamoDbSyncStore, SsmSecrets};
 use tributary_domain::api_key::load_api_keys;
 use tributary_domain::lead::Lead;
-use tributary_lake::LakeLocation;
+use tributary_lake::schema::LEADS;
+use tributary_lake::{CompactionPolicy, LakeLocation, LakeTable};
 use tributary_testing::{LocalAws, put_demo_secrets, sample_event};
 
 fn sample(name: &str) -> Value {
@@ -225,4 +226,19 @@ async fn ingested_leads_reach_the_lake_and_the_statistics_equal_the_reference() 
     assert_eq!(downloaded, [format!("leads/_derived/latest_dates/v{version:020}.parquet")], "{downloaded:?}");
     cold.latest().await.unwrap();
     assert!(cached(&cold_cache.join("leads")).len() > 1, "the report's rows need the data files");
+
+    // After a compaction and the job's next run, the same (warm) reader starts again from the kept
+    // file for the counts: the compacted file is not downloaded, the replaced ones leave the cache.
+    let mut table = LakeTable::open_existing(&lake, &LEADS).await.unwrap().unwrap();
+    table.compact(CompactionPolicy::default(), Timestamp::MAX).await.unwrap();
+    let KeptOutcome::Written { version: compacted, .. } = job.keep_latest_dates().await.unwrap() else {
+        panic!("the compacted snapshot was not kept")
+    };
+    let engine = cold.latest_dates().await.unwrap();
+    assert_eq!(engine.latest_dates_start(), Some(LatestDatesStart::Kept { version: compacted, added_files: 0 }));
+    let counts: Vec<(String, [i64; 5])> =
+        count_dates(engine, &query).unwrap().into_iter().map(|row| (row.bucket, row.counts)).collect();
+    assert_eq!(counts, reference_counts(&latest, &TimeZone::get("Europe/Paris").unwrap(), iso_week, None));
+    let downloaded = cached(&cold_cache.join("leads"));
+    assert_eq!(downloaded, [format!("leads/_derived/latest_dates/v{compacted:020}.parquet")], "{downloaded:?}");
 }
