@@ -130,9 +130,8 @@ impl Engine {
             let loaded =
                 self.connection.execute_batch(&sql::load_latest_dates(&kept.path)).map_err(AggregatorError::from);
             // A failed merge leaves the kept dates alone in the table: the build below replaces them.
-            let merged = loaded.and_then(|()| match added.is_empty() {
-                true => Ok(()),
-                false => self.in_transaction(&sql::merge_latest_dates(&added)),
+            let merged = loaded.and_then(|()| {
+                if added.is_empty() { Ok(()) } else { self.in_transaction(&sql::merge_latest_dates(&added)) }
             });
             match merged {
                 Ok(()) => {
