@@ -74,17 +74,10 @@ impl Engine {
         Ok(Self { connection, shown: None, views: None, started: None })
     }
 
-    /// Points the `lead_versions` and `latest_leads` views at `snapshot` (every version, whole
-    /// rows: the report and the alerts) and brings `latest_dates` up to it ([`Self::show_latest_dates`]).
-    /// Every file of the snapshot must be on local disk.
-    pub fn show_leads(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
-        self.show_versions(snapshot)?;
-        self.show_latest_dates(snapshot)
-    }
-
-    /// Points the `lead_versions` and `latest_leads` views at `snapshot`'s files (nothing to do
-    /// when they already read them).
-    fn show_versions(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
+    /// Points the `lead_versions` and `latest_leads` views (every version, whole rows: the report
+    /// and the alerts) at `snapshot`'s files, which must all be on local disk (nothing to do when
+    /// they already read them).
+    pub fn show_versions(&mut self, snapshot: &LocalSnapshot) -> Result<(), AggregatorError> {
         if self.views.as_ref() == Some(&snapshot.files) {
             return Ok(());
         }

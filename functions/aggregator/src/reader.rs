@@ -51,24 +51,33 @@ impl LakeReader {
     /// `latest_leads` views: the report and the alerts) and its `latest_dates`. Every data file is
     /// fetched.
     pub async fn latest(&mut self) -> Result<&Engine, AggregatorError> {
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.leads.current().await?;
         self.leads.fetch(&snapshot.files).await?;
-        self.engine.show_leads(&snapshot)?;
+        self.engine.show_versions(&snapshot)?;
+        self.bring_latest_dates_to(snapshot).await?;
         Ok(&self.engine)
     }
 
     /// The engine with the `latest_dates` of the latest `leads` snapshot (what the counts read).
-    /// Only the data files that takes are fetched: those added since the state it merges into (the
-    /// engine's own, or the kept latest dates on a cold start), every file when there is none.
     pub async fn latest_dates(&mut self) -> Result<&Engine, AggregatorError> {
-        let snapshot = self.snapshot().await?;
-        // What the engine will merge into: its own state when the snapshot only added files to
-        // it, otherwise the kept latest dates when they apply (as after a compaction).
-        let needed = self
-            .engine
-            .shown()
-            .and_then(|shown| snapshot.files_added_since(&shown.lake_paths))
-            .or_else(|| snapshot.latest_dates.as_ref().and_then(|kept| snapshot.files_added_since(&kept.covers)));
+        let snapshot = self.leads.current().await?;
+        self.bring_latest_dates_to(snapshot).await?;
+        Ok(&self.engine)
+    }
+
+    /// Brings `latest_dates` up to `snapshot`, fetching only the data files that takes: those added
+    /// since the engine's own state when the snapshot only added files to it; otherwise (a cold
+    /// start, or after a compaction) those added since the kept latest dates when they apply (one
+    /// listing, maybe one download: looked for here unless the snapshot comes with them); every
+    /// file when there is neither.
+    async fn bring_latest_dates_to(&mut self, mut snapshot: LocalSnapshot) -> Result<(), AggregatorError> {
+        let mut needed = self.engine.shown().and_then(|shown| snapshot.files_added_since(&shown.lake_paths));
+        if needed.is_none() {
+            if snapshot.latest_dates.is_none() {
+                snapshot.latest_dates = self.leads.kept_latest_dates().await;
+            }
+            needed = snapshot.latest_dates.as_ref().and_then(|kept| snapshot.files_added_since(&kept.covers));
+        }
         self.leads.fetch(needed.as_deref().unwrap_or(&snapshot.files)).await?;
         if let Err(error) = self.engine.show_latest_dates(&snapshot) {
             if needed.is_none() {
@@ -81,18 +90,7 @@ impl LakeReader {
             self.leads.fetch(&snapshot.files).await?;
             self.engine.show_latest_dates(&snapshot)?;
         }
-        Ok(&self.engine)
-    }
-
-    /// The latest `leads` snapshot; with the kept latest dates when the engine has no state to
-    /// merge it into (a cold start, or after a compaction: one listing, maybe one download).
-    async fn snapshot(&mut self) -> Result<LocalSnapshot, AggregatorError> {
-        let mut snapshot = self.leads.current().await?;
-        let merges = self.engine.shown().is_some_and(|shown| snapshot.files_added_since(&shown.lake_paths).is_some());
-        if !merges {
-            snapshot.latest_dates = self.leads.kept_latest_dates().await;
-        }
-        Ok(snapshot)
+        Ok(())
     }
 
     /// Keeps the latest dates of the current snapshot beside the `leads` table, so that a cold
@@ -100,23 +98,21 @@ impl LakeReader {
     /// newest kept ones already cover every data file. They are computed the way every request
     /// computes them (from the kept ones and the files added since, or from every version).
     pub async fn keep_latest_dates(&mut self) -> Result<KeptOutcome, AggregatorError> {
+        let mut snapshot = self.leads.current().await?;
+        let Some(version) = snapshot.version else { return Ok(KeptOutcome::NoTable) };
         // Whether there is anything to do, before any DuckDB work.
-        let listed = self.leads.current().await?;
-        if listed.version.is_none() {
-            return Ok(KeptOutcome::NoTable);
-        }
-        let current: HashSet<&str> = listed.lake_paths.iter().map(String::as_str).collect();
-        if let Some(kept) = self.leads.kept_latest_dates().await
+        snapshot.latest_dates = self.leads.kept_latest_dates().await;
+        let current: HashSet<&str> = snapshot.lake_paths.iter().map(String::as_str).collect();
+        if let Some(kept) = &snapshot.latest_dates
             && kept.covers.iter().map(String::as_str).collect::<HashSet<_>>() == current
         {
             return Ok(KeptOutcome::UpToDate { version: kept.version });
         }
-        self.latest_dates().await?;
-        let Some(shown) = self.engine.shown().cloned() else { return Ok(KeptOutcome::NoTable) };
-        let Some(version) = shown.version else { return Ok(KeptOutcome::NoTable) };
+        let covers = snapshot.lake_paths.clone();
+        self.bring_latest_dates_to(snapshot).await?;
         let target = self.cache_dir.join(format!("latest-dates-{version}-{}.parquet", std::process::id()));
         let cache_error = |e| AggregatorError::Cache { path: target.display().to_string(), source: e };
-        let written = self.engine.export_latest_dates(&target, &shown.lake_paths).and_then(|leads| {
+        let written = self.engine.export_latest_dates(&target, &covers).and_then(|leads| {
             let bytes = std::fs::read(&target).map_err(cache_error)?;
             Ok((leads, bytes))
         });
