@@ -24,13 +24,21 @@ moto's S3 stores any amount of user metadata; real S3 refuses a PUT whose `x-amz
 values pass 2 KB (400 MetadataTooLarge). The same refusal is made here, so that a test on the local
 stack fails where S3 would.
 
-Three of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
+Eight of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
 request listed moto's package directory each time; each received SQS message counted the whole
 queue to read its retention period; each message sent to a queue counted the queue three times,
-reading the clock twice per message (here one pass per send, one clock reading: the same counts).
+reading the clock twice per message (here one pass per send, one clock reading: the same counts);
+each SNS notification built and signed a new X.509 certificate (and kept its PEM for the life of
+the server), where SNS signs with one certificate for a long time (here one per subscription, each
+message still signed with its key); each look-up of a service's backend listed every account under a
+global lock; each request was logged (here only those answered 5xx); each receive read the
+clock twice per message of the queue, at each wake-up; each request listed its handler's methods.
 
 Each request is counted by service and action; `GET /_tributary/requests` answers the counts, and
 `DELETE` answers them and resets them (the cold-start benchmark counts the AWS calls of a function's init).
+`GET /_tributary/request-times` answers, by action, the requests and the seconds spent answering them,
+and the seconds spent waiting for the serialising locks above (`make load` prints them: they show
+what bounds the local stack).
 
 Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
 """
@@ -38,11 +46,14 @@ Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
 import argparse
 import collections
 import copy
+import datetime
+import functools
 import io
 import json
 import signal
 import sys
 import threading
+import time
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
@@ -163,12 +174,100 @@ def queue_counts(queue):
     return visible, delayed, not_visible
 
 
+def sns_post_data_with_one_certificate(self, message, message_id, subject, message_attributes=None):
+    """moto's sns Subscription.get_post_data (the notification an SQS or HTTP subscriber receives),
+    with the signing certificate made once per subscription instead of once per message. The
+    message is signed with the subscription's key as before (SignatureVersion 2, SHA256)."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.x509.oid import NameOID
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.utils import iso_8601_datetime_with_milliseconds, utcnow
+    from moto.moto_api._internal import mock_random
+    from moto.sns.models import sns_backends
+
+    key = self.private_key()
+    region = self.topic.sns_backend.region_name
+    key_name = getattr(self, "_tributary_certificate_name", None)
+    if key_name is None:
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")]))
+            .issuer_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Amazon"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "Amazon RSA 2048 M01"),
+                    ]
+                )
+            )
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(utcnow())
+            .not_valid_after(utcnow() + datetime.timedelta(days=365))
+            .sign(key, hashes.SHA256())
+        )
+        key_name = f"SimpleNotificationService-{str(mock_random.uuid4()).replace('-', '')}.pem"
+        # Where moto serves the PEM from (an unauthenticated GET, so the default account).
+        sns_backends[DEFAULT_ACCOUNT_ID][region]._message_public_keys[key_name] = certificate.public_bytes(
+            serialization.Encoding.PEM
+        )
+        self._tributary_certificate_name = key_name
+    timestamp = iso_8601_datetime_with_milliseconds()
+    string_to_sign = (
+        f"Message\n{message}\nMessageId\n{message_id}\nTimestamp\n{timestamp}\n"
+        f"TopicArn\n{self.topic.arn}\nType\nNotification\n"
+    )
+    signature = key.sign(string_to_sign.encode("UTF-8"), padding.PKCS1v15(), hashes.SHA256())
+    post_data = {
+        "Type": "Notification",
+        "MessageId": message_id,
+        "TopicArn": self.topic.arn,
+        "Message": message,
+        "Timestamp": timestamp,
+        "SignatureVersion": "2",
+        "Signature": base64.b64encode(signature).decode("utf-8"),
+        "SigningCertURL": f"https://sns.{region}.amazonaws.com/{key_name}",
+        "UnsubscribeURL": f"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={self.arn}",
+    }
+    if subject:
+        post_data["Subject"] = subject
+    if message_attributes:
+        post_data["MessageAttributes"] = message_attributes
+    return post_data
+
+
+def visible_messages(queue):
+    """moto's sqs Queue.messages (the messages a receive may take) with one clock reading per call:
+    moto reads the clock twice per message of the queue, and a receive scans the queue on each
+    wake-up, so with a backlog of a thousand messages the clock was most of SQS's time."""
+    now = time.time() * 1000.0
+    return [message for message in queue._messages if now > message.visible_at and not now < message.delayed_until]
+
+
 def patch_moto() -> None:
     from moto import backends
+    from moto.core import responses
+    from moto.core.base_backend import BackendDict
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.sns.models import Subscription
     from moto.sqs.models import Queue, SQSBackend
 
     DynamoDBBackend.transact_write_items = transact_write_items_without_table_copies
+    Subscription.get_post_data = sns_post_data_with_one_certificate
+    # moto lists the accounts (under a global lock) on every backend look-up; the lock only
+    # matters the first time an account is seen.
+    create_account_backend = BackendDict._create_account_specific_backend
+
+    def account_backend_once(backends_of_service, account_id):
+        if not dict.__contains__(backends_of_service, account_id):
+            create_account_backend(backends_of_service, account_id)
+
+    BackendDict._create_account_specific_backend = account_backend_once
     SQSBackend.is_message_valid_based_on_retention_period = message_within_retention_period
     counting = threading.local()
 
@@ -186,6 +285,10 @@ def patch_moto() -> None:
             counting.counts = None
 
     Queue.attributes = property(attributes_counted_once)
+    Queue.messages = property(visible_messages)
+    # Each request listed its handler class's methods with inspect.getmembers; a class's methods do
+    # not change while the server runs.
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
     Queue.approximate_number_of_messages = property(lambda queue: counts(queue)[0])
     Queue.approximate_number_of_messages_delayed = property(lambda queue: counts(queue)[1])
     Queue.approximate_number_of_messages_not_visible = property(lambda queue: counts(queue)[2])
@@ -211,10 +314,13 @@ class RequestCounts:
     put back for moto)."""
 
     PATH = "/_tributary/requests"
+    TIMES_PATH = "/_tributary/request-times"
 
     def __init__(self):
         self.lock = threading.Lock()
         self.counts = collections.Counter()
+        self.seconds = collections.Counter()
+        self.waiting = collections.Counter()
 
     @staticmethod
     def name(environ):
@@ -251,12 +357,31 @@ class RequestCounts:
         name = self.name(environ)
         with self.lock:
             self.counts[name] += 1
+        return name
+
+    def timed(self, name, seconds, waiting):
+        with self.lock:
+            self.seconds[name] += seconds
+            self.waiting[name] += waiting
 
     def answer(self, environ, start_response):
         with self.lock:
-            body = json.dumps(dict(sorted(self.counts.items()))).encode()
+            if environ.get("PATH_INFO") == self.TIMES_PATH:
+                times = {
+                    name: {
+                        "count": self.counts[name],
+                        "seconds": round(seconds, 3),
+                        "waiting_for_lock_seconds": round(self.waiting[name], 3),
+                    }
+                    for name, seconds in sorted(self.seconds.items())
+                }
+                body = json.dumps(times).encode()
+            else:
+                body = json.dumps(dict(sorted(self.counts.items()))).encode()
             if environ.get("REQUEST_METHOD") == "DELETE":
                 self.counts.clear()
+                self.seconds.clear()
+                self.waiting.clear()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
@@ -264,6 +389,8 @@ class RequestCounts:
 class SerialisedAtomicRequests:
     """WSGI middleware: one DynamoDB request at a time (its JSON protocol names the target), and
     one conditional S3 write at a time."""
+
+    WAITING_KEY = "tributary.waiting_for_lock_seconds"
 
     def __init__(self, app):
         self.app = app
@@ -281,9 +408,17 @@ class SerialisedAtomicRequests:
         return None
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == RequestCounts.PATH:
+        if environ.get("PATH_INFO") in (RequestCounts.PATH, RequestCounts.TIMES_PATH):
             return self.requests.answer(environ, start_response)
-        self.requests.count(environ)
+        name = self.requests.count(environ)
+        started = time.perf_counter()
+        try:
+            return self.handle(environ, start_response)
+        finally:
+            waiting = environ.get(self.WAITING_KEY, 0.0)
+            self.requests.timed(name, time.perf_counter() - started, waiting)
+
+    def handle(self, environ, start_response):
         if environ.get("REQUEST_METHOD") == "PUT" and metadata_bytes(environ) > S3_MAX_METADATA_BYTES:
             body = (
                 b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>MetadataTooLarge</Code>'
@@ -294,9 +429,20 @@ class SerialisedAtomicRequests:
         lock = self.lock_for(environ)
         if lock is None:
             return self.app(environ, start_response)
+        waiting_since = time.perf_counter()
         with lock:
+            environ[self.WAITING_KEY] = time.perf_counter() - waiting_since
             # The body is produced inside the lock: moto computes it eagerly, but be sure.
             return list(self.app(environ, start_response))
+
+
+class RequestHandlerLoggingFailures(MotoRequestHandler):
+    """moto's request handler, logging only the requests answered 5xx (a log line per request cost
+    about a tenth of the server's time under load)."""
+
+    def log_request(self, code="-", size="-"):
+        if str(code).startswith("5"):
+            super().log_request(code, size)
 
 
 def main() -> None:
@@ -307,7 +453,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     patch_moto()
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, SerialisedAtomicRequests(app), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(args.host, args.port, SerialisedAtomicRequests(app), threaded=True, request_handler=RequestHandlerLoggingFailures)
 
 
 if __name__ == "__main__":

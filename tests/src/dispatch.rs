@@ -15,6 +15,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::{SnsEvent, SnsMessage};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::QueueAttributeName;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -323,15 +324,20 @@ impl SnsPoller {
             // Counted in flight from receipt to deletion, so "idle" never misses them.
             let received = messages.len() as i64;
             self.stats.in_flight.fetch_add(received, Ordering::SeqCst);
-            for message in &messages {
-                match self.sns_event(message.body().unwrap_or_default()) {
-                    Ok(event) => {
-                        self.stats.records.fetch_add(1, Ordering::Relaxed);
-                        invoke_async(&self.function, &event, self.retries, &self.stats).await;
+            // As many at once as the function has processes (Lambda invokes SNS asynchronously, an
+            // execution environment per concurrent event).
+            let poller = &self;
+            futures::stream::iter(&messages)
+                .for_each_concurrent(self.function.instances(), |message| async move {
+                    match poller.sns_event(message.body().unwrap_or_default()) {
+                        Ok(event) => {
+                            poller.stats.records.fetch_add(1, Ordering::Relaxed);
+                            invoke_async(&poller.function, &event, poller.retries, &poller.stats).await;
+                        }
+                        Err(error) => eprintln!("  ! {error}"),
                     }
-                    Err(error) => eprintln!("  ! {error}"),
-                }
-            }
+                })
+                .await;
             // One request for the whole receive (at most ten), after every invocation ended.
             let entries: Vec<_> = messages
                 .iter()
@@ -477,33 +483,45 @@ impl SqsPoller {
             }
         };
         self.stats.failures.fetch_add(failed_ids.len() as u64, Ordering::Relaxed);
-        for message in &batch {
+        let (failed, done): (Vec<_>, Vec<_>) =
+            batch.iter().partition(|m| m.message_id().is_some_and(|id| failed_ids.iter().any(|f| f == id)));
+        for message in failed {
             let Some(receipt) = message.receipt_handle() else { continue };
-            let failed = message.message_id().is_some_and(|id| failed_ids.iter().any(|f| f == id));
-            let request = if failed {
-                // Lambda would leave it invisible for the queue's visibility timeout (720 s); the
-                // demo makes it visible again at once, so retries and the redrive happen now.
-                self.sqs
-                    .change_message_visibility()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(receipt)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| describe(&e))
-            } else {
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| describe(&e))
-            };
+            // Lambda would leave it invisible for the queue's visibility timeout (720 s); the
+            // demo makes it visible again at once, so retries and the redrive happen now.
+            let request = self
+                .sqs
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
             if let Err(error) = request {
-                eprintln!("  ! settling a message of {}: {error}", self.function.binary);
+                eprintln!("  ! settling a message of {}: {}", self.function.binary, describe(&error));
+            }
+        }
+        // As Lambda's poller does, the handled ones in batches of ten (SQS's limit).
+        for chunk in done.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(index, message)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .set_receipt_handle(message.receipt_handle().map(str::to_string))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            match self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
+                // Not deleted: it comes back after the visibility timeout and is handled again.
+                Ok(output) => {
+                    for failed in output.failed() {
+                        eprintln!("  ! deleting a message of {}: {}", self.function.binary, failed.code());
+                    }
+                }
+                Err(error) => eprintln!("  ! settling messages of {}: {}", self.function.binary, describe(&error)),
             }
         }
     }

@@ -1,11 +1,15 @@
 //! Every function of `template.yaml` as its real Lambda binary behind a local Runtime API
-//! ([`LocalFunction`]): one process per function (each has its own environment, as in AWS), on its
-//! own port.
+//! ([`LocalFunction`]): one process per function by default (each has its own environment, as in
+//! AWS), on its own port; or several, as Lambda runs an execution environment per concurrent
+//! invocation ([`FunctionSpec::instances`]), each process behind its own Runtime API and port, and
+//! every invocation going to the least busy one.
 
 use crate::local_lambda::{FunctionConfig, LocalFunction};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tributary_testing::{Stack, Template};
 
@@ -21,6 +25,11 @@ pub struct FunctionSpec {
     pub timeout_seconds: u64,
     /// `MemorySize`, the function's own or `Globals.Function`'s.
     pub memory_mb: u32,
+    /// Whether Lambda runs it once per event or request (an `SNS` or `HttpApi` event source), so
+    /// that several invocations run at once under load.
+    pub invoked_per_event: bool,
+    /// `ReservedConcurrentExecutions`, when the template caps it.
+    pub reserved_concurrency: Option<u64>,
 }
 
 impl FunctionSpec {
@@ -51,39 +60,107 @@ impl FunctionSpec {
                 let timeout_seconds = setting("Timeout")?;
                 let memory_mb =
                     u32::try_from(setting("MemorySize")?).map_err(|e| format!("{logical_id}: MemorySize: {e}"))?;
-                Ok(Self { logical_id: logical_id.to_string(), package, binary, timeout_seconds, memory_mb })
+                let invoked_per_event = properties["Events"].as_object().is_some_and(|events| {
+                    events.values().any(|e| matches!(e["Type"].as_str(), Some("SNS" | "HttpApi")))
+                });
+                let reserved_concurrency = properties["ReservedConcurrentExecutions"].as_u64();
+                Ok(Self {
+                    logical_id: logical_id.to_string(),
+                    package,
+                    binary,
+                    timeout_seconds,
+                    memory_mb,
+                    invoked_per_event,
+                    reserved_concurrency,
+                })
             })
             .collect()
     }
 }
 
-/// One function of the template running locally: its bootstrap behind a local Runtime API.
+impl FunctionSpec {
+    /// How many processes to run for it locally when `wanted` are asked for each function invoked
+    /// per event: one for the others (scheduled or batch functions), never more than the
+    /// template's `ReservedConcurrentExecutions`.
+    pub fn instances(&self, wanted: usize) -> usize {
+        let wanted = if self.invoked_per_event { wanted.max(1) } else { 1 };
+        match self.reserved_concurrency {
+            Some(cap) => wanted.min(usize::try_from(cap).unwrap_or(usize::MAX)).max(1),
+            None => wanted,
+        }
+    }
+}
+
+/// One function of the template running locally: its bootstrap behind a local Runtime API, once
+/// or more.
 pub struct FunctionProcess {
     pub spec: FunctionSpec,
     /// The local Lambda's settings for it (binary, environment, timeout, memory, log).
     pub config: FunctionConfig,
     pub log_path: PathBuf,
     pub client: FunctionClient,
-    local: LocalFunction,
+    instances: Vec<LocalFunction>,
 }
 
-/// How to reach a running function: its invoke endpoint and its function URL.
+/// How to reach a running function: its invoke endpoint and its function URL, on each of its
+/// processes.
 #[derive(Debug, Clone)]
 pub struct FunctionClient {
     pub binary: String,
-    pub port: u16,
+    /// The port of each process's APIs; the first is the function's own (the demo's fixed port).
+    pub ports: Arc<[u16]>,
+    /// Invocations in flight on each process, to send the next one to the least busy.
+    busy: Arc<[AtomicUsize]>,
+    /// Function URL requests are spread in turn (their end is not seen here).
+    next_url: Arc<AtomicUsize>,
     http: reqwest::Client,
 }
 
+/// Counts an invocation on a process until it ends, however it ends.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl FunctionClient {
-    /// Base URL of the function's URL (a function URL's HTTP request becomes its payload 2.0 event).
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/lambda-url/{}", self.port, self.binary)
+    fn new(binary: &str, ports: Vec<u16>) -> Self {
+        let busy = ports.iter().map(|_| AtomicUsize::new(0)).collect();
+        Self {
+            binary: binary.to_string(),
+            ports: ports.into(),
+            busy,
+            next_url: Arc::default(),
+            http: reqwest::Client::new(),
+        }
     }
 
-    /// Invokes the function with `event` the way Lambda's Invoke API does (RequestResponse).
+    /// The function's own port (its first process).
+    pub fn port(&self) -> u16 {
+        self.ports[0]
+    }
+
+    /// How many processes serve the function.
+    pub fn instances(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Base URL of the function's URL (a function URL's HTTP request becomes its payload 2.0
+    /// event), on each of its processes in turn: take it for each request.
+    pub fn url(&self) -> String {
+        let index = self.next_url.fetch_add(1, Ordering::Relaxed) % self.ports.len();
+        format!("http://127.0.0.1:{}/lambda-url/{}", self.ports[index], self.binary)
+    }
+
+    /// Invokes the function with `event` the way Lambda's Invoke API does (RequestResponse), on
+    /// its least busy process.
     pub async fn invoke(&self, event: &Value) -> Result<Invocation, String> {
-        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{}/invocations", self.port, self.binary);
+        let index = (0..self.ports.len()).min_by_key(|&i| self.busy[i].load(Ordering::SeqCst)).unwrap_or(0);
+        self.busy[index].fetch_add(1, Ordering::SeqCst);
+        let _busy = Busy(&self.busy[index]);
+        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{}/invocations", self.ports[index], self.binary);
         let response = self
             .http
             .post(&url)
@@ -114,11 +191,12 @@ impl Invocation {
 }
 
 impl FunctionProcess {
-    /// Starts `spec`'s binary from `binary_dir` with `env`, its APIs on `port` (0: a free one);
-    /// `state_dir` keeps its log.
+    /// Starts `instances` processes of `spec`'s binary from `binary_dir` with `env`, the first one's
+    /// APIs on `port` (0: a free one), the others' on free ones; `state_dir` keeps their log.
     pub async fn start(
         spec: &FunctionSpec,
         port: u16,
+        instances: usize,
         env: HashMap<String, String>,
         state_dir: &Path,
         binary_dir: &Path,
@@ -135,29 +213,38 @@ impl FunctionProcess {
             memory_mb: spec.memory_mb,
             log_path: log_path.clone(),
         };
-        let local = LocalFunction::start(config.clone(), port).await?;
-        let client = FunctionClient { binary: spec.binary.clone(), port: local.port, http: reqwest::Client::new() };
-        Ok(Self { spec: spec.clone(), config, log_path, client, local })
+        let mut started = Vec::new();
+        for instance in 0..instances.max(1) {
+            // Dropping what was started stops it, should a later one fail.
+            started.push(LocalFunction::start(config.clone(), if instance == 0 { port } else { 0 }).await?);
+        }
+        let client = FunctionClient::new(&spec.binary, started.iter().map(|local| local.port).collect());
+        Ok(Self { spec: spec.clone(), config, log_path, client, instances: started })
     }
 
-    /// Waits until the bootstrap has finished its init and asks for an event.
+    /// Waits until every bootstrap has finished its init and asks for an event.
     pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), String> {
-        self.local.wait_until_ready(timeout).await
+        for local in &self.instances {
+            local.wait_until_ready(timeout).await?;
+        }
+        Ok(())
     }
 
-    /// Pid of the function's current process.
-    pub fn pid(&self) -> u32 {
-        self.local.pid()
+    /// Pid of each of the function's current processes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.instances.iter().map(LocalFunction::pid).collect()
     }
 
-    /// Peak resident memory (`VmHWM`, KiB) of the function's current process.
+    /// Peak resident memory (`VmHWM`, KiB) of the function's current processes, the highest.
     pub fn peak_memory_kib(&self) -> Option<u64> {
-        peak_memory_kib(self.local.pid())
+        self.instances.iter().filter_map(|local| peak_memory_kib(local.pid())).max()
     }
 
-    /// Stops the function's process and its local APIs.
+    /// Stops the function's processes and their local APIs.
     pub fn stop(self) {
-        self.local.stop();
+        for local in self.instances {
+            local.stop();
+        }
     }
 }
 
@@ -201,6 +288,18 @@ pub fn peak_memory_kib(pid: u32) -> Option<u64> {
     memory_kib(pid, "VmHWM:")
 }
 
+/// CPU time (user and system, seconds) process `pid` has used so far.
+#[allow(unsafe_code, reason = "sysconf(3) has no safe std equivalent")]
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields 14 and 15 (utime, stime), counted after the command name's closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a system constant and has no memory effects.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
+}
+
 /// `VmRSS` (KiB, now) of process `pid`.
 pub fn resident_memory_kib(pid: u32) -> Option<u64> {
     memory_kib(pid, "VmRSS:")
@@ -209,4 +308,24 @@ pub fn resident_memory_kib(pid: u32) -> Option<u64> {
 fn memory_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|line| line.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_functions_invoked_per_event_run_as_many_processes_as_asked_the_others_once() {
+        let template = Template::workspace().unwrap();
+        let specs = FunctionSpec::all(&template).unwrap();
+        let instances = |logical_id: &str| specs.iter().find(|s| s.logical_id == logical_id).unwrap().instances(3);
+        for per_event in ["WebhookFunction", "ProcessorFunction", "IntegratorFunction", "ApiFunction"] {
+            assert_eq!(instances(per_event), 3, "{per_event}");
+        }
+        // Scheduled, batch, or capped by ReservedConcurrentExecutions: 1.
+        for once in ["PullerFunction", "LakeWriterFunction", "LakeMaintenanceFunction", "AggregatorJobsFunction"] {
+            assert_eq!(instances(once), 1, "{once}");
+        }
+        assert!(specs.iter().all(|s| s.instances(1) == 1 && s.instances(0) == 1));
+    }
 }

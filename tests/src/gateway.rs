@@ -3,6 +3,7 @@
 //! origin for the webhooks, `/api/v1` and the console. A route's `{name}` matches one path segment,
 //! `{name+}` the rest; a literal segment is preferred over a parameter, as the service does.
 
+use crate::functions::FunctionClient;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -96,14 +97,18 @@ pub struct Gateway {
 
 struct Shared {
     routes: Vec<Route>,
-    /// Each function's URL by logical id.
-    targets: HashMap<String, String>,
+    /// Each function by logical id (its URL is taken per request: it may run as several processes).
+    targets: HashMap<String, FunctionClient>,
     http: reqwest::Client,
 }
 
 impl Gateway {
     /// Listens on `port` (0: a free one) and sends each request to `targets[function]`.
-    pub async fn start(routes: Vec<Route>, targets: HashMap<String, String>, port: u16) -> Result<Self, String> {
+    pub async fn start(
+        routes: Vec<Route>,
+        targets: HashMap<String, FunctionClient>,
+        port: u16,
+    ) -> Result<Self, String> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| format!("gateway: binding 127.0.0.1:{port}: {e}"))?;
@@ -165,7 +170,8 @@ async fn forward(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         return answer(StatusCode::BAD_REQUEST, r#"{"message":"unreadable body"}"#);
     };
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut outgoing = shared.http.request(parts.method.clone(), format!("{target}{path_and_query}")).body(body);
+    let mut outgoing =
+        shared.http.request(parts.method.clone(), format!("{}{path_and_query}", target.url())).body(body);
     for (name, value) in &parts.headers {
         if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH {
             outgoing = outgoing.header(name, value);

@@ -5,7 +5,7 @@
 
 use crate::demo::{Demo, Ports, post, secret};
 use crate::dispatch::FunctionStats;
-use crate::functions::resident_memory_kib;
+use crate::functions::{cpu_seconds, resident_memory_kib};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -25,12 +25,15 @@ pub struct LoadPlan {
     pub batch: usize,
     /// Deliveries in flight at once (a sender's retry workers).
     pub senders: usize,
+    /// Processes of each function Lambda invokes per event or request (webhook, processor,
+    /// integrator, API, aggregator): Lambda would run that many execution environments at once.
+    pub instances: usize,
 }
 
 impl LoadPlan {
-    /// `--deliveries N --leads N --batch N --senders N`, each optional.
+    /// `--deliveries N --leads N --batch N --senders N --instances N`, each optional.
     pub fn from_args(args: &[String]) -> Result<Self, String> {
-        let mut plan = Self { deliveries: 2_000, leads: 2_000, batch: 1_000, senders: 4 };
+        let mut plan = Self { deliveries: 2_000, leads: 2_000, batch: 1_000, senders: 4, instances: 3 };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
             let value = args.next().ok_or(format!("{flag} needs a number"))?;
@@ -42,8 +45,12 @@ impl LoadPlan {
                 "--batch" => return Err("--batch takes 1 to 1000 leads (the ingestion API's limit)".into()),
                 "--senders" if number > 0 => plan.senders = number,
                 "--senders" => return Err("--senders takes at least 1".into()),
+                "--instances" if (1..=16).contains(&number) => plan.instances = number,
+                "--instances" => return Err("--instances takes 1 to 16 processes per function".into()),
                 other => {
-                    return Err(format!("unknown argument {other}: use --deliveries, --leads, --batch, --senders"));
+                    return Err(format!(
+                        "unknown argument {other}: use --deliveries, --leads, --batch, --senders, --instances"
+                    ));
                 }
             }
         }
@@ -63,12 +70,15 @@ struct MemoryTrack {
     last: u64,
     /// (events processed, RSS) every sample, to show growth against customers.
     curve: Vec<(u64, u64)>,
+    /// CPU seconds used, at the first sample and the last.
+    cpu_first: f64,
+    cpu_last: f64,
 }
 
 /// Runs `plan` against a fresh demo stack (free ports) and returns the report.
 pub async fn run(plan: LoadPlan) -> Result<String, String> {
     let started = Instant::now();
-    let mut demo = Demo::start(Ports::free()?).await?;
+    let mut demo = Demo::start(Ports::free()?, plan.instances).await?;
     let outcome = drive(&demo, plan).await;
     let still_bound = demo.stop();
     let report = outcome?;
@@ -95,7 +105,7 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
         began,
     ));
 
-    let webhook = demo.client("WebhookFunction")?.url();
+    let webhook = demo.client("WebhookFunction")?;
     let api = demo.client("ApiFunction")?.url();
     let http = reqwest::Client::new();
     let stripe_secret = secret("/tributary/stripe-signing-secret")?;
@@ -115,8 +125,13 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
                     "email": format!("load.{run_id}.{index}@example.com"), "name": format!("Load Customer {index}")}}})
                 .to_string();
                 let signature = stripe_signature_header(stripe_secret, now, body.as_bytes());
-                let answer =
-                    post(http, &format!("{webhook}/webhooks/stripe"), &body, &[("stripe-signature", &signature)]).await;
+                let answer = post(
+                    http,
+                    &format!("{}/webhooks/stripe", webhook.url()),
+                    &body,
+                    &[("stripe-signature", &signature)],
+                )
+                .await;
                 match answer {
                     Ok((202, _)) => {
                         sent.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +180,10 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
     dispatcher.wait_until_idle(Duration::from_secs(3_600)).await?;
     let idle = began.elapsed();
     sampler.abort();
+    let moto_times = match demo.moto_endpoint() {
+        Some(endpoint) => Some(moto_request_times(&http, &endpoint).await?),
+        None => None,
+    };
 
     let sent = sent.load(Ordering::Relaxed);
     let (_, processed, processor_failures) = processor.snapshot();
@@ -174,8 +193,8 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
     let rate = |count: u64, time: Duration| count as f64 / time.as_secs_f64().max(0.001);
     let _ = writeln!(
         report,
-        "load: {} deliveries ({} senders), {} leads in requests of {}",
-        plan.deliveries, plan.senders, plan.leads, plan.batch
+        "load: {} deliveries ({} senders), {} leads in requests of {}, {} process(es) per function invoked per event",
+        plan.deliveries, plan.senders, plan.leads, plan.batch, plan.instances
     );
     let _ =
         writeln!(report, "  accepted {sent} of {} events; refused {}", plan.events(), refused.load(Ordering::Relaxed));
@@ -212,7 +231,7 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
     let _ = writeln!(report, "  failed invocations after retries, all functions: {failures}");
     let _ = writeln!(
         report,
-        "  memory (RSS, MiB): first sample → peak → last, and the RSS at each quarter of the events processed"
+        "  memory (RSS, MiB): first sample → peak → last, the RSS at each quarter of the events processed; CPU used during the run, per event"
     );
     let memory = memory.lock().map_err(|_| "memory samples poisoned")?.clone();
     let mib = |kib: u64| kib as f64 / 1024.0;
@@ -228,14 +247,19 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
                     .map_or("-".into(), |(_, rss)| format!("{:.0}", mib(*rss)))
             })
             .collect();
+        let cpu = (track.cpu_last - track.cpu_first).max(0.0);
         let _ = writeln!(
             report,
-            "    {name:<17} {:>7.1} → {:>7.1} → {:>7.1}   quarters {}",
+            "    {name:<17} {:>7.1} → {:>7.1} → {:>7.1}   quarters {:<19}  CPU {cpu:>6.1} s = {:>5.1} ms/event",
             mib(track.first),
             mib(track.peak),
             mib(track.last),
-            quarters.join(" / ")
+            quarters.join(" / "),
+            1000.0 * cpu / sent.max(1) as f64
         );
+    }
+    if let Some(times) = moto_times {
+        let _ = write!(report, "{times}");
     }
     if sent < plan.events() as u64 {
         return Err(format!("{report}not every delivery was accepted (see the lines above)"));
@@ -261,10 +285,13 @@ async fn sample(
         if let Ok(mut memory) = memory.lock() {
             for (name, pid) in &processes {
                 let Some(rss) = resident_memory_kib(*pid) else { continue };
+                let cpu = cpu_seconds(*pid).unwrap_or_default();
                 let track = memory.entry(name.clone()).or_default();
                 if track.curve.is_empty() {
                     track.first = rss;
+                    track.cpu_first = cpu;
                 }
+                track.cpu_last = cpu;
                 track.peak = track.peak.max(rss);
                 track.last = rss;
                 track.curve.push((processed, rss));
@@ -283,4 +310,36 @@ async fn sample(
         tick += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// moto's busiest actions over the run (`GET /_tributary/request-times` of `scripts/moto-server.py`):
+/// requests, the mean time to answer one, and of that the mean time waiting for the lock that
+/// serialises DynamoDB requests (and conditional S3 writes).
+async fn moto_request_times(http: &reqwest::Client, endpoint: &str) -> Result<String, String> {
+    let url = format!("{endpoint}/_tributary/request-times");
+    let times: BTreeMap<String, Value> = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut rows: Vec<(String, u64, f64, f64)> = times
+        .into_iter()
+        .map(|(action, time)| {
+            let count = time["count"].as_u64().unwrap_or(0);
+            let seconds = time["seconds"].as_f64().unwrap_or(0.0);
+            let waiting = time["waiting_for_lock_seconds"].as_f64().unwrap_or(0.0);
+            (action, count, seconds, waiting)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut text =
+        String::from("  moto's busiest actions: requests, mean time to answer (of which waiting for its lock)\n");
+    for (action, count, seconds, waiting) in rows.iter().take(10) {
+        let per = |total: f64| 1000.0 * total / (*count).max(1) as f64;
+        let _ = writeln!(text, "    {action:<28} {count:>7}  {:>7.1} ms  ({:.1} ms)", per(*seconds), per(*waiting));
+    }
+    Ok(text)
 }

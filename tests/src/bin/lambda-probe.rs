@@ -4,8 +4,10 @@
 //!
 //! - `{"fail": "message"}` returns a handler error;
 //! - `{"exit": code}` exits the process in the middle of the invocation;
+//! - `{"sleep_ms": n}` waits that long before answering (an invocation that stays in flight);
 //! - an event with `rawPath` (a function URL's) gets a payload 2.0 answer, status 201, echoing it;
-//! - any other event is echoed with the context (request id, deadline, ARN) and the environment.
+//! - any other event is echoed with the context (request id, deadline, ARN), the environment and
+//!   the process id.
 //!
 //! `PROBE_FAIL_INIT=1` makes the process exit before it asks for its first event.
 
@@ -19,6 +21,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     if let Some(code) = payload.get("exit").and_then(Value::as_i64) {
         std::process::exit(i32::try_from(code).unwrap_or(1));
+    }
+    if let Some(wait) = payload.get("sleep_ms").and_then(Value::as_u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     }
     if payload.get("rawPath").is_some() {
         return Ok(json!({
@@ -36,6 +41,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         "deadline_ms": context.deadline,
         "function_arn": context.invoked_function_arn,
         "environment": environment,
+        "pid": std::process::id(),
     }))
 }
 

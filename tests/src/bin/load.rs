@@ -1,6 +1,6 @@
 //! `make load`: the demo's stack under volume (see `tributary_tests::load`).
 //!
-//! `load [--deliveries N] [--leads N] [--batch N] [--senders N]`
+//! `load [--deliveries N] [--leads N] [--batch N] [--senders N] [--instances N]`
 
 use std::process::ExitCode;
 use tributary_tests::load::{LoadPlan, run};

@@ -184,7 +184,8 @@ impl Demo {
         self.clock.say(progress_line(&stats));
     }
 
-    /// Every process the demo started, by name: moto, the sources, each function's current one.
+    /// Every process the demo started, by name: moto, the sources, each function's current ones
+    /// (`processor`, then `processor#2`… when it runs as several).
     pub fn processes(&self) -> Vec<(String, u32)> {
         let mut processes = Vec::new();
         if let Some(moto) = &self.moto {
@@ -193,7 +194,16 @@ impl Demo {
         if let Some(sources) = &self.sources {
             processes.push(("sources".to_string(), sources.id()));
         }
-        processes.extend(self.functions.iter().map(|f| (f.spec.binary.clone(), f.pid())));
+        for function in &self.functions {
+            for (index, pid) in function.pids().into_iter().enumerate() {
+                let name = if index == 0 {
+                    function.spec.binary.clone()
+                } else {
+                    format!("{}#{}", function.spec.binary, index + 1)
+                };
+                processes.push((name, pid));
+            }
+        }
         processes
     }
 

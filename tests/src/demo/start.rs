@@ -4,8 +4,10 @@
 use super::*;
 
 impl Demo {
-    /// Starts everything; on failure, stops what was started.
-    pub async fn start(ports: Ports) -> Result<Self, String> {
+    /// Starts everything, with `instances` processes for each function Lambda invokes per event
+    /// or request (1 for a demo: what the demo checks is the same either way); on failure, stops
+    /// what was started.
+    pub async fn start(ports: Ports, instances: usize) -> Result<Self, String> {
         let clock = Clock(Instant::now());
         let expected = read_json(demo_data_dir().join("expected.json"))?;
         let api_key = secret("_api_key")?;
@@ -67,14 +69,14 @@ impl Demo {
             api_key,
             clock,
         };
-        if let Err(error) = demo.start_functions(ports).await {
+        if let Err(error) = demo.start_functions(ports, instances).await {
             demo.stop();
             return Err(error);
         }
         Ok(demo)
     }
 
-    pub(super) async fn start_functions(&mut self, ports: Ports) -> Result<(), String> {
+    pub(super) async fn start_functions(&mut self, ports: Ports, instances: usize) -> Result<(), String> {
         let specs = FunctionSpec::all(&self.stack.template)?;
         let binaries = binary_dir()?;
         let moto = self.moto.as_ref().map(Moto::endpoint).unwrap_or_default();
@@ -90,9 +92,10 @@ impl Demo {
             if spec.logical_id == "IntegratorFunction" {
                 env.insert("INTEGRATIONS_ALLOW_LOOPBACK".into(), "true".into());
             }
-            let process = FunctionProcess::start(spec, port, env, &state_dir(), &binaries).await?;
+            let process =
+                FunctionProcess::start(spec, port, spec.instances(instances), env, &state_dir(), &binaries).await?;
             clients.insert(spec.logical_id.clone(), process.client.clone());
-            self.ports.push(process.client.port);
+            self.ports.extend(process.client.ports.iter().copied());
             self.functions.push(process);
         }
         // Every bootstrap runs its init at once (as a cold start does); a function that cannot
@@ -104,9 +107,9 @@ impl Demo {
             "{} functions started from {} (each its bootstrap behind a local Runtime API): {}",
             self.functions.len(),
             binaries.display(),
-            self.functions.iter().map(|f| format!("{}:{}", f.spec.binary, f.client.port)).collect::<Vec<_>>().join(" ")
+            self.functions.iter().map(describe_ports).collect::<Vec<_>>().join(" ")
         ));
-        let targets = self.functions.iter().map(|f| (f.spec.logical_id.clone(), f.client.url())).collect();
+        let targets = self.functions.iter().map(|f| (f.spec.logical_id.clone(), f.client.clone())).collect();
         let gateway = Gateway::start(crate::gateway::routes(&self.stack.template)?, targets, ports.gateway).await?;
         self.clock.say(format!(
             "HTTP API on {url}: the webhooks, /api/v1, and the console at {url}/console",
@@ -172,4 +175,10 @@ pub(super) fn start_sources(port: u16) -> Result<(Child, u16), String> {
             Err(format!("scripts/demo-sources.py did not start: {line}"))
         }
     }
+}
+
+/// `name:port`, and `name:port+port…` for a function run as several processes.
+fn describe_ports(function: &FunctionProcess) -> String {
+    let ports: Vec<String> = function.client.ports.iter().map(u16::to_string).collect();
+    format!("{}:{}", function.spec.binary, ports.join("+"))
 }

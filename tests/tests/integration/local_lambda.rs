@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use tributary_tests::functions::{FunctionProcess, FunctionSpec};
 use tributary_tests::local_lambda::{FunctionConfig, LocalFunction};
 
 fn probe(env: &[(&str, &str)]) -> FunctionConfig {
@@ -158,4 +159,43 @@ async fn stopping_ends_the_process_quietly_and_dropping_stops_too() {
     let pid = function.pid();
     drop(function);
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the process outlived its LocalFunction");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_run_as_several_processes_sends_each_invocation_to_an_idle_one() {
+    let config = probe(&[]);
+    let binary_dir = config.binary.parent().unwrap().to_path_buf();
+    let spec = FunctionSpec {
+        logical_id: "ProbeFunction".into(),
+        binary: "lambda-probe".into(),
+        package: "tributary-tests".into(),
+        timeout_seconds: 42,
+        memory_mb: 256,
+        invoked_per_event: true,
+        reserved_concurrency: None,
+    };
+    let state_dir = config.log_path.parent().unwrap().join(uuid::Uuid::new_v4().to_string());
+    let function = FunctionProcess::start(&spec, 0, 2, HashMap::new(), &state_dir, &binary_dir).await.unwrap();
+    function.wait_until_ready(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(function.client.instances(), 2);
+    assert_eq!(function.pids().len(), 2);
+
+    // The first stays in flight while the second is sent: the second goes to the other process.
+    let (slow, quick) = (json!({"sleep_ms": 1_000}), json!({"quick": true}));
+    let (first, second) = tokio::join!(function.client.invoke(&slow), function.client.invoke(&quick));
+    let pid = |answer: &tributary_tests::functions::Invocation| answer.body["pid"].as_u64().unwrap();
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(!first.failed() && !second.failed(), "{first:?} {second:?}");
+    assert_ne!(pid(&first), pid(&second), "both invocations went to one process");
+    let mut pids: Vec<u64> = function.pids().into_iter().map(u64::from).collect();
+    pids.sort_unstable();
+    let mut answered = vec![pid(&first), pid(&second)];
+    answered.sort_unstable();
+    assert_eq!(answered, pids);
+
+    // Function URL requests take the processes in turn.
+    let urls: Vec<String> = (0..4).map(|_| function.client.url()).collect();
+    assert_ne!(urls[0], urls[1]);
+    assert_eq!(urls[0], urls[2]);
+    function.stop();
 }
