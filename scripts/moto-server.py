@@ -24,7 +24,7 @@ moto's S3 stores any amount of user metadata; real S3 refuses a PUT whose `x-amz
 values pass 2 KB (400 MetadataTooLarge). The same refusal is made here, so that a test on the local
 stack fails where S3 would.
 
-Eight of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
+Nine of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
 request listed moto's package directory each time; each received SQS message counted the whole
 queue to read its retention period; each message sent to a queue counted the queue three times,
 reading the clock twice per message (here one pass per send, one clock reading: the same counts);
@@ -32,7 +32,9 @@ each SNS notification built and signed a new X.509 certificate (and kept its PEM
 the server), where SNS signs with one certificate for a long time (here one per subscription, each
 message still signed with its key); each look-up of a service's backend listed every account under a
 global lock; each request was logged (here only those answered 5xx); each receive read the
-clock twice per message of the queue, at each wake-up; each request listed its handler's methods.
+clock twice per message of the queue, at each wake-up; each deletion scanned the queue twice;
+each request listed its handler's methods.
+And one growth AWS does not have: moto kept every message published to a topic (the last 100 here).
 
 Each request is counted by service and action; `GET /_tributary/requests` answers the counts, and
 `DELETE` answers them and resets them (the cold-start benchmark counts the AWS calls of a function's init).
@@ -60,6 +62,7 @@ from werkzeug.serving import run_simple
 
 
 S3_MAX_METADATA_BYTES = 2048
+SNS_NOTIFICATIONS_KEPT = 100
 
 
 def transact_write_items_without_table_copies(self, transact_items):
@@ -177,7 +180,8 @@ def queue_counts(queue):
 def sns_post_data_with_one_certificate(self, message, message_id, subject, message_attributes=None):
     """moto's sns Subscription.get_post_data (the notification an SQS or HTTP subscriber receives),
     with the signing certificate made once per subscription instead of once per message. The
-    message is signed with the subscription's key as before (SignatureVersion 2, SHA256)."""
+    message is signed with the subscription's key as before (SignatureVersion 2, SHA256). The
+    UnsubscribeURL names the subscription's own ARN (moto's names a made-up one)."""
     import base64
 
     from cryptography import x509
@@ -189,10 +193,12 @@ def sns_post_data_with_one_certificate(self, message, message_id, subject, messa
     from moto.moto_api._internal import mock_random
     from moto.sns.models import sns_backends
 
-    key = self.private_key()
     region = self.topic.sns_backend.region_name
-    key_name = getattr(self, "_tributary_certificate_name", None)
+    # The key is kept with its certificate: moto's private_key() is an lru_cache of 128 entries
+    # shared by every subscription, so past 128 subscriptions it would hand out a new key.
+    key_name, key = getattr(self, "_tributary_signing", (None, None))
     if key_name is None:
+        key = self.private_key()
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")]))
@@ -216,7 +222,7 @@ def sns_post_data_with_one_certificate(self, message, message_id, subject, messa
         sns_backends[DEFAULT_ACCOUNT_ID][region]._message_public_keys[key_name] = certificate.public_bytes(
             serialization.Encoding.PEM
         )
-        self._tributary_certificate_name = key_name
+        self._tributary_signing = (key_name, key)
     timestamp = iso_8601_datetime_with_milliseconds()
     string_to_sign = (
         f"Message\n{message}\nMessageId\n{message_id}\nTimestamp\n{timestamp}\n"
@@ -249,16 +255,44 @@ def visible_messages(queue):
     return [message for message in queue._messages if now > message.visible_at and not now < message.delayed_until]
 
 
+def delete_message_found_once(queue, receipt_handle):
+    """moto's sqs Queue.delete_message, stopping at the message: moto scanned the whole queue twice
+    per deletion, building a list of each message's receipt handles, so with a backlog of thousands
+    every deletion cost milliseconds and the consumers slowed as the queue grew. The queue's list is
+    replaced, not changed in place, as moto does (a receive or a count may be reading it)."""
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    if receipt_handle in queue.deleted_messages:
+        return  # deleted already: SQS answers success
+    for index, message in enumerate(queue._messages):
+        if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
+            queue._messages = queue._messages[:index] + queue._messages[index + 1 :]
+            queue.pending_messages.discard(message)
+            queue.deleted_messages.update(message.all_receipt_handles)
+            return
+    raise ReceiptHandleIsInvalid()
+
+
 def patch_moto() -> None:
     from moto import backends
     from moto.core import responses
     from moto.core.base_backend import BackendDict
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.sns.models import Subscription
+    from moto.sns.models import Subscription, Topic
     from moto.sqs.models import Queue, SQSBackend
 
     DynamoDBBackend.transact_write_items = transact_write_items_without_table_copies
     Subscription.get_post_data = sns_post_data_with_one_certificate
+    # moto keeps every message published to a topic, for in-process tests to inspect (nobody reads
+    # it through the server): the last hundred are kept, so that the server does not grow by each
+    # event's message for as long as it runs.
+    topic_init = Topic.__init__
+
+    def topic_keeping_recent_notifications(topic, *args, **kwargs):
+        topic_init(topic, *args, **kwargs)
+        topic.sent_notifications = collections.deque(maxlen=SNS_NOTIFICATIONS_KEPT)
+
+    Topic.__init__ = topic_keeping_recent_notifications
     # moto lists the accounts (under a global lock) on every backend look-up; the lock only
     # matters the first time an account is seen.
     create_account_backend = BackendDict._create_account_specific_backend
@@ -286,6 +320,7 @@ def patch_moto() -> None:
 
     Queue.attributes = property(attributes_counted_once)
     Queue.messages = property(visible_messages)
+    Queue.delete_message = delete_message_found_once
     # Each request listed its handler class's methods with inspect.getmembers; a class's methods do
     # not change while the server runs.
     responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)

@@ -339,35 +339,7 @@ impl SnsPoller {
                 })
                 .await;
             // One request for the whole receive (at most ten), after every invocation ended.
-            let entries: Vec<_> = messages
-                .iter()
-                .enumerate()
-                .filter_map(|(index, message)| {
-                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .set_receipt_handle(message.receipt_handle().map(str::to_string))
-                        .build()
-                        .ok()
-                })
-                .collect();
-            if !entries.is_empty() {
-                let deleted =
-                    self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await;
-                match deleted {
-                    Err(error) => eprintln!("  ! deleting from {}: {}", self.queue_url, describe(&error)),
-                    // Not deleted: it comes back after the visibility timeout and is invoked again.
-                    Ok(output) => {
-                        for failed in output.failed() {
-                            eprintln!(
-                                "  ! deleting message {} from {}: {}",
-                                failed.id(),
-                                self.queue_url,
-                                failed.code()
-                            );
-                        }
-                    }
-                }
-            }
+            delete_messages(&self.sqs, &self.queue_url, &messages).await;
             self.stats.in_flight.fetch_sub(received, Ordering::SeqCst);
         }
     }
@@ -503,26 +475,38 @@ impl SqsPoller {
         }
         // As Lambda's poller does, the handled ones in batches of ten (SQS's limit).
         for chunk in done.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(index, message)| {
-                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .set_receipt_handle(message.receipt_handle().map(str::to_string))
-                        .build()
-                        .ok()
-                })
-                .collect();
-            match self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
-                // Not deleted: it comes back after the visibility timeout and is handled again.
-                Ok(output) => {
-                    for failed in output.failed() {
-                        eprintln!("  ! deleting a message of {}: {}", self.function.binary, failed.code());
-                    }
-                }
-                Err(error) => eprintln!("  ! settling messages of {}: {}", self.function.binary, describe(&error)),
+            delete_messages(&self.sqs, &self.queue_url, chunk).await;
+        }
+    }
+}
+
+/// Deletes `messages` (at most ten: one `DeleteMessageBatch`). One that is not deleted comes back
+/// after the visibility timeout and is handled again: said, not fatal.
+async fn delete_messages<M: std::borrow::Borrow<aws_sdk_sqs::types::Message>>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[M],
+) {
+    let entries: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .filter_map(|(index, message)| {
+            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                .id(index.to_string())
+                .set_receipt_handle(message.borrow().receipt_handle().map(str::to_string))
+                .build()
+                .ok()
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    match sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await {
+        Ok(output) => {
+            for failed in output.failed() {
+                eprintln!("  ! deleting message {} from {queue_url}: {}", failed.id(), failed.code());
             }
         }
+        Err(error) => eprintln!("  ! deleting from {queue_url}: {}", describe(&error)),
     }
 }

@@ -8,8 +8,8 @@ use crate::local_lambda::{FunctionConfig, LocalFunction};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tributary_testing::{Stack, Template};
 
@@ -109,25 +109,44 @@ pub struct FunctionClient {
     pub binary: String,
     /// The port of each process's APIs; the first is the function's own (the demo's fixed port).
     pub ports: Arc<[u16]>,
-    /// Invocations in flight on each process, to send the next one to the least busy.
-    busy: Arc<[AtomicUsize]>,
+    /// Invocations in flight on each process, to send the next one to the least busy (picked and
+    /// counted under the lock, so that two callers at once never both take the same idle one).
+    busy: Arc<Mutex<Vec<usize>>>,
     /// Function URL requests are spread in turn (their end is not seen here).
     next_url: Arc<AtomicUsize>,
     http: reqwest::Client,
 }
 
 /// Counts an invocation on a process until it ends, however it ends.
-struct Busy<'a>(&'a AtomicUsize);
+struct Busy<'a> {
+    busy: &'a Mutex<Vec<usize>>,
+    index: usize,
+}
+
+impl<'a> Busy<'a> {
+    /// The least busy process, counted busy from now on.
+    fn least_busy(busy: &'a Mutex<Vec<usize>>) -> Self {
+        let mut counts = busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = (0..counts.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
+        if let Some(count) = counts.get_mut(index) {
+            *count += 1;
+        }
+        Self { busy, index }
+    }
+}
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut counts = self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(self.index) {
+            *count = count.saturating_sub(1);
+        }
     }
 }
 
 impl FunctionClient {
     fn new(binary: &str, ports: Vec<u16>) -> Self {
-        let busy = ports.iter().map(|_| AtomicUsize::new(0)).collect();
+        let busy = Arc::new(Mutex::new(vec![0; ports.len()]));
         Self {
             binary: binary.to_string(),
             ports: ports.into(),
@@ -157,10 +176,9 @@ impl FunctionClient {
     /// Invokes the function with `event` the way Lambda's Invoke API does (RequestResponse), on
     /// its least busy process.
     pub async fn invoke(&self, event: &Value) -> Result<Invocation, String> {
-        let index = (0..self.ports.len()).min_by_key(|&i| self.busy[i].load(Ordering::SeqCst)).unwrap_or(0);
-        self.busy[index].fetch_add(1, Ordering::SeqCst);
-        let _busy = Busy(&self.busy[index]);
-        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{}/invocations", self.ports[index], self.binary);
+        let busy = Busy::least_busy(&self.busy);
+        let port = self.ports.get(busy.index).copied().unwrap_or_else(|| self.port());
+        let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/{}/invocations", self.binary);
         let response = self
             .http
             .post(&url)
@@ -214,9 +232,19 @@ impl FunctionProcess {
             log_path: log_path.clone(),
         };
         let mut started = Vec::new();
-        for instance in 0..instances.max(1) {
+        for instance in 1..=instances.max(1) {
+            // Each execution environment has its own /tmp in Lambda (the aggregator caches lake
+            // files there and deletes what it does not list): here its own TMPDIR.
+            let tmp = state_dir.join(format!("{}-{instance}", spec.binary)).join("tmp");
+            // A new environment's /tmp is empty.
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            }
+            std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            let mut instance_config = config.clone();
+            instance_config.env.insert("TMPDIR".into(), tmp.to_string_lossy().into_owned());
             // Dropping what was started stops it, should a later one fail.
-            started.push(LocalFunction::start(config.clone(), if instance == 0 { port } else { 0 }).await?);
+            started.push(LocalFunction::start(instance_config, if instance == 1 { port } else { 0 }).await?);
         }
         let client = FunctionClient::new(&spec.binary, started.iter().map(|local| local.port).collect());
         Ok(Self { spec: spec.clone(), config, log_path, client, instances: started })

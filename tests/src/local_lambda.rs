@@ -1,5 +1,6 @@
 //! One function run locally the way Lambda runs it: its real `bootstrap` process polling a Runtime
-//! API, with the Invoke API and a function URL in front of that API, on one port per function.
+//! API, with the Invoke API and a function URL in front of that API, on one port per process (a
+//! function run as several processes is several of these, `crate::functions::FunctionProcess`).
 //!
 //! The bootstrap is the binary cargo built for the workspace (the one `cargo test --workspace`
 //! tested); nothing is compiled here. Lambda's three Runtime API routes are served as AWS documents

@@ -31,7 +31,10 @@ impl LakeQueryConfig {
         let defaults = AlertRules::default();
         Ok(Self {
             lake: LakeLocation::from_env(env)?,
-            cache_dir: PathBuf::from(env.optional("LAKE_CACHE_DIR").unwrap_or_else(|| "/tmp/lake-cache".into())),
+            // `/tmp/lake-cache` on Lambda (no TMPDIR there); a local process gets its own /tmp.
+            cache_dir: env
+                .optional("LAKE_CACHE_DIR")
+                .map_or_else(|| std::env::temp_dir().join("lake-cache"), PathBuf::from),
             limits,
             alert_rules: AlertRules {
                 no_answer_days: env.parsed_or("ALERT_NO_ANSWER_DAYS", defaults.no_answer_days)?,

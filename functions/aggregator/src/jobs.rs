@@ -96,8 +96,9 @@ pub async fn run_recorded_job(
         Some(text) => text.clone(),
     };
     let mut run = SyncRun::start(MONTHLY_REPORT_JOB, &scope, &SyncRun::new_id(), now, None);
+    let started = std::time::Instant::now();
     let outcome = run_job(request, reader, sink, settings, today).await;
-    let ended = jiff::Timestamp::now().max(now);
+    let ended = ended_at(now, started);
     match &outcome {
         Ok(output) => {
             run.records = output.alerts as u64;
@@ -152,8 +153,8 @@ pub async fn run_latest_dates_job(
             tracing::info!(?kept, "latest dates job done");
             run.finish(SyncOutcome::Completed, ended);
         }
-        Err(error) => {
-            tracing::error!(%error, "latest dates job failed");
+        // The error itself is logged once, by the handler ("job failed").
+        Err(_) => {
             let message = "computing or writing the latest dates failed; see the log";
             run.finish(SyncOutcome::Failed { reason: FailureReason::LakeFailed, message: message.into() }, ended);
         }

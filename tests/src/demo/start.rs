@@ -5,8 +5,7 @@ use super::*;
 
 impl Demo {
     /// Starts everything, with `instances` processes for each function Lambda invokes per event
-    /// or request (1 for a demo: what the demo checks is the same either way); on failure, stops
-    /// what was started.
+    /// or request; on failure, stops what was started.
     pub async fn start(ports: Ports, instances: usize) -> Result<Self, String> {
         let clock = Clock(Instant::now());
         let expected = read_json(demo_data_dir().join("expected.json"))?;
