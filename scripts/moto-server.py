@@ -34,7 +34,8 @@ message still signed with its key); each look-up of a service's backend listed e
 global lock; each request was logged (here only those answered 5xx); each receive read the
 clock twice per message of the queue, at each wake-up; each deletion scanned the queue twice;
 each request listed its handler's methods.
-And one growth AWS does not have: moto kept every message published to a topic (the last 100 here).
+And two growths AWS does not have: moto kept every message published to a topic (the last 100
+here), and every model instance it ever created, copies included (only S3's are kept here).
 
 Each request is counted by service and action; `GET /_tributary/requests` answers the counts, and
 `DELETE` answers them and resets them (the cold-start benchmark counts the AWS calls of a function's init).
@@ -63,6 +64,7 @@ from werkzeug.serving import run_simple
 
 S3_MAX_METADATA_BYTES = 2048
 SNS_NOTIFICATIONS_KEPT = 100
+S3_MODELS_TRACKED = frozenset({"FakeKey", "FakeMultipart"})
 
 
 def transact_write_items_without_table_copies(self, transact_items):
@@ -264,23 +266,41 @@ def delete_message_found_once(queue, receipt_handle):
 
     if receipt_handle in queue.deleted_messages:
         return  # deleted already: SQS answers success
-    for index, message in enumerate(queue._messages):
-        if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
-            queue._messages = queue._messages[:index] + queue._messages[index + 1 :]
-            queue.pending_messages.discard(message)
-            queue.deleted_messages.update(message.all_receipt_handles)
-            return
+    # Under the lock a send takes to append, so that neither a send nor another deletion is lost
+    # between reading the list and replacing it.
+    with queue._messages_lock:
+        messages = queue._messages
+        for index, message in enumerate(messages):
+            if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
+                queue._messages = messages[:index] + messages[index + 1 :]
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(message.all_receipt_handles)
+                return
     raise ReceiptHandleIsInvalid()
+
+
+def new_model_tracked_only_where_read(cls, *args, **kwargs):
+    """moto's BaseModel.__new__, which appends every model instance it ever creates to its class's
+    `instances_tracked` (for moto's dashboard) and never lets go: every copy of a DynamoDB item an
+    UpdateItem makes, every SQS message sent and received, stayed in memory for the life of the
+    server, so that it grew with each request rather than with what it stores. Only S3's objects and
+    uploads are tracked still: moto's S3 reset reads them to close their files."""
+    instance = object.__new__(cls)
+    if cls.__name__ in S3_MODELS_TRACKED:
+        cls.instances_tracked.append(instance)
+    return instance
 
 
 def patch_moto() -> None:
     from moto import backends
     from moto.core import responses
     from moto.core.base_backend import BackendDict
+    from moto.core.common_models import BaseModel
     from moto.dynamodb.models import DynamoDBBackend
     from moto.sns.models import Subscription, Topic
     from moto.sqs.models import Queue, SQSBackend
 
+    BaseModel.__new__ = staticmethod(new_model_tracked_only_where_read)
     DynamoDBBackend.transact_write_items = transact_write_items_without_table_copies
     Subscription.get_post_data = sns_post_data_with_one_certificate
     # moto keeps every message published to a topic, for in-process tests to inspect (nobody reads

@@ -93,7 +93,16 @@ async fn measure(demo: &Demo, starts: usize, only: Option<String>) -> Result<Str
         let mut measured = Measured::default();
         for _ in 0..starts {
             moto_requests(&http, &endpoint, true).await?;
-            let local = LocalFunction::start(function.config.clone(), 0).await?;
+            // Each start is a new execution environment: its /tmp is empty (the aggregator's lake
+            // cache would otherwise make every start after the first a warm one).
+            let tmp = crate::demo::state_dir().join(format!("coldstart-{name}")).join("tmp");
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            }
+            std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            let mut config = function.config.clone();
+            config.env.insert("TMPDIR".into(), tmp.to_string_lossy().into_owned());
+            let local = LocalFunction::start(config, 0).await?;
             local.wait_until_ready(Duration::from_secs(60)).await?;
             let init = local.timings().init.ok_or(format!("{name}: no init time measured"))?;
             let at_init = moto_requests(&http, &endpoint, true).await?;
