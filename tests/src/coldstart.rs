@@ -5,7 +5,7 @@
 //! each phase, counted by moto's server (`scripts/moto-server.py`, `/_tributary/requests`).
 
 use crate::demo::{Demo, Ports, fresh_samples, read_json};
-use crate::functions::peak_memory_kib;
+use crate::functions::{empty_tmp_dir, peak_memory_kib};
 use crate::local_lambda::LocalFunction;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -95,11 +95,7 @@ async fn measure(demo: &Demo, starts: usize, only: Option<String>) -> Result<Str
             moto_requests(&http, &endpoint, true).await?;
             // Each start is a new execution environment: its /tmp is empty (the aggregator's lake
             // cache would otherwise make every start after the first a warm one).
-            let tmp = crate::demo::state_dir().join(format!("coldstart-{name}")).join("tmp");
-            if tmp.exists() {
-                std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-            }
-            std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            let tmp = empty_tmp_dir(&crate::demo::state_dir().join(format!("coldstart-{name}")))?;
             let mut config = function.config.clone();
             config.env.insert("TMPDIR".into(), tmp.to_string_lossy().into_owned());
             let local = LocalFunction::start(config, 0).await?;

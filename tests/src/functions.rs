@@ -76,9 +76,7 @@ impl FunctionSpec {
             })
             .collect()
     }
-}
 
-impl FunctionSpec {
     /// How many processes to run for it locally when `wanted` are asked for each function invoked
     /// per event: one for the others (scheduled or batch functions), never more than the
     /// template's `ReservedConcurrentExecutions`.
@@ -235,12 +233,7 @@ impl FunctionProcess {
         for instance in 1..=instances.max(1) {
             // Each execution environment has its own /tmp in Lambda (the aggregator caches lake
             // files there and deletes what it does not list): here its own TMPDIR.
-            let tmp = state_dir.join(format!("{}-{instance}", spec.binary)).join("tmp");
-            // A new environment's /tmp is empty.
-            if tmp.exists() {
-                std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-            }
-            std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            let tmp = empty_tmp_dir(&state_dir.join(format!("{}-{instance}", spec.binary)))?;
             let mut instance_config = config.clone();
             instance_config.env.insert("TMPDIR".into(), tmp.to_string_lossy().into_owned());
             // Dropping what was started stops it, should a later one fail.
@@ -274,6 +267,16 @@ impl FunctionProcess {
             local.stop();
         }
     }
+}
+
+/// `<dir>/tmp`, emptied: a new execution environment's /tmp (what a local process gets as TMPDIR).
+pub fn empty_tmp_dir(dir: &Path) -> Result<PathBuf, String> {
+    let tmp = dir.join("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    Ok(tmp)
 }
 
 /// The environment of `logical_id` as the template declares it, resolved against the stack, plus
