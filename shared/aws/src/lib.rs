@@ -26,12 +26,21 @@ pub use sync::{DynamoDbSyncStore, SYNC_RUN_RETENTION_DAYS};
 
 pub use aws_config::SdkConfig;
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, ConfigLoader};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 /// The SDK configuration from the Lambda environment (region, credentials, and `AWS_ENDPOINT_URL`
 /// when set, which is how the local stack points every client at moto).
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    sdk_config_loader().load().await
+}
+
+/// Where every SDK configuration starts, the functions' and the tests' alike: the defaults with an
+/// HTTPS client on rustls over ring. The SDK's default client brings aws-lc, a second crypto
+/// library beside the ring that reqwest links; one is enough (docs/performance.md#bootstrap-sizes).
+pub fn sdk_config_loader() -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {

@@ -2,7 +2,7 @@
 
 use super::HarnessError;
 use super::template::workspace_root;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -98,7 +98,7 @@ impl Moto {
 
 /// The SDK configuration for a local endpoint, built without touching the process environment.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    tributary_aws::sdk_config_loader()
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
