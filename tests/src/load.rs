@@ -95,10 +95,11 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
     let mut processes = demo.processes();
     // This process too: it sends, and its dispatcher polls the queues and invokes, as Lambda would.
     processes.push(("load (dispatcher)".to_string(), std::process::id()));
+    let http = reqwest::Client::new();
     // moto's request times from here on, not the stack's provisioning.
     if let Some(endpoint) = demo.moto_endpoint() {
         let url = format!("{endpoint}/_tributary/request-times");
-        if let Err(error) = reqwest::Client::new().delete(&url).send().await {
+        if let Err(error) = http.delete(&url).send().await {
             eprintln!("  ! {url}: {error}");
         }
     }
@@ -116,7 +117,6 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
 
     let webhook = demo.client("WebhookFunction")?;
     let api = demo.client("ApiFunction")?.url();
-    let http = reqwest::Client::new();
     let stripe_secret = secret("/tributary/stripe-signing-secret")?;
     let bearer = format!("Bearer {}", demo.api_key());
     let run_id = jiff::Timestamp::now().as_second();

@@ -67,6 +67,12 @@ fn verify_parse_validate_normalise(c: &mut Criterion) {
             verifier.verify(Some(&sample.signature), black_box(&sample.body), sample.now).expect("valid signature")
         })
     });
+    // The floor under step_verify: one SHA-256 over the bytes the HMAC covers ("{t}.{body}"), with
+    // the same crate. HMAC adds two short hashes; a signature check cannot go below this.
+    let signed_payload = [b"1700000000.".as_slice(), &sample.body].concat();
+    group.bench_function("floor_sha256_of_signed_payload", |b| {
+        b.iter(|| black_box(<sha2::Sha256 as sha2::Digest>::digest(black_box(&signed_payload))))
+    });
     group.bench_function("step_parse+validate+normalise", |b| {
         b.iter(|| black_box(stripe_event(black_box(&sample.body), sample.now).expect("valid event")))
     });
