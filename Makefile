@@ -77,7 +77,7 @@ bench-compare: ## Our webhook, puller and aggregator paths next to the Python wa
 	bash scripts/bench-lake-counts.sh 1000000
 
 build-lambda: setup ## Release bootstraps as deployed: arm64, the aggregator x86_64 (cargo-lambda + zig, no Docker)
-	for function in webhook processor integrator api puller lake-writer; do (cd functions/$$function && cargo-lambda lambda build --release --arm64) || exit 1; done
+	for function in webhook processor integrator api puller lake-writer rebuild; do (cd functions/$$function && cargo-lambda lambda build --release --arm64) || exit 1; done
 	cd functions/aggregator && cargo-lambda lambda build --release --x86-64
 	@ls -l $(TARGET_DIR)/lambda/*/bootstrap | awk '{printf "%12s bytes  %s\n", $$5, $$NF}'
 

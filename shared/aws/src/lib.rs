@@ -36,10 +36,12 @@ pub async fn load_sdk_config() -> SdkConfig {
 }
 
 /// Where every SDK configuration starts, the functions' and the tests' alike: the defaults with an
-/// HTTPS client on rustls over ring. The SDK's default client brings aws-lc, a second crypto
-/// library beside the ring that reqwest links; one is enough (docs/performance.md#bootstrap-sizes).
+/// HTTPS client on rustls over ring. The SDK's default client brings aws-lc, a larger C library
+/// (docs/performance.md#bootstrap-sizes). Unlike the default client, this one ignores `HTTPS_PROXY`
+/// (no function runs behind a proxy) and offers no post-quantum key exchange (ring has none).
 pub fn sdk_config_loader() -> ConfigLoader {
     let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    #[allow(clippy::disallowed_methods, reason = "the one place the SDK's defaults are taken, with our client")]
     aws_config::defaults(BehaviorVersion::latest()).http_client(https)
 }
 
