@@ -53,6 +53,7 @@ import datetime
 import functools
 import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -500,15 +501,100 @@ class RequestHandlerLoggingFailures(MotoRequestHandler):
             super().log_request(code, size)
 
 
+def application():
+    patch_moto()
+    return SerialisedAtomicRequests(DomainDispatcherApplication(create_backend_app))
+
+
+def serve(app, host: str, port: int) -> None:
+    run_simple(host, port, app, threaded=True, request_handler=RequestHandlerLoggingFailures)
+
+
+# A read-only request per service: answering one builds what moto builds on first use (the
+# service's app, its backend for the account, botocore's model of its protocol), and stores nothing.
+WARM_UP_REQUESTS = (
+    ("dynamodb", {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0"}, "{}"),
+    ("s3", {}, None),
+    ("sns", {"Content-Type": "application/x-www-form-urlencoded"}, "Action=ListTopics&Version=2010-03-31"),
+    ("sqs", {"X-Amz-Target": "AmazonSQS.ListQueues", "Content-Type": "application/x-amz-json-1.0"}, "{}"),
+    ("ssm", {"X-Amz-Target": "AmazonSSM.DescribeParameters", "Content-Type": "application/x-amz-json-1.1"}, "{}"),
+)
+
+
+def warm_up(dispatcher) -> None:
+    from werkzeug.test import Client
+
+    client = Client(dispatcher)
+    for service, headers, body in WARM_UP_REQUESTS:
+        scope = f"Credential=testing/20260101/us-east-1/{service}/aws4_request"
+        headers = {**headers, "Authorization": f"AWS4-HMAC-SHA256 {scope}, SignedHeaders=host, Signature=0"}
+        answer = client.get("/", headers=headers) if body is None else client.post("/", headers=headers, data=body)
+        if answer.status_code != 200:
+            raise RuntimeError(f"warming up {service}: HTTP {answer.status_code} {answer.get_data(as_text=True)[:200]}")
+
+
+def serve_forks(host: str) -> None:
+    """One server per request, forked from this process with moto imported and its services built.
+
+    Starting moto costs about 3 s of CPU (importing moto, building each service's app); a test binary
+    starts one server per test. This process pays it once: each line `serve <port> <log file>` on
+    standard input forks a server on that port and answers its pid, `stop <pid>` stops one and answers
+    `stopped`. At the end of its input (the test process has exited, however) it stops those left.
+    The servers share nothing after the fork: each has its own, empty, AWS."""
+    app = application()
+    warm_up(app.app)
+    servers = set()
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) == 3 and words[0] == "serve":
+            pid = os.fork()
+            if pid == 0:
+                serve_child(app, host, int(words[1]), words[2])
+            servers.add(pid)
+            print(pid, flush=True)
+        elif len(words) == 2 and words[0] == "stop" and int(words[1]) in servers:
+            stop(int(words[1]))
+            servers.discard(int(words[1]))
+            print("stopped", flush=True)
+        else:
+            print(f"error: {line.strip()!r} is neither `serve <port> <log>` nor `stop <pid>` of a server", flush=True)
+    for pid in servers:
+        stop(pid)
+
+
+def serve_child(app, host: str, port: int, log_path: str) -> None:
+    try:
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        serve(app, host, port)
+    except BaseException as error:  # noqa: BLE001 — the log file is where the test reads why
+        print(f"moto server on port {port} failed: {error!r}", file=sys.stderr, flush=True)
+        os._exit(1)
+    os._exit(0)
+
+
+def stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--serve-forks", action="store_true", help="start servers on request (see serve_forks)")
     args = parser.parse_args()
+    if args.serve_forks:
+        serve_forks(args.host)
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    patch_moto()
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, SerialisedAtomicRequests(app), threaded=True, request_handler=RequestHandlerLoggingFailures)
+    serve(application(), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ use super::HarnessError;
 use super::template::workspace_root;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const REGION: &str = "us-east-1";
@@ -14,23 +16,106 @@ pub const REGION: &str = "us-east-1";
 pub const ACCOUNT_ID: &str = "123456789012";
 
 pub struct Moto {
-    child: Child,
+    server: Server,
     port: u16,
     log_path: PathBuf,
 }
 
-/// `MOTO_SERVER` when set (an executable taking moto_server's flags), else `scripts/moto-server.py`
-/// (moto with DynamoDB requests serialised, see the script) run by the project's `.venv` Python
-/// (see `scripts/setup.sh`), else by `python3` from `PATH`.
-fn moto_command() -> Command {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return Command::new(path);
+enum Server {
+    /// A process of its own (`MOTO_SERVER`).
+    Own(Child),
+    /// Forked by this process's [`Forks`] (pid).
+    Forked(u32),
+}
+
+/// `scripts/moto-server.py --serve-forks`, started at the first [`Moto::start`] of this process:
+/// it imports moto and builds the stack's services once, then forks a server per start, ready in
+/// milliseconds where a new Python process takes seconds of CPU (a test binary starts one per test).
+/// It ends with this process: its standard input closes, and it stops the servers left.
+struct Forks {
+    process: Child,
+    requests: ChildStdin,
+    answers: BufReader<ChildStdout>,
+    /// Written only when it fails (each server writes to its own log).
+    failures: ChildStderr,
+}
+
+static FORKS: Mutex<Option<Forks>> = Mutex::new(None);
+
+impl Forks {
+    /// `scripts/moto-server.py` run by the project's `.venv` Python (see `scripts/setup.sh`), else
+    /// by `python3` from `PATH`.
+    fn start() -> Result<Self, HarnessError> {
+        let root = workspace_root();
+        let venv_python = root.join(".venv/bin/python");
+        let mut command = Command::new(if venv_python.exists() { venv_python } else { PathBuf::from("python3") });
+        command.arg(root.join("scripts/moto-server.py")).args(["-H", "127.0.0.1", "--serve-forks"]);
+        let mut process =
+            command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
+                HarnessError::new(format!("starting moto ({command:?}) failed ({e}); run `make setup` first"))
+            })?;
+        let (Some(requests), Some(answers), Some(failures)) =
+            (process.stdin.take(), process.stdout.take(), process.stderr.take())
+        else {
+            return Err(HarnessError::new("moto's server: no pipes to its standard input and outputs"));
+        };
+        Ok(Self { process, requests, answers: BufReader::new(answers), failures })
     }
-    let root = workspace_root();
-    let venv_python = root.join(".venv/bin/python");
-    let mut command = Command::new(if venv_python.exists() { venv_python } else { PathBuf::from("python3") });
-    command.arg(root.join("scripts/moto-server.py"));
-    command
+
+    /// Sends one line and reads the answer's line.
+    fn ask(&mut self, request: &str) -> Result<String, HarnessError> {
+        let asked = writeln!(self.requests, "{request}").and_then(|()| self.requests.flush());
+        let mut answer = String::new();
+        let read = asked.and_then(|()| self.answers.read_line(&mut answer));
+        match read {
+            Ok(n) if n > 0 && !answer.starts_with("error") => Ok(answer.trim().to_string()),
+            _ => {
+                // Stopped, so that its error output ends; the next start starts another.
+                let _ = self.process.kill();
+                let _ = self.process.wait();
+                let mut failure = String::new();
+                let _ = self.failures.read_to_string(&mut failure);
+                Err(HarnessError::new(format!(
+                    "moto's server parent, asked `{request}`, answered {answer:?}: {failure}"
+                )))
+            }
+        }
+    }
+
+    /// A new server on `port`, its output to `log_path`: its pid. The parent is started on first
+    /// use, and again if it has exited.
+    fn serve(port: u16, log_path: &Path) -> Result<u32, HarnessError> {
+        let mut forks = FORKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(running) = forks.as_mut()
+            && !matches!(running.process.try_wait(), Ok(None))
+        {
+            *forks = None;
+        }
+        if forks.is_none() {
+            *forks = Some(Self::start()?);
+        }
+        let Some(running) = forks.as_mut() else {
+            return Err(HarnessError::new("moto's server parent did not start"));
+        };
+        let answer = running.ask(&format!("serve {port} {}", log_path.display()))?;
+        answer.parse().map_err(|_| HarnessError::new(format!("moto's server parent answered {answer:?}, not a pid")))
+    }
+
+    fn stop(pid: u32) {
+        let mut forks = FORKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(running) = forks.as_mut() {
+            let _ = running.ask(&format!("stop {pid}"));
+        }
+    }
+}
+
+/// Whether process `pid` has exited (gone, or a zombie its parent has not reaped yet).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
 }
 
 /// A loopback port nothing listens on right now.
@@ -45,36 +130,46 @@ impl Moto {
         Self::start_on(free_port()?).await
     }
 
+    /// A server forked by [`Forks`], or `MOTO_SERVER` when set (an executable taking moto_server's
+    /// flags, started as a process of its own).
     pub async fn start_on(port: u16) -> Result<Self, HarnessError> {
         let log_path = std::env::temp_dir().join(format!("tributary-moto-{port}.log"));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| HarnessError::new(format!("{}: {e}", log_path.display())))?;
-        let log_err = log.try_clone().map_err(|e| HarnessError::new(e.to_string()))?;
-        let mut command = moto_command();
-        let child = command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| {
-                HarnessError::new(format!("starting moto ({command:?}) failed ({e}); run `make setup` first"))
-            })?;
-        let mut moto = Self { child, port, log_path };
+        let server = match std::env::var_os("MOTO_SERVER") {
+            Some(path) => {
+                let log = std::fs::File::create(&log_path)
+                    .map_err(|e| HarnessError::new(format!("{}: {e}", log_path.display())))?;
+                let log_err = log.try_clone().map_err(|e| HarnessError::new(e.to_string()))?;
+                let mut command = Command::new(path);
+                let child = command
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .stdin(Stdio::null())
+                    .stdout(log)
+                    .stderr(log_err)
+                    .spawn()
+                    .map_err(|e| HarnessError::new(format!("starting moto ({command:?}) failed ({e})")))?;
+                Server::Own(child)
+            }
+            None => Server::Forked(Forks::serve(port, &log_path)?),
+        };
+        let mut moto = Self { server, port, log_path };
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
                 return Ok(moto);
             }
-            if let Ok(Some(status)) = moto.child.try_wait() {
+            let status = match &mut moto.server {
+                Server::Own(child) => child.try_wait().ok().flatten().map(|status| status.to_string()),
+                Server::Forked(pid) => exited(*pid).then(|| "an error".to_string()),
+            };
+            if let Some(status) = status {
                 let log = std::fs::read_to_string(&moto.log_path).unwrap_or_default();
-                return Err(HarnessError::new(format!("moto_server exited with {status}: {log}")));
+                return Err(HarnessError::new(format!("moto's server exited with {status}: {log}")));
             }
             if Instant::now() > deadline {
-                return Err(HarnessError::new("moto_server did not listen within 60 s"));
+                return Err(HarnessError::new("moto's server did not listen within 60 s"));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -87,7 +182,10 @@ impl Moto {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.server {
+            Server::Own(child) => child.id(),
+            Server::Forked(pid) => *pid,
+        }
     }
 
     /// An SDK configuration aimed at this server, with moto's dummy credentials.
@@ -108,8 +206,13 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.server {
+            Server::Own(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Server::Forked(pid) => Forks::stop(*pid),
+        }
         let _ = std::fs::remove_file(&self.log_path);
     }
 }
