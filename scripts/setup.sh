@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the local tooling (moto, cfn-lint, aws-sam-cli, cargo-lambda, zig) into ./.venv.
+# Installs the local tooling (moto, cfn-lint, aws-sam-cli, cargo-lambda, zig, Playwright) for ./.venv.
 # Idempotent: a second run with nothing changed only checks the stamp and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,17 +19,36 @@ if ! command -v chromium > /dev/null; then
   fi
 fi
 
-venv=.venv
-stamp="$venv/.requirements.sha256"
+# The tools' virtual environment lives outside the clone, one per requirements-dev.txt, and .venv
+# links to it: a new clone of the same requirements (every CI run) links it in a moment instead of
+# installing some 300 MB again (about a minute). A checkout whose .venv is a directory of its own
+# keeps it, updated in place.
 want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+if [ -d .venv ] && [ ! -L .venv ]; then
+  venv=.venv
+else
+  cache="${TRIBUTARY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tributary}"
+  venv="$cache/venv-${want:0:16}"
+fi
+ready() { [ -f "$venv/.requirements.sha256" ] && [ "$(cat "$venv/.requirements.sha256")" = "$want" ] && [ -x "$venv/bin/moto_server" ]; }
+link() { if [ "$venv" != .venv ]; then ln -sfn "$venv" .venv; fi; }
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/moto_server" ]; then
+if ready; then
+  link
   echo "setup: .venv is up to date"
   exit 0
 fi
 
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -r requirements-dev.txt
-echo "$want" > "$stamp"
-echo "setup: installed $(tr '\n' ' ' < <(grep -v '^#' requirements-dev.txt | grep .))"
+mkdir -p "$(dirname "$venv")"
+# Two clones setting up at once: one installs, the other waits for it.
+exec 9> "$venv.lock"
+flock 9
+if ! ready; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -r requirements-dev.txt
+  echo "$want" > "$venv/.requirements.sha256"
+fi
+link
+echo "setup: installed $(tr '\n' ' ' < <(grep -v '^#' requirements-dev.txt | grep .)) in $venv"
