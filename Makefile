@@ -17,13 +17,18 @@ RELEASE_BIN = $(if $(TARGET_DIR),$(TARGET_DIR)/release,$(error cargo metadata di
 help: ## This list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: ## Install moto, cfn-lint, aws-sam-cli, cargo-lambda and zig into .venv (idempotent)
+setup: ## Install moto, cfn-lint, aws-sam-cli, cargo-lambda, zig and Playwright for .venv (idempotent)
 	bash scripts/setup.sh
 
-test: setup lint ## make lint, then every test (unit, moto integration, template lint), then the demo as a check
-	$(CARGO) test --workspace --locked
+test: setup lint ## make lint, then every test (unit, moto integration, template lint) and the demo as a check, side by side
+	$(CARGO) test --workspace --locked --no-run
 	$(BUILD_ALL) --quiet  # nothing to do: cargo test built every binary
-	$(BIN)/demo --check
+	@# The tests leave half a core idle on average (moto's one Python thread at a time): the demo
+	@# check runs beside them, on ports of its own, its output shown once they are done.
+	@demo_log=$$(mktemp); $(BIN)/demo --check > $$demo_log 2>&1 & demo=$$!; \
+	  $(CARGO) test --workspace --locked; tests=$$?; \
+	  wait $$demo; demo_status=$$?; cat $$demo_log; rm -f $$demo_log; \
+	  [ $$tests -eq 0 ] && [ $$demo_status -eq 0 ]
 
 lint: ## Formatting, and clippy with warnings as errors (the workspace lints of Cargo.toml); the template's lint is a test
 	$(CARGO) fmt --all --check
