@@ -49,6 +49,7 @@ Usage: moto-server.py -H 127.0.0.1 -p 5000   (the same flags as moto_server)
 import argparse
 import collections
 import copy
+import ctypes
 import datetime
 import functools
 import io
@@ -59,11 +60,14 @@ import sys
 import threading
 import time
 
+from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
 
 S3_MAX_METADATA_BYTES = 2048
+# prctl(2): the signal a process gets when its parent ends.
+PR_SET_PDEATHSIG = 1
 SNS_NOTIFICATIONS_KEPT = 100
 S3_MODELS_TRACKED = frozenset({"FakeKey", "FakeMultipart"})
 
@@ -539,31 +543,42 @@ def serve_forks(host: str) -> None:
     Starting moto costs about 3 s of CPU (importing moto, building each service's app); a test binary
     starts one server per test. This process pays it once: each line `serve <port> <log file>` on
     standard input forks a server on that port and answers its pid, `stop <pid>` stops one and answers
-    `stopped`. At the end of its input (the test process has exited, however) it stops those left.
-    The servers share nothing after the fork: each has its own, empty, AWS."""
+    `stopped` (or `unknown` for a pid it did not fork). At the end of its input (the test process has
+    exited, however) it stops those left; a server also dies with this process, whatever kills it.
+    The servers share nothing after the fork: each has its own, empty, AWS and its own random ids."""
     app = application()
     warm_up(app.app)
     servers = set()
     for line in sys.stdin:
-        words = line.split()
-        if len(words) == 3 and words[0] == "serve":
+        words = line.rstrip("\n").split(" ", 2)
+        if len(words) == 3 and words[0] == "serve" and words[1].isdigit():
+            port, log_path = int(words[1]), words[2]
             pid = os.fork()
             if pid == 0:
-                serve_child(app, host, int(words[1]), words[2])
+                serve_child(app, host, port, log_path)
             servers.add(pid)
             print(pid, flush=True)
-        elif len(words) == 2 and words[0] == "stop" and int(words[1]) in servers:
-            stop(int(words[1]))
-            servers.discard(int(words[1]))
-            print("stopped", flush=True)
+        elif len(words) == 2 and words[0] == "stop" and words[1].isdigit():
+            pid = int(words[1])
+            if pid in servers:
+                stop(pid)
+                servers.discard(pid)
+                print("stopped", flush=True)
+            else:
+                print("unknown", flush=True)
         else:
-            print(f"error: {line.strip()!r} is neither `serve <port> <log>` nor `stop <pid>` of a server", flush=True)
+            print(f"error: {line.strip()!r} is neither `serve <port> <log>` nor `stop <pid>`", flush=True)
     for pid in servers:
         stop(pid)
 
 
 def serve_child(app, host: str, port: int, log_path: str) -> None:
     try:
+        # Killed with the parent, however it ends (PR_SET_PDEATHSIG), so that no server outlives it.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # moto draws ids (messages, receipts, subscriptions) from its own generator, which the fork
+        # copied: without a new seed, every server of a test process would give the same ids.
+        mock_random.seed()
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -578,7 +593,7 @@ def serve_child(app, host: str, port: int, log_path: str) -> None:
 
 def stop(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass

@@ -22,15 +22,19 @@ fi
 # The tools' virtual environment lives outside the clone, one per requirements-dev.txt, and .venv
 # links to it: a new clone of the same requirements (every CI run) links it in a moment instead of
 # installing some 300 MB again (about a minute). A checkout whose .venv is a directory of its own
-# keeps it, updated in place.
-want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+# keeps it (rebuilt there when the requirements change). The key is the requirements and the
+# Python that runs them.
+want=$( (cat requirements-dev.txt; python3 -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)
 if [ -d .venv ] && [ ! -L .venv ]; then
   venv=.venv
 else
   cache="${TRIBUTARY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tributary}"
   venv="$cache/venv-${want:0:16}"
 fi
-ready() { [ -f "$venv/.requirements.sha256" ] && [ "$(cat "$venv/.requirements.sha256")" = "$want" ] && [ -x "$venv/bin/moto_server" ]; }
+ready() {
+  [ -f "$venv/.requirements.sha256" ] && [ "$(cat "$venv/.requirements.sha256")" = "$want" ] &&
+    [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c '' 2> /dev/null
+}
 link() { if [ "$venv" != .venv ]; then ln -sfn "$venv" .venv; fi; }
 
 if ready; then
@@ -39,10 +43,12 @@ if ready; then
   exit 0
 fi
 
-mkdir -p "$(dirname "$venv")"
-# Two clones setting up at once: one installs, the other waits for it.
-exec 9> "$venv.lock"
-flock 9
+if [ "$venv" != .venv ]; then
+  mkdir -p "$(dirname "$venv")"
+  # Two clones setting up at once: one installs, the other waits for it.
+  exec 9> "$venv.lock"
+  if command -v flock > /dev/null; then flock 9; fi
+fi
 if ! ready; then
   rm -rf "$venv"
   python3 -m venv "$venv"

@@ -30,7 +30,11 @@ pub fn init() {
 /// `RUST_LOG` when it parses (`info`, `warn,tributary=debug`), else Lambda's level (one of `TRACE`,
 /// `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`: the last is tracing's `error`), else `info`.
 pub fn filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
-    let from_rust_log = rust_log.filter(|text| !text.trim().is_empty()).and_then(|text| Targets::from_str(text).ok());
+    // Empty directives are skipped (`debug,`): `Targets` would read one as `error`, for every target.
+    let from_rust_log = rust_log
+        .map(|text| text.split(',').map(str::trim).filter(|directive| !directive.is_empty()).collect::<Vec<_>>())
+        .filter(|directives| !directives.is_empty())
+        .and_then(|directives| Targets::from_str(&directives.join(",")).ok());
     let from_lambda = || {
         let level = lambda_level?.trim();
         let level = if level.eq_ignore_ascii_case("fatal") { "error" } else { level };
@@ -58,8 +62,15 @@ mod tests {
     }
 
     #[test]
+    fn empty_directives_and_spaces_are_skipped() {
+        let filter = filter(Some(" debug, ,"), None);
+        assert!(enabled(&filter, "webhook", Level::DEBUG));
+        assert!(!enabled(&filter, "webhook", Level::TRACE));
+    }
+
+    #[test]
     fn lambdas_level_applies_when_rust_log_is_absent_empty_or_unreadable() {
-        for rust_log in [None, Some(""), Some("processor=loud")] {
+        for rust_log in [None, Some(""), Some(" , "), Some("processor=loud")] {
             let filter = filter(rust_log, Some("DEBUG"));
             assert!(enabled(&filter, "webhook", Level::DEBUG), "{rust_log:?}");
             assert!(!enabled(&filter, "webhook", Level::TRACE), "{rust_log:?}");

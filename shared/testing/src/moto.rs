@@ -24,14 +24,15 @@ pub struct Moto {
 enum Server {
     /// A process of its own (`MOTO_SERVER`).
     Own(Child),
-    /// Forked by this process's [`Forks`] (pid).
-    Forked(u32),
+    /// Forked by this process's [`Forks`]: its pid, and the pid of the parent that forked it.
+    Forked { pid: u32, parent: u32 },
 }
 
 /// `scripts/moto-server.py --serve-forks`, started at the first [`Moto::start`] of this process:
 /// it imports moto and builds the stack's services once, then forks a server per start, ready in
 /// milliseconds where a new Python process takes seconds of CPU (a test binary starts one per test).
-/// It ends with this process: its standard input closes, and it stops the servers left.
+/// It ends with this process: its standard input closes, and it stops the servers left; a server
+/// dies with it, however it ends.
 struct Forks {
     process: Child,
     requests: ChildStdin,
@@ -69,8 +70,10 @@ impl Forks {
         let read = asked.and_then(|()| self.answers.read_line(&mut answer));
         match read {
             Ok(n) if n > 0 && !answer.starts_with("error") => Ok(answer.trim().to_string()),
+            Ok(n) if n > 0 => Err(HarnessError::new(format!("moto's server parent, asked `{request}`: {answer}"))),
             _ => {
-                // Stopped, so that its error output ends; the next start starts another.
+                // Its pipes are broken: it is stopped (its servers with it), so that its error
+                // output ends; the next start starts another.
                 let _ = self.process.kill();
                 let _ = self.process.wait();
                 let mut failure = String::new();
@@ -82,9 +85,9 @@ impl Forks {
         }
     }
 
-    /// A new server on `port`, its output to `log_path`: its pid. The parent is started on first
-    /// use, and again if it has exited.
-    fn serve(port: u16, log_path: &Path) -> Result<u32, HarnessError> {
+    /// A new server on `port`, its output to `log_path`: its pid and its parent's. The parent is
+    /// started on first use, and again if it has exited.
+    fn serve(port: u16, log_path: &Path) -> Result<Server, HarnessError> {
         let mut forks = FORKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(running) = forks.as_mut()
             && !matches!(running.process.try_wait(), Ok(None))
@@ -98,12 +101,17 @@ impl Forks {
             return Err(HarnessError::new("moto's server parent did not start"));
         };
         let answer = running.ask(&format!("serve {port} {}", log_path.display()))?;
-        answer.parse().map_err(|_| HarnessError::new(format!("moto's server parent answered {answer:?}, not a pid")))
+        let pid = answer
+            .parse()
+            .map_err(|_| HarnessError::new(format!("moto's server parent answered {answer:?}, not a pid")))?;
+        Ok(Server::Forked { pid, parent: running.process.id() })
     }
 
-    fn stop(pid: u32) {
+    /// Stops server `pid` if its parent is the one running: a server of an earlier parent died
+    /// with it.
+    fn stop(pid: u32, parent: u32) {
         let mut forks = FORKS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(running) = forks.as_mut() {
+        if let Some(running) = forks.as_mut().filter(|running| running.process.id() == parent) {
             let _ = running.ask(&format!("stop {pid}"));
         }
     }
@@ -149,7 +157,7 @@ impl Moto {
                     .map_err(|e| HarnessError::new(format!("starting moto ({command:?}) failed ({e})")))?;
                 Server::Own(child)
             }
-            None => Server::Forked(Forks::serve(port, &log_path)?),
+            None => Forks::serve(port, &log_path)?,
         };
         let mut moto = Self { server, port, log_path };
         let address = SocketAddr::from(([127, 0, 0, 1], port));
@@ -160,7 +168,7 @@ impl Moto {
             }
             let status = match &mut moto.server {
                 Server::Own(child) => child.try_wait().ok().flatten().map(|status| status.to_string()),
-                Server::Forked(pid) => exited(*pid).then(|| "an error".to_string()),
+                Server::Forked { pid, .. } => exited(*pid).then(|| "an error".to_string()),
             };
             if let Some(status) = status {
                 let log = std::fs::read_to_string(&moto.log_path).unwrap_or_default();
@@ -184,7 +192,7 @@ impl Moto {
     pub fn pid(&self) -> u32 {
         match &self.server {
             Server::Own(child) => child.id(),
-            Server::Forked(pid) => *pid,
+            Server::Forked { pid, .. } => *pid,
         }
     }
 
@@ -211,7 +219,7 @@ impl Drop for Moto {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            Server::Forked(pid) => Forks::stop(*pid),
+            Server::Forked { pid, parent } => Forks::stop(*pid, *parent),
         }
         let _ = std::fs::remove_file(&self.log_path);
     }

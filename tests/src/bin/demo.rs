@@ -8,6 +8,7 @@
 //! workspace first), so a release build of the workspace runs release functions.
 
 use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
 use tributary_tests::demo::{Demo, Ports};
 
 #[tokio::main]
@@ -37,10 +38,14 @@ const DEMO_INSTANCES: usize = 2;
 async fn run(check: bool) -> Result<(), String> {
     let ports = if check { Ports::free()? } else { Ports::well_known()? };
     let mut demo = Demo::start(ports, DEMO_INSTANCES).await?;
-    let outcome = play(&demo, check).await;
+    // Stopped midway, it still stops every process it started (below).
+    let outcome = tokio::select! {
+        outcome = play(&demo, check) => outcome,
+        signal = stop_requested() => Err(format!("stopped by {signal} before the end")),
+    };
     if outcome.is_ok() && !check {
         println!("\nThe stack stays up: Ctrl-C stops every process it started.");
-        let _ = tokio::signal::ctrl_c().await;
+        stop_requested().await;
         println!("\nstopping…");
     }
     let still_bound = demo.stop();
@@ -53,6 +58,19 @@ async fn run(check: bool) -> Result<(), String> {
     }
     println!("stopped: every process ended, no port left bound");
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (how `make test` stops the check it runs beside the tests when those are
+/// interrupted).
+async fn stop_requested() -> &'static str {
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "Ctrl-C";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = terminate.recv() => "SIGTERM",
+    }
 }
 
 /// Plays the demo and prints its summary; with `check`, returns the check's verdict line.
