@@ -25,12 +25,15 @@ test: setup lint ## make lint, then every test (unit, moto integration, template
 	$(BUILD_ALL) --quiet  # nothing to do: cargo test built every binary
 	@# The tests leave half a core idle on average (moto's one Python thread at a time): the demo
 	@# check runs beside them, on ports of its own, its output shown once they are done.
-	@# Interrupted, the demo check is stopped too (SIGTERM: it stops every process it started).
+	@# Interrupted, both are stopped (SIGTERM: the demo stops every process it started). The tests
+	@# run as a job too, so that the trap runs at once rather than when they end.
 	@demo_log=$$(mktemp); $(BIN)/demo --check > $$demo_log 2>&1 & demo=$$!; \
-	  trap 'kill $$demo 2>/dev/null; wait $$demo; rm -f $$demo_log; exit 130' INT TERM; \
-	  $(CARGO) test --workspace --locked; tests=$$?; \
-	  wait $$demo; demo_status=$$?; trap - INT TERM; cat $$demo_log; rm -f $$demo_log; \
-	  [ $$tests -eq 0 ] && [ $$demo_status -eq 0 ]
+	  $(CARGO) test --workspace --locked & tests=$$!; \
+	  stop() { kill $$tests $$demo 2>/dev/null; wait $$demo; rm -f $$demo_log; exit $$1; }; \
+	  trap 'stop 130' INT; trap 'stop 143' TERM; \
+	  wait $$tests; tests_status=$$?; wait $$demo; demo_status=$$?; trap - INT TERM; \
+	  cat $$demo_log; rm -f $$demo_log; \
+	  [ $$tests_status -eq 0 ] && [ $$demo_status -eq 0 ]
 
 lint: ## Formatting, and clippy with warnings as errors (the workspace lints of Cargo.toml); the template's lint is a test
 	$(CARGO) fmt --all --check

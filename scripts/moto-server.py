@@ -553,9 +553,10 @@ def serve_forks(host: str) -> None:
         words = line.rstrip("\n").split(" ", 2)
         if len(words) == 3 and words[0] == "serve" and words[1].isdigit():
             port, log_path = int(words[1]), words[2]
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:
-                serve_child(app, host, port, log_path)
+                serve_child(app, host, port, log_path, parent)
             servers.add(pid)
             print(pid, flush=True)
         elif len(words) == 2 and words[0] == "stop" and words[1].isdigit():
@@ -572,10 +573,14 @@ def serve_forks(host: str) -> None:
         stop(pid)
 
 
-def serve_child(app, host: str, port: int, log_path: str) -> None:
+def serve_child(app, host: str, port: int, log_path: str, parent: int) -> None:
     try:
-        # Killed with the parent, however it ends (PR_SET_PDEATHSIG), so that no server outlives it.
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # Killed with the parent, however it ends (PR_SET_PDEATHSIG), so that no server outlives it;
+        # a parent gone before that was set is seen as a new parent pid.
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() != parent:
+            os._exit(1)
         # moto draws ids (messages, receipts, subscriptions) from its own generator, which the fork
         # copied: without a new seed, every server of a test process would give the same ids.
         mock_random.seed()

@@ -8,7 +8,7 @@
 //! workspace first), so a release build of the workspace runs release functions.
 
 use std::process::ExitCode;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tributary_tests::demo::{Demo, Ports};
 
 #[tokio::main]
@@ -36,16 +36,18 @@ async fn main() -> ExitCode {
 const DEMO_INSTANCES: usize = 2;
 
 async fn run(check: bool) -> Result<(), String> {
+    // Listened to from the start: a stop asked while the stack starts is seen once it has started,
+    // and every process it started is stopped (below).
+    let mut stop = StopSignals::listen()?;
     let ports = if check { Ports::free()? } else { Ports::well_known()? };
     let mut demo = Demo::start(ports, DEMO_INSTANCES).await?;
-    // Stopped midway, it still stops every process it started (below).
     let outcome = tokio::select! {
         outcome = play(&demo, check) => outcome,
-        signal = stop_requested() => Err(format!("stopped by {signal} before the end")),
+        signal = stop.requested() => Err(format!("stopped by {signal} before the end")),
     };
     if outcome.is_ok() && !check {
         println!("\nThe stack stays up: Ctrl-C stops every process it started.");
-        stop_requested().await;
+        stop.requested().await;
         println!("\nstopping…");
     }
     let still_bound = demo.stop();
@@ -62,14 +64,22 @@ async fn run(check: bool) -> Result<(), String> {
 
 /// Ctrl-C, or SIGTERM (how `make test` stops the check it runs beside the tests when those are
 /// interrupted).
-async fn stop_requested() -> &'static str {
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "Ctrl-C";
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        _ = terminate.recv() => "SIGTERM",
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, String> {
+        let listen = |kind| signal(kind).map_err(|e| format!("listening for signals: {e}"));
+        Ok(Self { interrupt: listen(SignalKind::interrupt())?, terminate: listen(SignalKind::terminate())? })
+    }
+
+    async fn requested(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
     }
 }
 

@@ -36,6 +36,8 @@ impl Demo {
             .args(["--email", CUSTOMER_EMAIL, "--month", REPORT_MONTH])
             .arg("--out")
             .arg(&out)
+            // Stopped with the demo when the demo is stopped midway.
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| format!("console: running {}: {e} (make setup installs Playwright)", python.display()))?;
