@@ -11,7 +11,7 @@ mod template;
 
 pub use moto::{ACCOUNT_ID, Moto, REGION, free_port, sdk_config_for};
 pub use stack::{Physical, Stack};
-pub use template::{Template, external_fixture, workspace_root};
+pub use template::{Template, external_fixture, project_python, workspace_root};
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;

@@ -1,7 +1,7 @@
 //! moto's server on loopback, started for a test (or the local stack) and stopped when dropped.
 
 use super::HarnessError;
-use super::template::workspace_root;
+use super::template::{project_python, workspace_root};
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -44,13 +44,10 @@ struct Forks {
 static FORKS: Mutex<Option<Forks>> = Mutex::new(None);
 
 impl Forks {
-    /// `scripts/moto-server.py` run by the project's `.venv` Python (see `scripts/setup.sh`), else
-    /// by `python3` from `PATH`.
+    /// `scripts/moto-server.py` run by [`project_python`].
     fn start() -> Result<Self, HarnessError> {
-        let root = workspace_root();
-        let venv_python = root.join(".venv/bin/python");
-        let mut command = Command::new(if venv_python.exists() { venv_python } else { PathBuf::from("python3") });
-        command.arg(root.join("scripts/moto-server.py")).args(["-H", "127.0.0.1", "--serve-forks"]);
+        let mut command = Command::new(project_python());
+        command.arg(workspace_root().join("scripts/moto-server.py")).args(["-H", "127.0.0.1", "--serve-forks"]);
         let mut process =
             command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
                 HarnessError::new(format!("starting moto ({command:?}) failed ({e}); run `make setup` first"))

@@ -28,6 +28,13 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// The Python that runs the project's scripts: the `.venv`'s (`scripts/setup.sh`), else `python3`
+/// from `PATH`.
+pub fn project_python() -> PathBuf {
+    let venv_python = workspace_root().join(".venv/bin/python");
+    if venv_python.exists() { venv_python } else { PathBuf::from("python3") }
+}
+
 /// A file or directory of the captured API responses kept beside the repository
 /// (`../shared/fixtures/<relative>`, or under `TRIBUTARY_FIXTURES` when set). `None`, said on
 /// stderr (what `cargo test` shows for a failing test and with `--nocapture`), when absent: the

@@ -31,7 +31,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tributary_testing::senders::{standard_webhooks_signature, stripe_signature_header};
 use tributary_testing::{
-    Moto, Stack, Template, free_port, put_demo_secrets, put_secrets, sdk_config_for, workspace_root,
+    Moto, Stack, Template, free_port, project_python, put_demo_secrets, put_secrets, sdk_config_for, workspace_root,
 };
 
 /// The Standard Webhooks sender the demo configures (its secret is in `events/local-secrets.json`).

@@ -150,9 +150,7 @@ impl Drop for Demo {
 /// Starts `scripts/demo-sources.py`; returns it and the port it listens on.
 pub(super) fn start_sources(port: u16) -> Result<(Child, u16), String> {
     let root = workspace_root();
-    let python = root.join(".venv/bin/python");
-    let python = if python.exists() { python } else { PathBuf::from("python3") };
-    let mut child = Command::new(python)
+    let mut child = Command::new(project_python())
         .arg(root.join("scripts/demo-sources.py"))
         .args(["--data", &demo_data_dir().to_string_lossy(), "--port", &port.to_string()])
         .args(["--matomo-token", &secret("/tributary/matomo-token")?])
