@@ -86,7 +86,7 @@ fn verify_parse_validate_normalise(c: &mut Criterion) {
 
 fn whole_handler_in_memory(c: &mut Criterion) {
     let sample = sample();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     let env: std::collections::HashMap<String, String> = [
         ("DEDUP_TABLE", "t"),
         ("INGESTION_TABLE", "i"),
