@@ -10,6 +10,6 @@ pub mod process;
 /// Applying an event allocates and frees hundreds of small blocks (the record's JSON read and
 /// written again, the diff, the audit entry, the transaction's items): with glibc's malloc a third
 /// of the time went to malloc and free; with mimalloc the benchmark's path is a quarter faster
-/// (docs/decisions/0008-mimalloc-for-the-puller.md).
+/// (docs/decisions/0016-mimalloc-for-the-processor.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
