@@ -24,7 +24,7 @@ moto's S3 stores any amount of user metadata; real S3 refuses a PUT whose `x-amz
 values pass 2 KB (400 MetadataTooLarge). The same refusal is made here, so that a test on the local
 stack fails where S3 would.
 
-Nine of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
+Eleven of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
 request listed moto's package directory each time; each received SQS message counted the whole
 queue to read its retention period; each message sent to a queue counted the queue three times,
 reading the clock twice per message (here one pass per send, one clock reading: the same counts);
@@ -33,7 +33,10 @@ the server), where SNS signs with one certificate for a long time (here one per 
 message still signed with its key); each look-up of a service's backend listed every account under a
 global lock; each request was logged (here only those answered 5xx); each receive read the
 clock twice per message of the queue, at each wake-up; each deletion scanned the queue twice;
-each request listed its handler's methods.
+each request listed its handler's methods; each update expression was parsed twice per update
+(here once per distinct expression); and each DynamoDB, SQS, SNS and SSM request went
+through moto's Flask app (its request context, routing, host inference, debug-mode checks) only to
+reach the one view that answers every action of those services (here the view is called directly).
 And two growths AWS does not have: moto kept every message published to a topic (the last 100
 here), and every model instance it ever created, copies included (only S3's are kept here).
 
@@ -354,8 +357,8 @@ def patch_moto() -> None:
     Queue.approximate_number_of_messages = property(lambda queue: counts(queue)[0])
     Queue.approximate_number_of_messages_delayed = property(lambda queue: counts(queue)[1])
     Queue.approximate_number_of_messages_not_visible = property(lambda queue: counts(queue)[2])
-    # moto parses each update expression twice per UpdateItem (its handler, then its backend) and
-    # once per update of a transaction. A parse depends on the string alone, and nothing changes the
+    # moto parses each update expression twice per UpdateItem, and twice per update of a
+    # transaction (its handler, then its backend). A parse depends on the string alone, and nothing changes the
     # tree it returns (the validator resolves names and values on a deep copy): the functions send a
     # handful of distinct expressions, parsed once each here.
     UpdateExpressionParser.make = classmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__))
@@ -495,9 +498,14 @@ class SerialisedAtomicRequests:
             start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
             return [body]
         app = self.app
-        dispatch = self.dispatch_without_flask.get(service)
-        if dispatch is not None and environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") == "/":
-            app = functools.partial(answer_without_flask, dispatch)
+        view = self.dispatch_without_flask.get(service)
+        if (
+            view is not None
+            and environ.get("REQUEST_METHOD") == "POST"
+            and environ.get("PATH_INFO") == "/"
+            and environ.get("HTTP_X_AMZ_TARGET", "").startswith(view[0])
+        ):
+            app = functools.partial(answer_without_flask, view[1])
         lock = self.lock_for(environ)
         if lock is None:
             return app(environ, start_response)
@@ -510,28 +518,35 @@ class SerialisedAtomicRequests:
 
 def services_without_flask():
     """The services (as a request's credential scope names them) whose every action moto answers
-    with one view on `POST /`: their requests go to that view directly (`answer_without_flask`)."""
+    with one view on `POST /`, each with the `X-Amz-Target` prefix its requests carry ("" for SNS's
+    query protocol, which has none; DynamoDB Streams, signed as `dynamodb` too, has its own target
+    and backend and stays on moto's app): their requests go to that view directly
+    (`answer_without_flask`)."""
     from moto.dynamodb.responses import DynamoHandler
     from moto.sns.responses import SNSResponse
     from moto.sqs.responses import SQSResponse
     from moto.ssm.responses import SimpleSystemManagerResponse
 
     return {
-        "dynamodb": DynamoHandler.dispatch,
-        "sns": SNSResponse.dispatch,
-        "sqs": SQSResponse.dispatch,
-        "ssm": SimpleSystemManagerResponse.dispatch,
+        "dynamodb": ("DynamoDB_20120810.", DynamoHandler.dispatch),
+        "sns": ("", SNSResponse.dispatch),
+        "sqs": ("", SQSResponse.dispatch),
+        "ssm": ("", SimpleSystemManagerResponse.dispatch),
     }
 
 
 def answer_without_flask(dispatch, environ, start_response):
-    """A request answered by moto's view for it (`dispatch`) as moto's Flask app would answer it
-    (`convert_to_flask_response`, its errors), without the app around the view: its request
-    context, routing, host inference and debug-mode checks were about a fifth of moto's time per
-    request under load (`make load`, py-spy)."""
+    """A request answered by moto's view for it (`dispatch`) as moto's Flask wrapper of that view
+    answers it (`convert_to_flask_response`: its `ClientError`s as 400, moto's own errors rendering
+    themselves, anything else a 500 from the server as Flask's debug mode lets it through), without
+    the app around the view: its request context, routing, host inference and debug-mode checks
+    were about a fifth of moto's time per request under load (`make load`, py-spy). Two things the
+    app did are not done: flask_cors's `Access-Control-Allow-Origin: *` on every answer (no SDK reads
+    it; the console talks to our API, not to moto) and moto's request recorder (off unless
+    `MOTO_ENABLE_RECORDING`, which nothing here sets)."""
     from botocore.exceptions import ClientError
+    from flask import Response  # Flask's, for its default content type (text/html) on bodies moto types not
     from werkzeug.exceptions import HTTPException
-    from werkzeug.wrappers import Response
 
     request = ServerRequest(environ)
     try:
