@@ -20,6 +20,10 @@ are serialised here, the transaction is checked whole first (every condition, ag
 other request can change meanwhile) and only then applied; the few items it writes are copied
 beforehand, and put back if applying one fails (an item over 400 KB). No table is copied.
 
+A server answers DynamoDB in a process of its own (`DynamoDbProcess`), forked before it serves:
+moto's Python threads share one core, and DynamoDB's requests are two thirds of the stack's. That
+process answers them one at a time, in the order they came, which is the isolation above.
+
 moto's S3 stores any amount of user metadata; real S3 refuses a PUT whose `x-amz-meta-*` names and
 values pass 2 KB (400 MetadataTooLarge). The same refusal is made here, so that a test on the local
 stack fails where S3 would.
@@ -457,8 +461,9 @@ class RequestCounts:
 
 
 class SerialisedAtomicRequests:
-    """WSGI middleware: one DynamoDB request at a time (its JSON protocol names the target), and
-    one conditional S3 write at a time."""
+    """WSGI middleware: one DynamoDB request at a time (its JSON protocol names the target: the
+    DynamoDB process answers them in turn, or this lock serialises them when the app is used without
+    `serve`), and one conditional S3 write at a time."""
 
     WAITING_KEY = "tributary.waiting_for_lock_seconds"
 
@@ -468,6 +473,8 @@ class SerialisedAtomicRequests:
         self.dynamodb = threading.Lock()
         self.conditional_puts = threading.Lock()
         self.dispatch_without_flask = services_without_flask()
+        # Set by `serve` (a server of its own, not the tests' in-process use of the app).
+        self.dynamodb_process = None
 
     def lock_for(self, environ):
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
@@ -506,6 +513,9 @@ class SerialisedAtomicRequests:
             and environ.get("HTTP_X_AMZ_TARGET", "").startswith(view[0])
         ):
             app = functools.partial(answer_without_flask, view[1])
+            if service == "dynamodb" and self.dynamodb_process is not None:
+                # It answers one request at a time itself: no lock to take here.
+                return self.dynamodb_process.answer(environ, start_response)
         lock = self.lock_for(environ)
         if lock is None:
             return app(environ, start_response)
@@ -559,6 +569,111 @@ def answer_without_flask(dispatch, environ, start_response):
     return Response(response=body, status=status, headers=headers)(environ, start_response)
 
 
+class DynamoDbProcess:
+    """moto's DynamoDB answered in a process of its own, forked from the server before it serves.
+
+    moto's threads share one core (Python's GIL), and under load (`make load`) that core was the
+    local stack's bound, two thirds of its requests DynamoDB's. Here the server still reads each
+    DynamoDB request (HTTP, counting) and this process answers it with moto's DynamoDB view, on
+    the other core: the tables live only here. It answers one request at a time, in the order they
+    came, which gives DynamoDB's requests the isolation the lock of `SerialisedAtomicRequests` gives
+    them in the server (the lock is not taken for them). The requests go down one pipe, each with a
+    number, and one thread of the server reads the answers back and wakes the request's thread, so
+    that requests queue in the pipe rather than behind a lock held for the round trip. The process
+    dies with the server (PR_SET_PDEATHSIG)."""
+
+    FAILED = (
+        "500 INTERNAL SERVER ERROR",
+        [("Content-Type", "text/plain")],
+        b"moto's DynamoDB process failed on this request (its traceback is in the server's log)",
+    )
+
+    def __init__(self):
+        import itertools
+        import multiprocessing
+
+        server, worker = multiprocessing.Pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            server.close()
+            self.serve(worker, parent)
+        worker.close()
+        self.pid = pid
+        self.connection = server
+        self.sending = threading.Lock()
+        self.numbers = itertools.count()
+        self.waiting = {}
+        self.gone = False
+        threading.Thread(target=self.read_answers, name="dynamodb-answers", daemon=True).start()
+
+    def answer(self, environ, start_response):
+        """Sends the request (its body and the environ's plain values) and answers what comes back."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        plain = {key: value for key, value in environ.items() if isinstance(value, (str, bool, int, float, tuple, dict))}
+        slot = [threading.Event(), self.FAILED]
+        with self.sending:
+            if not self.gone:
+                number = next(self.numbers)
+                self.waiting[number] = slot
+                self.connection.send((number, plain, body))
+            else:
+                slot[0].set()
+        slot[0].wait()
+        status, headers, content = slot[1]
+        start_response(status, headers)
+        return [content]
+
+    def read_answers(self):
+        try:
+            while True:
+                number, answer = self.connection.recv()
+                slot = self.waiting.pop(number)
+                slot[1] = answer
+                slot[0].set()
+        except (EOFError, OSError):  # the process is gone: what waits, and what comes after, is answered 500
+            with self.sending:
+                self.gone = True
+                for slot in self.waiting.values():
+                    slot[0].set()
+                self.waiting.clear()
+
+    @staticmethod
+    def serve(connection, parent):
+        try:
+            if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+            if os.getppid() != parent:
+                os._exit(1)
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+            view = services_without_flask()["dynamodb"][1]
+            while True:
+                try:
+                    number, environ, body = connection.recv()
+                except EOFError:  # the server is gone
+                    os._exit(0)
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["wsgi.errors"] = sys.stderr
+                answered = {}
+
+                def start_response(status, headers, exc_info=None):
+                    answered["status"], answered["headers"] = status, headers
+
+                try:
+                    content = b"".join(answer_without_flask(view, environ, start_response))
+                except Exception:  # noqa: BLE001 — a 500 as the server gives, the traceback in its log
+                    import traceback
+
+                    traceback.print_exc()
+                    connection.send((number, DynamoDbProcess.FAILED))
+                    continue
+                connection.send((number, (answered["status"], answered["headers"], content)))
+        except BaseException as error:  # noqa: BLE001 — the server's log is where a test reads why
+            print(f"moto's DynamoDB process failed: {error!r}", file=sys.stderr, flush=True)
+            os._exit(1)
+
+
 class ServerRequest(MotoRequest):
     """moto's request as its server builds it (`BackendRequest`, without Flask's part)."""
 
@@ -580,6 +695,7 @@ def application():
 
 
 def serve(app, host: str, port: int) -> None:
+    app.dynamodb_process = DynamoDbProcess()
     run_simple(host, port, app, threaded=True, request_handler=RequestHandlerLoggingFailures)
 
 

@@ -331,6 +331,14 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
+/// The processes `pid` started that still run (`/proc/<pid>/task/<pid>/children`; none when the
+/// kernel does not list them).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|children| children.split_whitespace().filter_map(|child| child.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
 /// `VmRSS` (KiB, now) of process `pid`.
 pub fn resident_memory_kib(pid: u32) -> Option<u64> {
     memory_kib(pid, "VmRSS:")

@@ -19,7 +19,7 @@ pub use repair::Repair;
 pub use summary::{Run, Summary};
 
 use crate::dispatch::Dispatcher;
-use crate::functions::{FunctionClient, FunctionProcess, FunctionSpec, function_env};
+use crate::functions::{FunctionClient, FunctionProcess, FunctionSpec, child_pids, function_env};
 use crate::gateway::Gateway;
 use crate::local_lambda::binary_dir;
 use serde_json::{Value, json};
@@ -190,6 +190,10 @@ impl Demo {
         let mut processes = Vec::new();
         if let Some(moto) = &self.moto {
             processes.push(("moto".to_string(), moto.pid()));
+            // Its DynamoDB answers in a process of its own (`scripts/moto-server.py`, `DynamoDbProcess`).
+            for child in child_pids(moto.pid()) {
+                processes.push(("moto-dynamodb".to_string(), child));
+            }
         }
         if let Some(sources) = &self.sources {
             processes.push(("sources".to_string(), sources.id()));
