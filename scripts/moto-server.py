@@ -82,7 +82,8 @@ S3_MODELS_TRACKED = frozenset({"FakeKey", "FakeMultipart"})
 
 def transact_write_items_without_table_copies(self, transact_items):
     """moto's DynamoDBBackend.transact_write_items, checked whole and then applied (see above).
-    Relies on SerialisedAtomicRequests: no other DynamoDB request runs meanwhile."""
+    Relies on DynamoDB's requests being answered one at a time (`DynamoDbProcess`, or the lock of
+    `SerialisedAtomicRequests` without it): no other DynamoDB request runs meanwhile."""
     from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
         MultipleTransactionsException,
@@ -505,6 +506,10 @@ class SerialisedAtomicRequests:
             start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
             return [body]
         app = self.app
+        if self.dynamodb_process is not None and environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_20120810."):
+            # Whatever its scope, method or path: the tables are only there. It answers one request
+            # at a time itself, no lock to take here.
+            return self.dynamodb_process.answer(environ, start_response)
         view = self.dispatch_without_flask.get(service)
         if (
             view is not None
@@ -513,9 +518,6 @@ class SerialisedAtomicRequests:
             and environ.get("HTTP_X_AMZ_TARGET", "").startswith(view[0])
         ):
             app = functools.partial(answer_without_flask, view[1])
-            if service == "dynamodb" and self.dynamodb_process is not None:
-                # It answers one request at a time itself: no lock to take here.
-                return self.dynamodb_process.answer(environ, start_response)
         lock = self.lock_for(environ)
         if lock is None:
             return app(environ, start_response)
@@ -574,26 +576,32 @@ class DynamoDbProcess:
 
     moto's threads share one core (Python's GIL), and under load (`make load`) that core was the
     local stack's bound, two thirds of its requests DynamoDB's. Here the server still reads each
-    DynamoDB request (HTTP, counting) and this process answers it with moto's DynamoDB view, on
-    the other core: the tables live only here. It answers one request at a time, in the order they
-    came, which gives DynamoDB's requests the isolation the lock of `SerialisedAtomicRequests` gives
-    them in the server (the lock is not taken for them). The requests go down one pipe, each with a
-    number, and one thread of the server reads the answers back and wakes the request's thread, so
-    that requests queue in the pipe rather than behind a lock held for the round trip. The process
-    dies with the server (PR_SET_PDEATHSIG)."""
+    DynamoDB request (HTTP, counting) and this process answers it with moto's DynamoDB view, in
+    parallel with the server: the tables live only here (moto's dashboard and `/moto-api/` in the
+    server see an empty DynamoDB). It answers one request at a time, in the order they came, which
+    gives DynamoDB's requests the isolation the lock of `SerialisedAtomicRequests` gives them in the
+    server (the lock is not taken for them). The requests go down one pipe, each with a number, and
+    one thread of the server reads the answers back and wakes the request's thread, so that
+    requests queue in the pipe rather than behind a lock held for the round trip. The process dies
+    with the server (PR_SET_PDEATHSIG); if it dies first, every DynamoDB request is answered 500
+    from then on, and the server's log says how it ended."""
 
     FAILED = (
         "500 INTERNAL SERVER ERROR",
         [("Content-Type", "text/plain")],
-        b"moto's DynamoDB process failed on this request (its traceback is in the server's log)",
+        b"moto's DynamoDB process failed on this request (the server's log says why)",
     )
 
     def __init__(self):
+        import gc
         import itertools
         import multiprocessing
 
         server, worker = multiprocessing.Pipe()
         parent = os.getpid()
+        # What moto built so far stays in pages the two processes share, rather than being copied
+        # into the child page by page as the garbage collector touches it.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             server.close()
@@ -609,17 +617,24 @@ class DynamoDbProcess:
 
     def answer(self, environ, start_response):
         """Sends the request (its body and the environ's plain values) and answers what comes back."""
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        if environ.get("wsgi.input_terminated"):  # a chunked body: no length, read to its end
+            body = environ["wsgi.input"].read()
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
         plain = {key: value for key, value in environ.items() if isinstance(value, (str, bool, int, float, tuple, dict))}
         slot = [threading.Event(), self.FAILED]
         with self.sending:
-            if not self.gone:
+            if self.gone:
+                slot[0].set()
+            else:
                 number = next(self.numbers)
                 self.waiting[number] = slot
-                self.connection.send((number, plain, body))
-            else:
-                slot[0].set()
+                try:
+                    self.connection.send((number, plain, body))
+                except OSError:  # the process is gone; its reader answers the others
+                    self.waiting.pop(number, None)
+                    slot[0].set()
         slot[0].wait()
         status, headers, content = slot[1]
         start_response(status, headers)
@@ -632,7 +647,17 @@ class DynamoDbProcess:
                 slot = self.waiting.pop(number)
                 slot[1] = answer
                 slot[0].set()
-        except (EOFError, OSError):  # the process is gone: what waits, and what comes after, is answered 500
+        except BaseException as error:  # noqa: BLE001 — whatever ends the reader, nothing waits forever
+            ended = "ended"
+            if not isinstance(error, (EOFError, OSError)):
+                ended = f"stopped being read ({error!r})"
+            else:
+                try:
+                    _, status = os.waitpid(self.pid, 0)
+                    ended = f"ended ({'signal ' + str(os.WTERMSIG(status)) if os.WIFSIGNALED(status) else 'exit ' + str(os.WEXITSTATUS(status))})"
+                except ChildProcessError:
+                    pass
+            print(f"moto's DynamoDB process {ended}: DynamoDB requests are answered 500 from now on", file=sys.stderr, flush=True)
             with self.sending:
                 self.gone = True
                 for slot in self.waiting.values():
@@ -647,6 +672,10 @@ class DynamoDbProcess:
             if os.getppid() != parent:
                 os._exit(1)
             signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+            # Ctrl-C reaches the whole process group; the server's end ends this one.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # Its own ids, as each forked server reseeds for its own (`serve_child`).
+            mock_random.seed()
             view = services_without_flask()["dynamodb"][1]
             while True:
                 try:
@@ -662,13 +691,13 @@ class DynamoDbProcess:
 
                 try:
                     content = b"".join(answer_without_flask(view, environ, start_response))
+                    reply = (number, (answered["status"], answered["headers"], content))
+                    connection.send(reply)
                 except Exception:  # noqa: BLE001 — a 500 as the server gives, the traceback in its log
                     import traceback
 
                     traceback.print_exc()
                     connection.send((number, DynamoDbProcess.FAILED))
-                    continue
-                connection.send((number, (answered["status"], answered["headers"], content)))
         except BaseException as error:  # noqa: BLE001 — the server's log is where a test reads why
             print(f"moto's DynamoDB process failed: {error!r}", file=sys.stderr, flush=True)
             os._exit(1)

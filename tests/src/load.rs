@@ -307,9 +307,10 @@ async fn sample(
                 track.curve.push((processed, rss));
             }
             if tick.is_multiple_of(10) {
-                let moto = memory.get("moto").map_or(0, |t| t.last) / 1024;
+                let rss = |name: &str| memory.get(name).map_or(0, |t| t.last) / 1024;
+                let (moto, dynamodb) = (rss("moto"), rss("moto-dynamodb"));
                 println!(
-                    "[{:>5.0}s] sent {:>6}  processed {:>6}  in the lake {:>6}  moto {moto} MiB",
+                    "[{:>5.0}s] sent {:>6}  processed {:>6}  in the lake {:>6}  moto {moto} + {dynamodb} MiB (its DynamoDB)",
                     began.elapsed().as_secs_f64(),
                     sent.load(Ordering::Relaxed),
                     processed,
@@ -324,7 +325,8 @@ async fn sample(
 
 /// moto's busiest actions over the run (`GET /_tributary/request-times` of `scripts/moto-server.py`):
 /// requests, the mean time to answer one, and of that the mean time waiting for the lock that
-/// serialises DynamoDB requests (and conditional S3 writes).
+/// serialises conditional S3 writes (DynamoDB's requests queue for moto's DynamoDB process instead,
+/// within their time to answer).
 async fn moto_request_times(http: &reqwest::Client, endpoint: &str) -> Result<String, String> {
     let url = format!("{endpoint}/_tributary/request-times");
     let times: BTreeMap<String, Value> = http
