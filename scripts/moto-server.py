@@ -363,9 +363,9 @@ def patch_moto() -> None:
     Queue.approximate_number_of_messages_delayed = property(lambda queue: counts(queue)[1])
     Queue.approximate_number_of_messages_not_visible = property(lambda queue: counts(queue)[2])
     # moto parses each update expression twice per UpdateItem, and twice per update of a
-    # transaction (its handler, then its backend). A parse depends on the string alone, and nothing changes the
-    # tree it returns (the validator resolves names and values on a deep copy): the functions send a
-    # handful of distinct expressions, parsed once each here.
+    # transaction (its handler, then its backend). A parse depends on the string alone, and nothing
+    # changes the tree it returns (the validator resolves names and values on a deep copy): the
+    # functions send a handful of distinct expressions, parsed once each here.
     UpdateExpressionParser.make = classmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__))
     # Lists moto's package directory (a stat per service) for every request it routes.
     modules = tuple(backends.list_of_moto_modules())
@@ -474,7 +474,7 @@ class SerialisedAtomicRequests:
         self.dynamodb = threading.Lock()
         self.conditional_puts = threading.Lock()
         self.dispatch_without_flask = services_without_flask()
-        # Set by `serve` (a server of its own, not the tests' in-process use of the app).
+        # Set by `serve`; None when the app answers without it (then the lock serialises DynamoDB).
         self.dynamodb_process = None
 
     def lock_for(self, environ):
