@@ -667,15 +667,9 @@ class DynamoDbProcess:
     @staticmethod
     def serve(connection, parent):
         try:
-            if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
-                raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
-            if os.getppid() != parent:
-                os._exit(1)
-            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+            forked_from(parent)
             # Ctrl-C reaches the whole process group; the server's end ends this one.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            # Its own ids, as each forked server reseeds for its own (`serve_child`).
-            mock_random.seed()
             view = services_without_flask()["dynamodb"][1]
             while True:
                 try:
@@ -787,22 +781,27 @@ def serve_forks(host: str) -> None:
         stop(pid)
 
 
+def forked_from(parent: int) -> None:
+    """What a process forked here (a server, a server's DynamoDB process) does first. It is killed
+    with its parent, however that ends (PR_SET_PDEATHSIG), so that none outlives it; a parent gone
+    before that was set is seen as a new parent pid. SIGTERM ends it at once. And it draws its own
+    ids: moto draws them (messages, receipts, subscriptions) from its own generator, which the fork
+    copied, so without a new seed every forked process would give the same ids."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:
+        os._exit(1)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    mock_random.seed()
+
+
 def serve_child(app, host: str, port: int, log_path: str, parent: int) -> None:
     try:
-        # Killed with the parent, however it ends (PR_SET_PDEATHSIG), so that no server outlives it;
-        # a parent gone before that was set is seen as a new parent pid.
-        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
-        if os.getppid() != parent:
-            os._exit(1)
-        # moto draws ids (messages, receipts, subscriptions) from its own generator, which the fork
-        # copied: without a new seed, every server of a test process would give the same ids.
-        mock_random.seed()
+        forked_from(parent)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         serve(app, host, port)
     except BaseException as error:  # noqa: BLE001 — the log file is where the test reads why
         print(f"moto server on port {port} failed: {error!r}", file=sys.stderr, flush=True)
