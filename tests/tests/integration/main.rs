@@ -12,6 +12,7 @@ mod customer_pipeline;
 mod layers;
 mod lead_versions;
 mod local_lambda;
+mod moto_server;
 mod rebuild;
 mod repair;
 mod template;
