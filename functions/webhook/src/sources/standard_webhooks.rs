@@ -8,7 +8,7 @@ use base64::Engine;
 use jiff::Timestamp;
 use tributary_domain::event::CanonicalEvent;
 pub use tributary_domain::signing::{InvalidSecret, decode_standard_secret};
-use tributary_domain::signing::{signature_matches, standard_v1};
+use tributary_domain::signing::{SigningKey, signature_matches, standard_v1};
 
 /// The Standard Webhooks headers of one delivery.
 #[derive(Debug, Clone, Copy)]
@@ -22,13 +22,16 @@ pub struct StandardHeaders<'a> {
 /// secret, sent as a space-separated list of `v1,<base64>` in `webhook-signature`.
 #[derive(Debug, Clone)]
 pub struct StandardVerifier {
-    keys: Vec<Vec<u8>>,
+    keys: Vec<SigningKey>,
     tolerance: Tolerance,
 }
 
 impl StandardVerifier {
     pub fn new(secrets: &[String], tolerance: Tolerance) -> Result<Self, InvalidSecret> {
-        let keys = secrets.iter().map(|s| decode_standard_secret(s)).collect::<Result<Vec<_>, _>>()?;
+        let keys = secrets
+            .iter()
+            .map(|s| decode_standard_secret(s).map(|key| SigningKey::new(&key)))
+            .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(InvalidSecret);
         }
@@ -37,7 +40,7 @@ impl StandardVerifier {
 
     /// A verifier for one raw key (no secret text to decode).
     pub fn with_key(key: Vec<u8>, tolerance: Tolerance) -> Self {
-        Self { keys: vec![key], tolerance }
+        Self { keys: vec![SigningKey::new(&key)], tolerance }
     }
 
     /// On success, the instant the sender signed the delivery (`webhook-timestamp`).

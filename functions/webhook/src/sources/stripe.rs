@@ -5,19 +5,19 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tributary_domain::event::{CanonicalEvent, EventId, Subject};
-use tributary_domain::signing::{signature_matches, stripe_v1};
+use tributary_domain::signing::{SigningKey, signature_matches, stripe_v1};
 
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, HMAC-SHA256 keyed with the whole
 /// `whsec_…` string over `"{t}.{raw body}"`. Any `v1` may match any configured secret.
 #[derive(Debug, Clone)]
 pub struct StripeVerifier {
-    secrets: Vec<String>,
+    keys: Vec<SigningKey>,
     tolerance: Tolerance,
 }
 
 impl StripeVerifier {
     pub fn new(secrets: Vec<String>, tolerance: Tolerance) -> Self {
-        Self { secrets, tolerance }
+        Self { keys: secrets.iter().map(|secret| SigningKey::new(secret.as_bytes())).collect(), tolerance }
     }
 
     pub fn verify(&self, header: Option<&str>, body: &[u8], now: Timestamp) -> Result<(), AuthError> {
@@ -39,8 +39,8 @@ impl StripeVerifier {
         }
         self.tolerance.check(timestamp, now)?;
         let timestamp = timestamp.to_string();
-        let matched = self.secrets.iter().any(|secret| {
-            let expected = stripe_v1(secret, &timestamp, body);
+        let matched = self.keys.iter().any(|key| {
+            let expected = stripe_v1(key, &timestamp, body);
             signatures.iter().any(|signature| signature_matches(&expected, signature))
         });
         if matched { Ok(()) } else { Err(AuthError::NoMatch) }
