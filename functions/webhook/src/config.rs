@@ -284,7 +284,7 @@ pub struct Receiver {
 /// A Standard Webhooks verifier whose key nobody holds (two random UUIDs' worth of bytes).
 fn decoy_verifier(tolerance: Tolerance) -> StandardVerifier {
     let key = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
-    StandardVerifier::with_key(key, tolerance)
+    StandardVerifier::with_key(&key, tolerance)
 }
 
 impl Receiver {

@@ -39,8 +39,8 @@ impl StandardVerifier {
     }
 
     /// A verifier for one raw key (no secret text to decode).
-    pub fn with_key(key: Vec<u8>, tolerance: Tolerance) -> Self {
-        Self { keys: vec![SigningKey::new(&key)], tolerance }
+    pub fn with_key(key: &[u8], tolerance: Tolerance) -> Self {
+        Self { keys: vec![SigningKey::new(key)], tolerance }
     }
 
     /// On success, the instant the sender signed the delivery (`webhook-timestamp`).
