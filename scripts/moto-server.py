@@ -78,6 +78,9 @@ S3_MAX_METADATA_BYTES = 2048
 PR_SET_PDEATHSIG = 1
 SNS_NOTIFICATIONS_KEPT = 100
 S3_MODELS_TRACKED = frozenset({"FakeKey", "FakeMultipart"})
+# The `X-Amz-Target` prefix of DynamoDB's own actions (DynamoDB Streams, signed as `dynamodb` too,
+# has its own).
+DYNAMODB_TARGET = "DynamoDB_20120810."
 
 
 def transact_write_items_without_table_copies(self, transact_items):
@@ -506,7 +509,7 @@ class SerialisedAtomicRequests:
             start_response("400 Bad Request", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
             return [body]
         app = self.app
-        if self.dynamodb_process is not None and environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_20120810."):
+        if self.dynamodb_process is not None and environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET):
             # Whatever its scope, method or path: the tables are only there. It answers one request
             # at a time itself, no lock to take here.
             return self.dynamodb_process.answer(environ, start_response)
@@ -540,7 +543,7 @@ def services_without_flask():
     from moto.ssm.responses import SimpleSystemManagerResponse
 
     return {
-        "dynamodb": ("DynamoDB_20120810.", DynamoHandler.dispatch),
+        "dynamodb": (DYNAMODB_TARGET, DynamoHandler.dispatch),
         "sns": ("", SNSResponse.dispatch),
         "sqs": ("", SQSResponse.dispatch),
         "ssm": ("", SimpleSystemManagerResponse.dispatch),

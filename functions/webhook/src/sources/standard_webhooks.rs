@@ -106,6 +106,15 @@ mod tests {
     const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
     #[test]
+    fn the_verifier_never_shows_its_keys() {
+        // The decoded key of SW_SECRET, as bytes and as Debug writes a Vec<u8>.
+        let key = decode_standard_secret(SW_SECRET).unwrap();
+        let shown = format!("{:?}", StandardVerifier::new(&[SW_SECRET.into()], tolerance()).unwrap());
+        let listed = format!("{key:?}");
+        assert!(!shown.contains(&listed[1..listed.len() - 1]) && !shown.contains("MfKQ9r8"), "{shown}");
+    }
+
+    #[test]
     fn standard_webhooks_published_vector() {
         // The vector published by the Standard Webhooks specification's libraries.
         let verifier = StandardVerifier::new(&[SW_SECRET.into()], tolerance()).unwrap();

@@ -216,6 +216,15 @@ mod tests {
     }
 
     #[test]
+    fn the_verifier_never_shows_its_secrets() {
+        // A verifier reaches logs through `Debug` (the receiver's, an error's context): the
+        // signing secrets must not go with it.
+        let verifier = StripeVerifier::new(vec!["whsec_do_not_log".into(), "whsec_nor_this".into()], tolerance());
+        let shown = format!("{verifier:?}");
+        assert!(!shown.contains("do_not_log") && !shown.contains("nor_this"), "{shown}");
+    }
+
+    #[test]
     fn stripe_rejects_every_tampering() {
         let secret = "whsec_abc";
         let body = br#"{"id":"evt_1"}"#;
