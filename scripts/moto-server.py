@@ -28,7 +28,9 @@ moto's S3 stores any amount of user metadata; real S3 refuses a PUT whose `x-amz
 values pass 2 KB (400 MetadataTooLarge). The same refusal is made here, so that a test on the local
 stack fails where S3 would.
 
-Eleven of moto's per-request costs are cut, for a local stack under load (`make load`): routing a
+Thirteen of moto's per-request costs are cut, for a local stack under load (`make load`): a new
+TCP connection and thread per request (werkzeug's development server closes every connection after
+its answer; `KeepAliveRequestHandler` keeps them open); routing a
 request listed moto's package directory each time; each received SQS message counted the whole
 queue to read its retention period; each message sent to a queue counted the queue three times,
 reading the clock twice per message (here one pass per send, one clock reading: the same counts);
@@ -38,7 +40,8 @@ message still signed with its key); each look-up of a service's backend listed e
 global lock; each request was logged (here only those answered 5xx); each receive read the
 clock twice per message of the queue, at each wake-up; each deletion scanned the queue twice;
 each request listed its handler's methods; each update expression was parsed twice per update
-(here once per distinct expression); and each DynamoDB, SQS, SNS and SSM request went
+(here once per distinct expression); each condition expression was lexed per request (here once
+per distinct expression); and each DynamoDB, SQS, SNS and SSM request went
 through moto's Flask app (its request context, routing, host inference, debug-mode checks) only to
 reach the one view that answers every action of those services (here the view is called directly).
 And two growths AWS does not have: moto kept every message published to a topic (the last 100
@@ -63,6 +66,7 @@ import io
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -308,11 +312,25 @@ def new_model_tracked_only_where_read(cls, *args, **kwargs):
     return instance
 
 
+def condition_lexed_once(lex):
+    """moto's lexer of condition expressions, its tokens kept per expression (they are tuples)."""
+
+    @functools.lru_cache(maxsize=1024)
+    def tokens_of(parser_class, expression):
+        return tuple(lex(parser_class(expression, {}, {})))
+
+    def lexed(parser):
+        return collections.deque(tokens_of(type(parser), parser.condition_expression))
+
+    return lexed
+
+
 def patch_moto() -> None:
     from moto import backends
     from moto.core import responses
     from moto.core.base_backend import BackendDict
     from moto.core.common_models import BaseModel
+    from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.sns.models import Subscription, Topic
@@ -370,6 +388,12 @@ def patch_moto() -> None:
     # changes the tree it returns (the validator resolves names and values on a deep copy): the
     # functions send a handful of distinct expressions, parsed once each here.
     UpdateExpressionParser.make = classmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__))
+    # Each condition expression was lexed anew for every request (a regular expression match per
+    # token); the tokens depend on the string alone, and the parse that follows makes new nodes
+    # rather than changing them: each distinct expression is lexed once here.
+    ConditionExpressionParser._lex_condition_expression = condition_lexed_once(
+        ConditionExpressionParser._lex_condition_expression
+    )
     # Lists moto's package directory (a stat per service) for every request it routes.
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
@@ -470,6 +494,8 @@ class SerialisedAtomicRequests:
     `serve`), and one conditional S3 write at a time."""
 
     WAITING_KEY = "tributary.waiting_for_lock_seconds"
+    # Set once the answer is made whole: the connection may then serve the client's next request.
+    ANSWERED_KEY = "tributary.answered"
 
     def __init__(self, app):
         self.app = app
@@ -491,11 +517,15 @@ class SerialisedAtomicRequests:
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") in (RequestCounts.PATH, RequestCounts.TIMES_PATH):
-            return self.requests.answer(environ, start_response)
+            answer = self.requests.answer(environ, start_response)
+            environ[self.ANSWERED_KEY] = True
+            return answer
         name = self.requests.count(environ)
         started = time.perf_counter()
         try:
-            return self.handle(environ, start_response, service=name.split(" ", 1)[0])
+            answer = list(self.handle(environ, start_response, service=name.split(" ", 1)[0]))
+            environ[self.ANSWERED_KEY] = True
+            return answer
         finally:
             waiting = environ.get(self.WAITING_KEY, 0.0)
             self.requests.timed(name, time.perf_counter() - started, waiting)
@@ -706,9 +736,59 @@ class ServerRequest(MotoRequest):
     from_wsgi_server = True
 
 
-class RequestHandlerLoggingFailures(MotoRequestHandler):
-    """moto's request handler, logging only the requests answered 5xx (a log line per request cost
-    about a tenth of the server's time under load)."""
+def stream_at_its_end():
+    """A socket that is always readable and always at its end (its peer is closed)."""
+    at_end, peer = socket.socketpair()
+    peer.close()
+    return at_end
+
+
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler with keep-alive connections, logging only the requests answered 5xx
+    (a log line per request cost about a tenth of the server's time under load).
+
+    Werkzeug's development server closes the connection after every answer, since it cannot tell
+    where an unread request body ends; after answering, it reads whatever the socket still holds
+    and throws it away. Under load (`make load`) that was a new connection per AWS call, about 470
+    a second: a thread started and a socket accepted per request here, a TCP connection made per
+    request by every SDK client. Here the whole body is read before the request is answered (so the
+    connection is at the next request when the answer is sent), werkzeug's drain is shown a stream
+    at its end rather than the socket (it would read the client's next request), and its
+    `Connection: close` is not sent: the connection stays open unless the client asks to close it
+    or the request was not answered whole (a body cut short, an error in the app)."""
+
+    DRAINED = stream_at_its_end()
+    # An answer is written in two parts (head, body): on a connection kept open, Nagle's algorithm
+    # held the body back until the client's delayed acknowledgement of the head, 40 ms per request.
+    disable_nagle_algorithm = True
+
+    def make_environ(self):
+        environ = super().make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at the last chunk
+            body = environ["wsgi.input"].read()
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = self.rfile.read(length) if length else b""
+            if len(body) < length:
+                raise ConnectionResetError(f"the request's body ended after {len(body)} of {length} bytes")
+        environ["wsgi.input"] = io.BytesIO(body)
+        self.connection, self.rfile = self.DRAINED, io.BytesIO()
+        return environ
+
+    def run_wsgi(self):
+        connection, rfile = self.connection, self.rfile
+        self.environ = {}
+        try:
+            super().run_wsgi()
+        finally:
+            self.connection, self.rfile = connection, rfile
+        if not self.environ.get(SerialisedAtomicRequests.ANSWERED_KEY):
+            self.close_connection = True
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "connection" and value.lower() == "close":
+            return
+        super().send_header(keyword, value)
 
     def log_request(self, code="-", size="-"):
         if str(code).startswith("5"):
@@ -722,7 +802,7 @@ def application():
 
 def serve(app, host: str, port: int) -> None:
     app.dynamodb_process = DynamoDbProcess()
-    run_simple(host, port, app, threaded=True, request_handler=RequestHandlerLoggingFailures)
+    run_simple(host, port, app, threaded=True, request_handler=KeepAliveRequestHandler)
 
 
 # A read-only request per service: answering one builds what moto builds on first use (the

@@ -138,20 +138,21 @@ impl<S: CustomerStore, P: EventPublisher> Processor<S, P> {
     }
 
     /// The customer of the first subject already known (and its record), else a new one; the
-    /// other subjects not yet known are linked to it. Subjects the record already lists are not
-    /// looked up again, so a known customer costs one lookup and one read. A subject known as
-    /// another customer stays theirs (merging two customers is an operator's decision, not a side
-    /// effect of an event).
+    /// other subjects not yet known are linked to it. The subjects are looked up together, so a
+    /// new customer costs one request and a known one two (the lookups, its record). A subject
+    /// known as another customer stays theirs (merging two customers is an operator's decision,
+    /// not a side effect of an event).
     async fn resolve(&self, subjects: &[Subject]) -> Result<(Resolution, Option<CustomerRecord>), PortError> {
+        let found = self.store.find_each(subjects).await?;
         let mut chosen: Option<(CustomerId, Option<CustomerRecord>)> = None;
         let mut new_links = Vec::new();
-        for subject in subjects {
+        for (subject, found) in subjects.iter().zip(found) {
             if let Some((_, Some(record))) = &chosen
                 && record.identities.contains(subject.as_str())
             {
                 continue;
             }
-            match (self.store.find(subject).await?, &chosen) {
+            match (found, &chosen) {
                 (None, _) => new_links.push(subject.clone()),
                 (Some(found), None) => {
                     let record = self.store.load(&found).await?;

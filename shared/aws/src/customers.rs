@@ -105,6 +105,45 @@ impl DynamoDbCustomers {
         Ok(output.item)
     }
 
+    /// The items of these keys that exist (consistent reads), in no particular order: BatchGetItem
+    /// takes 100 keys a request, and the keys it leaves unprocessed (throttling) are asked again
+    /// after a growing wait, until none is left.
+    async fn batch_get(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+        operation: &'static str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, PortError> {
+        let mut items = Vec::new();
+        for chunk in keys.chunks(MAX_BATCH_GET_KEYS) {
+            let wanted = KeysAndAttributes::builder()
+                .consistent_read(true)
+                .set_keys(Some(chunk.to_vec()))
+                .build()
+                .map_err(|e| PortError::new(operation, e))?;
+            let mut request = HashMap::from([(self.table.clone(), wanted)]);
+            let mut attempt = 0;
+            while !request.is_empty() {
+                if attempt > 0 {
+                    if attempt >= UNPROCESSED_ATTEMPTS {
+                        return Err(PortError::new(operation, "keys still unprocessed after repeated throttling"));
+                    }
+                    tokio::time::sleep(UNPROCESSED_BACKOFF.delay(attempt, None)).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| PortError::new(operation, describe(&e)))?;
+                items.extend(output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+                request = output.unprocessed_keys.unwrap_or_default();
+            }
+        }
+        Ok(items)
+    }
+
     /// The items of the commit transaction, in the order the cancellation reasons refer to
     /// (record, marker, audit entry, links). Public for the processor's benchmark.
     pub fn transaction_items(&self, commit: &Commit) -> Result<Vec<TransactWriteItem>, PortError> {
@@ -184,6 +223,25 @@ impl CustomerStore for DynamoDbCustomers {
         CustomerId::parse(id).map(Some).map_err(|e| PortError::new("find customer", e))
     }
 
+    async fn find_each(&self, subjects: &[Subject]) -> Result<Vec<Option<CustomerId>>, PortError> {
+        const OP: &str = "find customers";
+        if let [subject] = subjects {
+            return Ok(vec![self.find(subject).await?]);
+        }
+        // BatchGetItem refuses a request that names a key twice.
+        let mut keys: Vec<_> = subjects.iter().map(lookup_pk).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let keys = keys.into_iter().map(|pk| key(pk, LOOKUP_SK)).collect();
+        let mut found = HashMap::new();
+        for item in self.batch_get(keys, OP).await? {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let id = item.get("customer_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            found.insert(pk, CustomerId::parse(id).map_err(|e| PortError::new(OP, e))?);
+        }
+        Ok(subjects.iter().map(|subject| found.get(&lookup_pk(subject)).cloned()).collect())
+    }
+
     async fn load(&self, id: &CustomerId) -> Result<Option<CustomerRecord>, PortError> {
         match self.get(key(customer_pk(id), RECORD_SK), "load customer").await? {
             None => Ok(None),
@@ -238,38 +296,13 @@ impl CustomerStore for DynamoDbCustomers {
         id: &CustomerId,
         keys: &[String],
     ) -> Result<tributary_domain::customer::rules::Ledger, PortError> {
+        let keys =
+            keys.iter().map(|ledger_key| key(customer_pk(id), &format!("{LEDGER_PREFIX}{ledger_key}"))).collect();
         let mut found = tributary_domain::customer::rules::Ledger::new();
-        for chunk in keys.chunks(MAX_BATCH_GET_KEYS) {
-            let mut wanted = KeysAndAttributes::builder().consistent_read(true);
-            for ledger_key in chunk {
-                wanted = wanted.keys(key(customer_pk(id), &format!("{LEDGER_PREFIX}{ledger_key}")));
-            }
-            let mut request =
-                HashMap::from([(self.table.clone(), wanted.build().map_err(|e| PortError::new("read ledger", e))?)]);
-            // Unprocessed keys (throttling) are asked again, after a growing wait, until none is left.
-            let mut attempt = 0;
-            while !request.is_empty() {
-                if attempt > 0 {
-                    if attempt >= UNPROCESSED_ATTEMPTS {
-                        return Err(PortError::new("read ledger", "keys still unprocessed after repeated throttling"));
-                    }
-                    tokio::time::sleep(UNPROCESSED_BACKOFF.delay(attempt, None)).await;
-                }
-                attempt += 1;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(request))
-                    .send()
-                    .await
-                    .map_err(|e| PortError::new("read ledger", describe(&e)))?;
-                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                    let sort_key = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                    let Some(ledger_key) = sort_key.strip_prefix(LEDGER_PREFIX) else { continue };
-                    found.insert(ledger_key.to_string(), json_attribute(&item, "entry", "read ledger")?);
-                }
-                request = output.unprocessed_keys.unwrap_or_default();
-            }
+        for item in self.batch_get(keys, "read ledger").await? {
+            let sort_key = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let Some(ledger_key) = sort_key.strip_prefix(LEDGER_PREFIX) else { continue };
+            found.insert(ledger_key.to_string(), json_attribute(&item, "entry", "read ledger")?);
         }
         Ok(found)
     }

@@ -211,6 +211,12 @@ pub trait CustomerStore: Send + Sync {
         &self,
         subject: &crate::event::Subject,
     ) -> impl Future<Output = Result<Option<crate::customer::CustomerId>, PortError>> + Send;
+    /// The customer each subject resolves to, in the order of `subjects`, looked up together (one
+    /// request for an event's subjects rather than one each).
+    fn find_each(
+        &self,
+        subjects: &[crate::event::Subject],
+    ) -> impl Future<Output = Result<Vec<Option<crate::customer::CustomerId>>, PortError>> + Send;
     fn load(
         &self,
         id: &crate::customer::CustomerId,

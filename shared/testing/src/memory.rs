@@ -256,6 +256,12 @@ impl CustomerStore for InMemoryCustomers {
         Ok(lock(&self.state).lookups.get(subject).cloned())
     }
 
+    async fn find_each(&self, subjects: &[Subject]) -> Result<Vec<Option<CustomerId>>, PortError> {
+        self.check("find customers")?;
+        let state = lock(&self.state);
+        Ok(subjects.iter().map(|subject| state.lookups.get(subject).cloned()).collect())
+    }
+
     async fn load(&self, id: &CustomerId) -> Result<Option<CustomerRecord>, PortError> {
         self.check("load customer")?;
         Ok(lock(&self.state).records.get(id).cloned())

@@ -57,3 +57,102 @@ async fn a_dead_dynamodb_process_fails_each_dynamodb_request_at_once() {
     let queues = aws_sdk_sqs::Client::new(&moto.sdk_config().await).list_queues().send().await;
     assert!(queues.is_ok(), "{queues:?}");
 }
+
+/// One answer read off a kept connection: status, lower-cased headers, body (of its length, or chunked).
+async fn read_answer(
+    connection: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut status_line = String::new();
+    connection.read_line(&mut status_line).await.unwrap();
+    assert!(status_line.starts_with("HTTP/1.1 "), "the connection gave {status_line:?}");
+    let status = status_line[9..12].parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        connection.read_line(&mut line).await.unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let mut body = Vec::new();
+    if headers.contains(&("transfer-encoding".into(), "chunked".into())) {
+        loop {
+            let mut size = String::new();
+            connection.read_line(&mut size).await.unwrap();
+            let size = usize::from_str_radix(size.trim_end(), 16).unwrap();
+            let mut chunk = vec![0; size + 2]; // and its CRLF
+            connection.read_exact(&mut chunk).await.unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        let length = headers.iter().find(|(name, _)| name == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+        body.resize(length, 0);
+        connection.read_exact(&mut body).await.unwrap();
+    }
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn one_connection_carries_request_after_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let moto = moto_with_a_table().await;
+    let address = moto.endpoint().trim_start_matches("http://").to_string();
+    let mut connection = tokio::io::BufReader::new(tokio::net::TcpStream::connect(&address).await.unwrap());
+    let signed = |scope: &str| {
+        format!(
+            "Host: {address}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{scope}/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        )
+    };
+    let dynamodb = |action: &str| {
+        format!(
+            "POST / HTTP/1.1\r\n{}Content-Type: application/x-amz-json-1.0\r\nX-Amz-Target: DynamoDB_20120810.{action}\r\n",
+            signed("dynamodb")
+        )
+    };
+    let object = "x".repeat(70_000);
+    // Each request is written whole before its answer is read, as an SDK client does on a pooled
+    // connection: a body of a length, a chunked body, an answer of an error, an S3 object both ways.
+    let requests: Vec<(String, u16, &str)> = vec![
+        (format!("{}Content-Length: 2\r\n\r\n{{}}", dynamodb("ListTables")), 200, "\"kept\""),
+        (
+            format!("{}Transfer-Encoding: chunked\r\n\r\n1\r\n{{\r\n1\r\n}}\r\n0\r\n\r\n", dynamodb("ListTables")),
+            200,
+            "\"kept\"",
+        ),
+        (format!("{}Content-Length: 9\r\n\r\n{{\"Key\": 1", dynamodb("GetItem")), 500, ""),
+        (format!("PUT /kept-bucket HTTP/1.1\r\n{}Content-Length: 0\r\n\r\n", signed("s3")), 200, ""),
+        (
+            format!(
+                "PUT /kept-bucket/object HTTP/1.1\r\n{}Content-Length: {}\r\n\r\n{object}",
+                signed("s3"),
+                object.len()
+            ),
+            200,
+            "",
+        ),
+        (format!("GET /kept-bucket/object HTTP/1.1\r\n{}\r\n", signed("s3")), 200, object.as_str()),
+        (format!("{}Content-Length: 2\r\n\r\n{{}}", dynamodb("ListTables")), 200, "\"kept\""),
+    ];
+    for (number, (request, status, contains)) in requests.iter().enumerate() {
+        connection.get_mut().write_all(request.as_bytes()).await.unwrap();
+        let (answered, headers, body) = read_answer(&mut connection).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(answered, *status, "request {number}: {body}");
+        assert!(body.contains(contains), "request {number}: {body}");
+        assert!(!headers.contains(&("connection".into(), "close".into())), "request {number} closed the connection");
+    }
+    // A client that asks to close has it closed after the answer.
+    let last = format!("{}Connection: close\r\nContent-Length: 2\r\n\r\n{{}}", dynamodb("ListTables"));
+    connection.get_mut().write_all(last.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut connection).await.0, 200);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), connection.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "the connection stayed open or held more: {closed:?} {rest:?}");
+}

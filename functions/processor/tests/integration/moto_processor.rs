@@ -280,3 +280,30 @@ async fn a_record_too_large_to_store_is_dead_lettered_not_retried() {
         tributary_domain::customer::store::CommitOutcome::TooLarge
     );
 }
+
+#[tokio::test]
+async fn subjects_looked_up_together_answer_in_their_order() {
+    use tributary_domain::event::Subject;
+    let moto = MotoProcessor::start().await;
+    let events = six_events("");
+    // The lead links ada@example.com and its Notion id; the Stripe customer links its own id.
+    for index in [0, 2] {
+        moto.deps.processor.process(&events[index], now()).await.unwrap();
+    }
+    let store = &moto.deps.processor.store;
+    let ada = store.find(&Subject::email("ada@example.com")).await.unwrap().expect("ada");
+    let unknown = Subject::email("nobody@example.com");
+    // 150 subjects (two BatchGetItem requests of at most 100 keys), a subject named twice, unknown ones.
+    let mut subjects: Vec<Subject> = (0..147).map(|n| Subject::email(&format!("unknown-{n}@example.com"))).collect();
+    subjects.insert(3, Subject::email("ada@example.com"));
+    subjects.insert(120, Subject::email("ada@example.com"));
+    subjects.push(unknown.clone());
+    let found = store.find_each(&subjects).await.unwrap();
+    assert_eq!(found.len(), subjects.len());
+    for (index, (subject, found)) in subjects.iter().zip(&found).enumerate() {
+        let expected = (subject.as_str() == "email:ada@example.com").then(|| ada.clone());
+        assert_eq!(found, &expected, "subject {index}: {}", subject.as_str());
+    }
+    assert_eq!(store.find_each(std::slice::from_ref(&unknown)).await.unwrap(), [None]);
+    assert_eq!(store.find_each(&[]).await.unwrap(), Vec::<Option<_>>::new());
+}
