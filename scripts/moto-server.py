@@ -183,7 +183,8 @@ def queue_counts(queue):
     computes each in its own pass, reading the clock twice per message, and builds all of a
     queue's attributes (the three counts with them) for every message sent to it, to read one FIFO
     setting: with a backlog of thousands, each send cost tens of milliseconds. `attributes` is
-    patched below to count once per call; the three properties read that count while it is built."""
+    patched below to count once per call, and not at all while a message is sent; the three
+    properties read that count while it is built."""
     import time
 
     now = time.time() * 1000.0
@@ -270,12 +271,26 @@ def sns_post_data_with_one_certificate(self, message, message_id, subject, messa
     return post_data
 
 
-def visible_messages(queue):
-    """moto's sqs Queue.messages (the messages a receive may take) with one clock reading per call:
-    moto reads the clock twice per message of the queue, and a receive scans the queue on each
-    wake-up, so with a backlog of a thousand messages the clock was most of SQS's time."""
-    now = time.time() * 1000.0
-    return [message for message in queue._messages if now > message.visible_at and not now < message.delayed_until]
+class VisibleMessages:
+    """moto's sqs Queue.messages (the messages a receive may take), read lazily with one clock
+    reading: moto built the list of every visible message of the queue, reading the clock twice per
+    message, on each receive and on each wake-up of a long poll, when a receive takes at most ten
+    and a wake-up only asks whether there is one. With a backlog of thousands that scan was most of
+    SQS's time; here a receive reads the queue up to the messages it takes."""
+
+    def __init__(self, queue):
+        self.messages = queue._messages
+        self.now = time.time() * 1000.0
+
+    def __iter__(self):
+        now = self.now
+        return (m for m in self.messages if now > m.visible_at and not now < m.delayed_until)
+
+    def __bool__(self):
+        return any(True for _ in self)
+
+    def __len__(self):
+        return sum(1 for _ in self)
 
 
 def delete_message_found_once(queue, receipt_handle):
@@ -368,14 +383,36 @@ def patch_moto() -> None:
     original_attributes = Queue.attributes.fget
 
     def attributes_counted_once(queue):
-        counting.counts = (queue, queue_counts(queue))
+        counting.counts = (queue, (0, 0, 0) if getattr(counting, "sending", False) else queue_counts(queue))
         try:
             return original_attributes(queue)
         finally:
             counting.counts = None
 
     Queue.attributes = property(attributes_counted_once)
-    Queue.messages = property(visible_messages)
+
+    def without_counts(method):
+        """`method` with the queue's attributes built without their counts: sending a message reads
+        one FIFO setting (ContentBasedDeduplication) out of them, three times per message (checking
+        it, sending it, adding it to the queue), and each time counted the whole queue. With a
+        backlog of thousands (`make load` sending leads and deliveries at once), that was most of
+        the server's SQS time and the processing slowed as the queue grew."""
+
+        @functools.wraps(method)
+        def sending(*args, **kwargs):
+            before = getattr(counting, "sending", False)
+            counting.sending = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                counting.sending = before
+
+        return sending
+
+    SQSBackend._validate_message = without_counts(SQSBackend._validate_message)
+    SQSBackend.send_message = without_counts(SQSBackend.send_message)
+    Queue.add_message = without_counts(Queue.add_message)
+    Queue.messages = property(VisibleMessages)
     Queue.delete_message = delete_message_found_once
     # Each request listed its handler class's methods with inspect.getmembers; a class's methods do
     # not change while the server runs.

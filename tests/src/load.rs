@@ -6,7 +6,7 @@
 use crate::demo::{Demo, Ports, post, secret};
 use crate::dispatch::FunctionStats;
 use crate::functions::{cpu_seconds, resident_memory_kib};
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -121,9 +121,12 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
     let bearer = format!("Bearer {}", demo.api_key());
     let run_id = jiff::Timestamp::now().as_second();
 
+    // Deliveries and lead batches are sent at the same time, as a day's traffic mixes them: the
+    // stack is offered more than it takes, so the rate end to end is the stack's, not the senders'
+    // (sent one after the other, the deliveries alone came slower than the stack processed them).
     // Deliveries: `senders` at a time, each answer checked (202 for a new event).
     let refused = AtomicU64::new(0);
-    futures::stream::iter(0..plan.deliveries)
+    let deliveries = futures::stream::iter(0..plan.deliveries)
         .for_each_concurrent(plan.senders, |index| {
             let (http, webhook, stripe_secret, sent, refused) = (&http, &webhook, &stripe_secret, &sent, &refused);
             async move {
@@ -156,34 +159,38 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
                 }
             }
         })
-        .await;
-    let deliveries_sent = began.elapsed();
+        .map(|()| began.elapsed());
 
     // Lead batches: one request after another, as a nightly export would send them.
-    let mut ingestion_times = Vec::new();
-    for (number, first) in (0..plan.leads).step_by(plan.batch).enumerate() {
-        let leads: Vec<Value> = (first..(first + plan.batch).min(plan.leads))
-            .map(|index| {
-                json!({"id": format!("load-{run_id}-{index}"), "nom": format!("Load Lead {index}"),
+    let lead_batches = async {
+        let mut ingestion_times = Vec::new();
+        for (number, first) in (0..plan.leads).step_by(plan.batch).enumerate() {
+            let leads: Vec<Value> = (first..(first + plan.batch).min(plan.leads))
+                .map(|index| {
+                    json!({"id": format!("load-{run_id}-{index}"), "nom": format!("Load Lead {index}"),
                     "email": format!("lead.{run_id}.{index}@example.com"), "statut": "nouveau",
                     "date_prise_contact": "2026-10-05"})
-            })
-            .collect();
-        let key = format!("load-{run_id}-{number}");
-        let request = Instant::now();
-        let (status, body) = post(
-            &http,
-            &format!("{api}/api/v1/ingestion/leads"),
-            &Value::Array(leads.clone()).to_string(),
-            &[("authorization", &bearer), ("idempotency-key", &key)],
-        )
-        .await?;
-        if status != 202 {
-            return Err(format!("lead batch {number}: {status} {body}"));
+                })
+                .collect();
+            let key = format!("load-{run_id}-{number}");
+            let request = Instant::now();
+            let (status, body) = post(
+                &http,
+                &format!("{api}/api/v1/ingestion/leads"),
+                &Value::Array(leads.clone()).to_string(),
+                &[("authorization", &bearer), ("idempotency-key", &key)],
+            )
+            .await?;
+            if status != 202 {
+                return Err(format!("lead batch {number}: {status} {body}"));
+            }
+            ingestion_times.push(request.elapsed());
+            sent.fetch_add(leads.len() as u64, Ordering::Relaxed);
         }
-        ingestion_times.push(request.elapsed());
-        sent.fetch_add(leads.len() as u64, Ordering::Relaxed);
-    }
+        Ok::<_, String>(ingestion_times)
+    };
+    let (deliveries_sent, ingestion_times) = tokio::join!(deliveries, lead_batches);
+    let ingestion_times = ingestion_times?;
     let all_sent = began.elapsed();
 
     dispatcher.wait_until_idle(Duration::from_secs(3_600)).await?;
