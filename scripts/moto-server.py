@@ -33,12 +33,15 @@ TCP connection and thread per request (werkzeug's development server closes ever
 its answer; `KeepAliveRequestHandler` keeps them open); routing a
 request listed moto's package directory each time; each received SQS message counted the whole
 queue to read its retention period; each message sent to a queue counted the queue three times,
-reading the clock twice per message (here one pass per send, one clock reading: the same counts);
+reading the clock twice per message, to read one FIFO setting (here a send counts nothing, and a
+count asked for is one pass with one clock reading);
 each SNS notification built and signed a new X.509 certificate (and kept its PEM for the life of
 the server), where SNS signs with one certificate for a long time (here one per subscription, each
 message still signed with its key); each look-up of a service's backend listed every account under a
-global lock; each request was logged (here only those answered 5xx); each receive read the
-clock twice per message of the queue, at each wake-up; each deletion scanned the queue twice;
+global lock; each request was logged (here only those answered 5xx); each receive built the list
+of every visible message of the queue, reading the clock twice per message, at each wake-up (here
+it reads the queue up to the messages it takes, with one clock reading); each deletion scanned the
+queue twice;
 each request listed its handler's methods; each update expression was parsed twice per update
 (here once per distinct expression); each condition expression was lexed per request (here once
 per distinct expression); and each DynamoDB, SQS, SNS and SSM request went
@@ -393,10 +396,10 @@ def patch_moto() -> None:
 
     def without_counts(method):
         """`method` with the queue's attributes built without their counts: sending a message reads
-        one FIFO setting (ContentBasedDeduplication) out of them, three times per message (checking
-        it, sending it, adding it to the queue), and each time counted the whole queue. With a
-        backlog of thousands (`make load` sending leads and deliveries at once), that was most of
-        the server's SQS time and the processing slowed as the queue grew."""
+        one FIFO setting (ContentBasedDeduplication) out of them, once per message on a standard
+        queue (checking it and adding it to the queue read it too, on a FIFO queue), and each time
+        counted the whole queue: with a backlog of thousands (`make load` sending leads and
+        deliveries at once), a pass over thousands of messages per message sent."""
 
         @functools.wraps(method)
         def sending(*args, **kwargs):
@@ -791,8 +794,10 @@ class KeepAliveRequestHandler(MotoRequestHandler):
     request by every SDK client. Here the whole body is read before the request is answered (so the
     connection is at the next request when the answer is sent), werkzeug's drain is shown a stream
     at its end rather than the socket (it would read the client's next request), and its
-    `Connection: close` is not sent: the connection stays open unless the client asks to close it
-    or the request was not answered whole (a body cut short, an error in the app)."""
+    `Connection: close` is not sent for an answer the app made whole: the connection stays open
+    unless the client asks to close it, its request could not be read (a body cut short, a length
+    that is not one, a request line or headers `http.server` refuses), or the app failed (werkzeug's
+    500 then says `Connection: close`)."""
 
     DRAINED = stream_at_its_end()
     # An answer is written in two parts (head, body): on a connection kept open, Nagle's algorithm
@@ -804,7 +809,10 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at the last chunk
             body = environ["wsgi.input"].read()
         else:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            declared = environ.get("CONTENT_LENGTH") or "0"
+            if not declared.isdigit():  # where the body ends cannot be known: end the connection
+                raise ConnectionResetError(f"Content-Length {declared!r} is not a length")
+            length = int(declared)
             body = self.rfile.read(length) if length else b""
             if len(body) < length:
                 raise ConnectionResetError(f"the request's body ended after {len(body)} of {length} bytes")
@@ -821,9 +829,14 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             self.connection, self.rfile = connection, rfile
         if not self.environ.get(SerialisedAtomicRequests.ANSWERED_KEY):
             self.close_connection = True
+        # An answer http.server makes itself (a request line or headers it cannot parse) comes
+        # before any environ: it keeps its `Connection: close`.
+        self.environ = {}
 
     def send_header(self, keyword, value):
-        if keyword.lower() == "connection" and value.lower() == "close":
+        # Dropped for an answer the app made whole; kept (and the connection closed) otherwise.
+        answered = getattr(self, "environ", {}).get(SerialisedAtomicRequests.ANSWERED_KEY)
+        if answered and keyword.lower() == "connection" and value.lower() == "close":
             return
         super().send_header(keyword, value)
 

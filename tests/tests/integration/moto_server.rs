@@ -58,8 +58,17 @@ async fn a_dead_dynamodb_process_fails_each_dynamodb_request_at_once() {
     assert!(queues.is_ok(), "{queues:?}");
 }
 
-/// One answer read off a kept connection: status, lower-cased headers, body (of its length, or chunked).
+/// One answer read off a kept connection: status, lower-cased headers, body (of its length, or
+/// chunked). A server that lost the request fails the test rather than hanging it.
 async fn read_answer(
+    connection: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    tokio::time::timeout(Duration::from_secs(20), read_whole_answer(connection))
+        .await
+        .expect("no answer within 20 s: the server lost the request")
+}
+
+async fn read_whole_answer(
     connection: &mut tokio::io::BufReader<tokio::net::TcpStream>,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
@@ -155,4 +164,32 @@ async fn one_connection_carries_request_after_request() {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), connection.read_to_end(&mut rest)).await;
     assert!(matches!(closed, Ok(Ok(0))), "the connection stayed open or held more: {closed:?} {rest:?}");
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_be_read_ends_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let moto = Moto::start().await.unwrap();
+    let address = moto.endpoint().trim_start_matches("http://").to_string();
+    // Requests http.server refuses (answered, then closed: a header over its 64 KiB line limit,
+    // more than its 100 headers, a version it does not speak) and bodies whose end cannot be known
+    // (closed): none may leave the connection open in the middle of a request.
+    let many_headers: String = (0..120).map(|n| format!("X-Header-{n}: {n}\r\n")).collect();
+    for request in [
+        format!("GET / HTTP/1.1\r\nHost: {address}\r\nX-Long: {}\r\n\r\n", "a".repeat(70_000)),
+        format!("GET / HTTP/1.1\r\nHost: {address}\r\n{many_headers}\r\n"),
+        "GET / HTTP/2.0\r\n\r\n".to_string(),
+        format!("POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: -5\r\n\r\n{{}}"),
+        format!("POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: two\r\n\r\n{{}}"),
+    ] {
+        let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+        connection.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(10), connection.read_to_end(&mut answer)).await;
+        assert!(
+            matches!(ended, Ok(Ok(_))),
+            "{request:?} left the connection open: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
 }
