@@ -68,6 +68,7 @@ import functools
 import io
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -795,9 +796,9 @@ class KeepAliveRequestHandler(MotoRequestHandler):
     connection is at the next request when the answer is sent), werkzeug's drain is shown a stream
     at its end rather than the socket (it would read the client's next request), and its
     `Connection: close` is not sent for an answer the app made whole: the connection stays open
-    unless the client asks to close it, its request could not be read (a body cut short, a length
-    that is not one, a request line or headers `http.server` refuses), or the app failed (werkzeug's
-    500 then says `Connection: close`)."""
+    unless the client asks to close it or speaks HTTP/1.0, its request could not be read (a body
+    cut short, a length that is not one or two lengths, a request line or headers `http.server`
+    refuses), or the app failed (werkzeug's 500 then says `Connection: close`)."""
 
     DRAINED = stream_at_its_end()
     # An answer is written in two parts (head, body): on a connection kept open, Nagle's algorithm
@@ -809,9 +810,11 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at the last chunk
             body = environ["wsgi.input"].read()
         else:
-            declared = environ.get("CONTENT_LENGTH") or "0"
-            if not declared.isdigit():  # where the body ends cannot be known: end the connection
-                raise ConnectionResetError(f"Content-Length {declared!r} is not a length")
+            # Where the body ends must be known, or the connection ends here.
+            lengths = {value.strip(" \t") for value in self.headers.get_all("Content-Length") or ["0"]}
+            declared = lengths.pop() if len(lengths) == 1 else ", ".join(sorted(lengths))
+            if not re.fullmatch("[0-9]+", declared):
+                raise ConnectionResetError(f"Content-Length {declared!r} is not one length")
             length = int(declared)
             body = self.rfile.read(length) if length else b""
             if len(body) < length:
@@ -834,9 +837,15 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         self.environ = {}
 
     def send_header(self, keyword, value):
-        # Dropped for an answer the app made whole; kept (and the connection closed) otherwise.
+        # Dropped for an answer the app made whole to an HTTP/1.1 request (an HTTP/1.0 client
+        # expects the close); kept, and the connection closed, otherwise.
         answered = getattr(self, "environ", {}).get(SerialisedAtomicRequests.ANSWERED_KEY)
-        if answered and keyword.lower() == "connection" and value.lower() == "close":
+        if (
+            answered
+            and self.request_version == "HTTP/1.1"
+            and keyword.lower() == "connection"
+            and value.lower() == "close"
+        ):
             return
         super().send_header(keyword, value)
 
