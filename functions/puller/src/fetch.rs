@@ -143,3 +143,25 @@ pub async fn fetch_with_retries<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Pacer;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn each_wait_ends_at_least_one_interval_after_the_last() {
+        // Measured where the requests start, so a loaded machine can only lengthen the gaps: the
+        // server side of the Notion test sees them shortened by its own scheduling delays.
+        let interval = Duration::from_millis(40);
+        let pacer = Pacer::new(interval);
+        let mut starts = Vec::new();
+        for _ in 0..4 {
+            pacer.wait().await;
+            starts.push(tokio::time::Instant::now());
+        }
+        for pair in starts.windows(2) {
+            assert!(pair[1] - pair[0] >= interval, "{:?} after the last", pair[1] - pair[0]);
+        }
+    }
+}
