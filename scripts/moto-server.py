@@ -691,11 +691,9 @@ class DynamoDbProcess:
 
     def answer(self, environ, start_response):
         """Sends the request (its body and the environ's plain values) and answers what comes back."""
-        if environ.get("wsgi.input_terminated"):  # a chunked body: no length, read to its end
-            body = environ["wsgi.input"].read()
-        else:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
+        # Whole already, however it was framed: `serve`'s request handler reads each body before
+        # the app sees it (`KeepAliveRequestHandler.make_environ`).
+        body = environ["wsgi.input"].read()
         plain = {key: value for key, value in environ.items() if isinstance(value, (str, bool, int, float, tuple, dict))}
         slot = [threading.Event(), self.FAILED]
         with self.sending:

@@ -168,16 +168,17 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
             let leads: Vec<Value> = (first..(first + plan.batch).min(plan.leads))
                 .map(|index| {
                     json!({"id": format!("load-{run_id}-{index}"), "nom": format!("Load Lead {index}"),
-                    "email": format!("lead.{run_id}.{index}@example.com"), "statut": "nouveau",
-                    "date_prise_contact": "2026-10-05"})
+                        "email": format!("lead.{run_id}.{index}@example.com"), "statut": "nouveau",
+                        "date_prise_contact": "2026-10-05"})
                 })
                 .collect();
             let key = format!("load-{run_id}-{number}");
             let request = Instant::now();
+            let count = leads.len() as u64;
             let (status, body) = post(
                 &http,
                 &format!("{api}/api/v1/ingestion/leads"),
-                &Value::Array(leads.clone()).to_string(),
+                &Value::Array(leads).to_string(),
                 &[("authorization", &bearer), ("idempotency-key", &key)],
             )
             .await?;
@@ -185,7 +186,7 @@ async fn drive(demo: &Demo, plan: LoadPlan) -> Result<String, String> {
                 return Err(format!("lead batch {number}: {status} {body}"));
             }
             ingestion_times.push(request.elapsed());
-            sent.fetch_add(leads.len() as u64, Ordering::Relaxed);
+            sent.fetch_add(count, Ordering::Relaxed);
         }
         Ok::<_, String>(ingestion_times)
     };
