@@ -1,8 +1,10 @@
-//! The scheduled lake maintenance: compaction of small files, then vacuum, on every table.
+//! The scheduled lake maintenance: compaction of small files, then vacuum, then the expiry of old
+//! log entries, on every table.
 //!
 //! One run handles the tables one after the other; a table that fails does not stop the others,
 //! and the run then fails naming it (EventBridge's retry runs everything again, which is safe:
-//! compaction of an already compacted table commits nothing, vacuum deletes only what is due).
+//! compaction of an already compacted table commits nothing, vacuum and expiry delete only what is
+//! due).
 
 use jiff::Timestamp;
 use tributary_domain::config::{ConfigError, Env};
@@ -58,6 +60,8 @@ pub struct TableMaintenance {
     pub files_compacted: usize,
     pub files_written: usize,
     pub files_vacuumed: usize,
+    /// Log entries (commits and checkpoints) past the log's retention period, deleted.
+    pub log_entries_expired: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +94,7 @@ async fn maintain_table(
             files_compacted: 0,
             files_written: 0,
             files_vacuumed: 0,
+            log_entries_expired: 0,
         });
     };
     let compaction = table.compact(policy, compaction_deadline).await;
@@ -99,9 +104,15 @@ async fn maintain_table(
         .vacuum(now)
         .await
         .inspect(|v| tracing::info!(table = spec.name, files_deleted = v.files_deleted, "vacuumed"));
+    // Also whatever came before: commits never clean the log (it would list the whole log).
+    let expiry = table
+        .expire_log_entries()
+        .await
+        .inspect(|deleted| tracing::info!(table = spec.name, log_entries_deleted = deleted, "log expired"));
     let CompactionSummary { version, files_removed, files_added, bytes_removed, bytes_added, stopped_at_deadline } =
         compaction?;
     let VacuumSummary { files_deleted } = vacuum?;
+    let log_entries_expired = expiry?;
     tracing::info!(
         table = spec.name,
         ?version,
@@ -120,10 +131,11 @@ async fn maintain_table(
         files_compacted: files_removed,
         files_written: files_added,
         files_vacuumed: files_deleted,
+        log_entries_expired,
     })
 }
 
-/// Compacts then vacuums every table of the lake. No compaction group is started after
+/// Compacts, vacuums and expires the old log entries of every table of the lake. No compaction group is started after
 /// `compaction_deadline` (the invocation's deadline less the time vacuums need); what is left
 /// waits for the next run.
 pub async fn maintain(
@@ -173,7 +185,7 @@ pub async fn maintain_recorded(
     }
     for table in failed {
         let mut run = SyncRun::start(LAKE_MAINTENANCE_JOB, table, &run_id, now, None);
-        let message = "compaction or vacuum failed; see the function's log".to_string();
+        let message = "compaction, vacuum or log expiry failed; see the function's log".to_string();
         run.finish(SyncOutcome::Failed { reason: FailureReason::LakeFailed, message }, ended);
         recorded.push(run);
     }

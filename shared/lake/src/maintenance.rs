@@ -14,14 +14,15 @@
 //! Parquet reader and writes through the same `RecordBatchWriter` as appends.
 
 use super::LakeError;
-use super::table::LakeTable;
+use super::table::{LakeTable, commit_properties};
 use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
 use deltalake::arrow::compute::{CastOptions, cast_with_options};
 use deltalake::arrow::datatypes::SchemaRef;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Remove};
 use deltalake::operations::vacuum::{Clock, VacuumMode};
 use deltalake::protocol::DeltaOperation;
+use deltalake::protocol::checkpoints::cleanup_metadata;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -202,7 +203,7 @@ impl LakeTable {
             }
             let operation = DeltaOperation::Optimize { predicate: None, target_size: policy.target_file_bytes };
             let snapshot = self.delta_table().snapshot().map_err(|e| self.delta(e))?;
-            let committed = CommitBuilder::from(CommitProperties::default())
+            let committed = CommitBuilder::from(commit_properties())
                 .with_actions(actions)
                 .build(Some(snapshot), self.delta_table().log_store(), operation)
                 .await
@@ -224,10 +225,27 @@ impl LakeTable {
             .vacuum()
             .with_mode(VacuumMode::Full)
             .with_clock(Arc::new(FixedClock(now.as_millisecond())))
+            .with_commit_properties(commit_properties())
             .await
             .map_err(|e| self.delta(e))?;
         self.replace_table(table);
         Ok(VacuumSummary { files_deleted: metrics.files_deleted.len() })
+    }
+
+    /// Deletes the log entries (commits and checkpoints) older than the table's
+    /// `delta.logRetentionDuration` (30 days by default) that precede a checkpoint also older than
+    /// that: no reader needs them to rebuild any version it may still ask for. Returns how many
+    /// were deleted. This is the one place the log is cleaned: commits do not
+    /// ([`commit_properties`]), as cleaning lists the whole log.
+    pub async fn expire_log_entries(&mut self) -> Result<usize, LakeError> {
+        self.refresh().await?;
+        let deleted = cleanup_metadata(self.delta_table(), None).await.map_err(|e| self.delta(e))?;
+        if deleted > 0 {
+            // The loaded snapshot may have been read from entries just deleted: load it again
+            // from what is left, as delta-rs does after its own cleanup.
+            self.reload().await?;
+        }
+        Ok(deleted)
     }
 }
 
@@ -384,5 +402,71 @@ mod tests {
         assert_eq!(conformed.column(2).null_count(), 2);
         let bad = conform_batch(&batch, &schema, &partition("not a day")).unwrap_err();
         assert!(bad.starts_with("partition value day=not a day"), "{bad}");
+    }
+
+    /// The log entries of `dir`'s `events` table: (version, file name), sorted.
+    fn log_entries(dir: &std::path::Path) -> Vec<(u64, String)> {
+        let mut entries: Vec<(u64, String)> = std::fs::read_dir(dir.join("events/_delta_log"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter_map(|name| Some((name.split('.').next()?.parse().ok()?, name)))
+            .collect();
+        entries.sort();
+        entries
+    }
+
+    #[tokio::test]
+    async fn commits_leave_the_log_alone_and_maintenance_expires_its_old_entries() {
+        let dir = std::env::temp_dir().join(format!("tributary-expire-{}", uuid::Uuid::new_v4()));
+        let location = LakeLocation::local_dir(&dir).unwrap();
+        let mut table = LakeTable::open_or_create(&location, &EVENTS).await.unwrap();
+        let schema = table.arrow_schema().unwrap();
+        let day = jiff::civil::date(2025, 1, 1);
+        let interval = u64::from(crate::CHECKPOINT_INTERVAL);
+        let append = async |table: &mut LakeTable, write: u64| {
+            let ids = vec![format!("e{write}")];
+            let position = AppPosition { app_id: "w".into(), version: write as i64 };
+            table.append(vec![events_batch(&schema, &ids, day)], Some(position)).await.unwrap();
+        };
+        // Versions 1 to `interval` + 1: a checkpoint after version `interval` - 1.
+        for write in 1..=interval + 1 {
+            append(&mut table, write).await;
+        }
+        let checkpoint = interval - 1;
+        // Every entry so far older than the log's retention period (30 days).
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 24 * 3600);
+        for (_, name) in log_entries(&dir) {
+            let file = std::fs::File::options().write(true).open(dir.join("events/_delta_log").join(name)).unwrap();
+            file.set_modified(long_ago).unwrap();
+        }
+        let before = log_entries(&dir);
+        assert!(before.iter().any(|(v, name)| *v == checkpoint && name.ends_with(".checkpoint.parquet")), "{before:?}");
+
+        // A commit does not clean the log (delta-rs's default would delete versions 0 to
+        // `checkpoint` - 1 here, after listing the whole log).
+        append(&mut table, interval + 2).await;
+        let after_commit = log_entries(&dir);
+        assert!(after_commit.starts_with(&before), "a commit deleted log entries: {before:?} → {after_commit:?}");
+        assert_eq!(after_commit.len(), before.len() + 1);
+
+        // Maintenance does: everything before the expired checkpoint, nothing after it.
+        let expired = table.expire_log_entries().await.unwrap();
+        assert_eq!(expired, checkpoint as usize, "versions 0 to {}", checkpoint - 1);
+        let left = log_entries(&dir);
+        assert_eq!(left.first().map(|(v, _)| *v), Some(checkpoint), "{left:?}");
+        assert_eq!(left.len(), after_commit.len() - checkpoint as usize);
+        // Nothing newer than the retention period's start is touched: a second run deletes nothing.
+        assert_eq!(table.expire_log_entries().await.unwrap(), 0);
+
+        // The table reads the same, from this handle and a new one, and takes appends.
+        let ids: Vec<String> = (1..=interval + 2).map(|write| format!("e{write}")).collect();
+        let mut expected: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), date32(day))).collect();
+        expected.sort();
+        assert_eq!(rows(&table).await, expected);
+        let mut reopened = LakeTable::open_existing(&location, &EVENTS).await.unwrap().unwrap();
+        assert_eq!(rows(&reopened).await, expected);
+        assert_eq!(reopened.committed_position("w").await.unwrap(), Some(interval as i64 + 2));
+        append(&mut table, interval + 3).await;
+        assert_eq!(table.committed_position("w").await.unwrap(), Some(interval as i64 + 3));
     }
 }

@@ -63,6 +63,16 @@ pub struct LakeFile {
 /// after the queue's visibility timeout).
 const APPEND_COMMIT_ATTEMPTS: usize = 100;
 
+/// The properties of every commit of ours: no expired-log cleanup after it. delta-rs cleans by
+/// default after each commit, and its cleanup lists the whole `_delta_log/` (every entry of the
+/// log's 30-day retention, a thousand keys per S3 LIST request) to find the few it may delete:
+/// on a table the lake writer commits to every few seconds that is a listing growing with the
+/// table's age, paid by every batch. The maintenance job expires the log once a run instead
+/// ([`LakeTable::expire_log_entries`]).
+pub(crate) fn commit_properties() -> CommitProperties {
+    CommitProperties::default().with_cleanup_expired_logs(Some(false))
+}
+
 /// A loaded Delta table of the lake.
 pub struct LakeTable {
     table: DeltaTable,
@@ -98,6 +108,7 @@ impl LakeTable {
                         Some(CHECKPOINT_INTERVAL.to_string()),
                     )
                     .with_save_mode(SaveMode::Ignore)
+                    .with_commit_properties(commit_properties())
                     .await;
                 table = match created {
                     Ok(table) => table,
@@ -215,6 +226,12 @@ impl LakeTable {
     /// Adopts the snapshot a commit of ours produced (no need to read the log again).
     pub(super) fn set_state(&mut self, snapshot: deltalake::table::state::DeltaTableState) {
         self.table.state = Some(snapshot);
+    }
+
+    /// Loads the latest version again from the log's last checkpoint, forgetting the snapshot.
+    pub(super) async fn reload(&mut self) -> Result<(), LakeError> {
+        self.table.state = None;
+        self.refresh().await
     }
 
     /// Adopts the table an operation returned.
@@ -337,7 +354,7 @@ impl LakeTable {
             writer.write(batch).await.map_err(|e| self.delta(e))?;
         }
         let adds: Vec<Action> = writer.flush().await.map_err(|e| self.delta(e))?.into_iter().map(Action::Add).collect();
-        let mut properties = CommitProperties::default().with_max_retries(APPEND_COMMIT_ATTEMPTS);
+        let mut properties = commit_properties().with_max_retries(APPEND_COMMIT_ATTEMPTS);
         if let Some(position) = &position {
             properties = properties.with_application_transaction(Transaction::new(&position.app_id, position.version));
         }
