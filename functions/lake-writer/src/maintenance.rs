@@ -1,5 +1,5 @@
-//! The scheduled lake maintenance: compaction of small files, then vacuum, then the expiry of old
-//! log entries, on every table.
+//! The scheduled lake maintenance: compaction of small files, the expiry of old log entries, then
+//! vacuum, on every table.
 //!
 //! One run handles the tables one after the other; a table that fails does not stop the others,
 //! and the run then fails naming it (EventBridge's retry runs everything again, which is safe:
@@ -97,32 +97,38 @@ async fn maintain_table(
             log_entries_expired: 0,
         });
     };
-    let compaction = table.compact(policy, compaction_deadline).await;
-    // Vacuum even when compaction failed: it is safe on its own, and a table that keeps failing
-    // to compact must still lose its expired files.
+    // Each step runs even when one before it failed (each is safe on its own, and a table that
+    // keeps failing to compact must still lose its expired files), and each failure is logged.
+    let failed =
+        |step: &'static str| move |error: &LakeError| tracing::error!(table = spec.name, step, %error, "failed");
+    let compaction = table.compact(policy, compaction_deadline).await.inspect_err(failed("compaction")).inspect(|c| {
+        tracing::info!(
+            table = spec.name,
+            version = ?c.version,
+            files_removed = c.files_removed,
+            files_added = c.files_added,
+            bytes_removed = c.bytes_removed,
+            bytes_added = c.bytes_added,
+            stopped_at_deadline = c.stopped_at_deadline,
+            "compacted"
+        )
+    });
+    // Before vacuum: delta-rs makes vacuum's first commit with its default properties, whose
+    // clean-up after the commit then finds nothing left to delete (commits of ours do not clean:
+    // `commit_properties` in tributary-lake).
+    let expiry = table
+        .expire_log_entries(now)
+        .await
+        .inspect_err(failed("log expiry"))
+        .inspect(|deleted| tracing::info!(table = spec.name, log_entries_deleted = deleted, "log expired"));
     let vacuum = table
         .vacuum(now)
         .await
+        .inspect_err(failed("vacuum"))
         .inspect(|v| tracing::info!(table = spec.name, files_deleted = v.files_deleted, "vacuumed"));
-    // Also whatever came before: commits never clean the log (it would list the whole log).
-    let expiry = table
-        .expire_log_entries()
-        .await
-        .inspect(|deleted| tracing::info!(table = spec.name, log_entries_deleted = deleted, "log expired"));
-    let CompactionSummary { version, files_removed, files_added, bytes_removed, bytes_added, stopped_at_deadline } =
-        compaction?;
-    let VacuumSummary { files_deleted } = vacuum?;
+    let CompactionSummary { version, files_removed, files_added, stopped_at_deadline, .. } = compaction?;
     let log_entries_expired = expiry?;
-    tracing::info!(
-        table = spec.name,
-        ?version,
-        files_removed,
-        files_added,
-        bytes_removed,
-        bytes_added,
-        stopped_at_deadline,
-        "compacted"
-    );
+    let VacuumSummary { files_deleted } = vacuum?;
     Ok(TableMaintenance {
         table: spec.name,
         exists: true,
@@ -135,7 +141,7 @@ async fn maintain_table(
     })
 }
 
-/// Compacts, vacuums and expires the old log entries of every table of the lake. No compaction group is started after
+/// Compacts, expires the old log entries of and vacuums every table of the lake. No compaction group is started after
 /// `compaction_deadline` (the invocation's deadline less the time vacuums need); what is left
 /// waits for the next run.
 pub async fn maintain(

@@ -15,7 +15,7 @@ pub const REBUILD_JOB: &str = "rebuild";
 pub const MONTHLY_REPORT_JOB: &str = "monthly-report";
 /// The job of the archive replays (`webhook-replay`).
 pub const REPLAY_JOB: &str = "replay";
-/// The job of the daily compaction and vacuum (`lake-maintenance`), one run per table.
+/// The job of the daily compaction, log expiry and vacuum (`lake-maintenance`), one run per table.
 pub const LAKE_MAINTENANCE_JOB: &str = "lake-maintenance";
 /// The job that keeps each lead's latest dates beside the `leads` table (`aggregator-jobs`, hourly).
 pub const LATEST_DATES_JOB: &str = "latest-dates";

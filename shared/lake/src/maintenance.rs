@@ -22,7 +22,8 @@ use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Remove};
 use deltalake::operations::vacuum::{Clock, VacuumMode};
 use deltalake::protocol::DeltaOperation;
-use deltalake::protocol::checkpoints::cleanup_metadata;
+use deltalake::protocol::checkpoints::cleanup_expired_logs_for;
+use deltalake::table::config::TablePropertiesExt as _;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,14 +233,20 @@ impl LakeTable {
         Ok(VacuumSummary { files_deleted: metrics.files_deleted.len() })
     }
 
-    /// Deletes the log entries (commits and checkpoints) older than the table's
-    /// `delta.logRetentionDuration` (30 days by default) that precede a checkpoint also older than
-    /// that: no reader needs them to rebuild any version it may still ask for. Returns how many
-    /// were deleted. This is the one place the log is cleaned: commits do not
-    /// ([`commit_properties`]), as cleaning lists the whole log.
-    pub async fn expire_log_entries(&mut self) -> Result<usize, LakeError> {
+    /// Deletes the log entries (commits and checkpoints) no reader needs any more: those before
+    /// the latest checkpoint that is not newer than the oldest version committed within the table's
+    /// `delta.logRetentionDuration` (30 days by default) before `now`, and themselves older than that
+    /// period. Every version of the period can still be read. Returns how many were deleted.
+    /// Commits do not clean the log ([`commit_properties`]): cleaning lists the whole log.
+    pub async fn expire_log_entries(&mut self, now: jiff::Timestamp) -> Result<usize, LakeError> {
         self.refresh().await?;
-        let deleted = cleanup_metadata(self.delta_table(), None).await.map_err(|e| self.delta(e))?;
+        let snapshot = self.delta_table().snapshot().map_err(|e| self.delta(e))?;
+        let retention = i64::try_from(snapshot.table_config().log_retention_duration().as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now.as_millisecond().saturating_sub(retention);
+        let deleted =
+            cleanup_expired_logs_for(snapshot.version(), self.delta_table().log_store().as_ref(), cutoff, None)
+                .await
+                .map_err(|e| self.delta(e))?;
         if deleted > 0 {
             // The loaded snapshot may have been read from entries just deleted: load it again
             // from what is left, as delta-rs does after its own cleanup.
@@ -409,6 +416,7 @@ mod tests {
         let mut entries: Vec<(u64, String)> = std::fs::read_dir(dir.join("events/_delta_log"))
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".json") || name.ends_with(".checkpoint.parquet"))
             .filter_map(|name| Some((name.split('.').next()?.parse().ok()?, name)))
             .collect();
         entries.sort();
@@ -449,14 +457,19 @@ mod tests {
         assert!(after_commit.starts_with(&before), "a commit deleted log entries: {before:?} → {after_commit:?}");
         assert_eq!(after_commit.len(), before.len() + 1);
 
-        // Maintenance does: everything before the expired checkpoint, nothing after it.
-        let expired = table.expire_log_entries().await.unwrap();
+        // Maintenance does, once the entries are past the retention period (30 days): 20 days
+        // ago they were not.
+        let twenty_days = jiff::SignedDuration::from_hours(20 * 24);
+        assert_eq!(table.expire_log_entries(jiff::Timestamp::now() - twenty_days).await.unwrap(), 0);
+        assert_eq!(log_entries(&dir), after_commit);
+        // Now: everything before the checkpoint, nothing after it.
+        let expired = table.expire_log_entries(jiff::Timestamp::now()).await.unwrap();
         assert_eq!(expired, checkpoint as usize, "versions 0 to {}", checkpoint - 1);
         let left = log_entries(&dir);
         assert_eq!(left.first().map(|(v, _)| *v), Some(checkpoint), "{left:?}");
         assert_eq!(left.len(), after_commit.len() - checkpoint as usize);
-        // Nothing newer than the retention period's start is touched: a second run deletes nothing.
-        assert_eq!(table.expire_log_entries().await.unwrap(), 0);
+        // What is left is needed (the checkpoint and what follows it): a second run deletes nothing.
+        assert_eq!(table.expire_log_entries(jiff::Timestamp::now()).await.unwrap(), 0);
 
         // The table reads the same, from this handle and a new one, and takes appends.
         let ids: Vec<String> = (1..=interval + 2).map(|write| format!("e{write}")).collect();

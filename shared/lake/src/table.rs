@@ -68,7 +68,8 @@ const APPEND_COMMIT_ATTEMPTS: usize = 100;
 /// log's 30-day retention, a thousand keys per S3 LIST request) to find the few it may delete:
 /// on a table the lake writer commits to every few seconds that is a listing growing with the
 /// table's age, paid by every batch. The maintenance job expires the log once a run instead
-/// ([`LakeTable::expire_log_entries`]).
+/// ([`LakeTable::expire_log_entries`]), just before vacuum, whose first commit delta-rs makes with
+/// its default properties.
 pub(crate) fn commit_properties() -> CommitProperties {
     CommitProperties::default().with_cleanup_expired_logs(Some(false))
 }

@@ -194,3 +194,29 @@ async fn a_request_that_cannot_be_read_ends_its_connection() {
         assert!(ended.is_ok(), "{request:?} left the connection open: {:?}", String::from_utf8_lossy(&answer));
     }
 }
+
+#[tokio::test]
+async fn header_lines_are_read_as_http_server_reads_them() {
+    use tokio::io::AsyncWriteExt;
+    let moto = moto_with_a_table().await;
+    let address = moto.endpoint().trim_start_matches("http://").to_string();
+    let mut connection = tokio::io::BufReader::new(tokio::net::TcpStream::connect(&address).await.unwrap());
+    let signed = format!(
+        "Host: {address}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n"
+    );
+    // The server reads simple `Name: value` lines itself and hands any other header block to the
+    // email parser (scripts/moto-server.py): both must give moto the same headers.
+    for (case, headers) in [
+        ("blanks before a value", "X-Amz-Target:\t  DynamoDB_20120810.ListTables\r\n"),
+        ("no blank after the colon, a lower-case name", "x-amz-target:DynamoDB_20120810.ListTables\r\n"),
+        ("a folded line before it", "X-Folded: one\r\n  two\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\n"),
+        ("bare line feeds", "X-Amz-Target: DynamoDB_20120810.ListTables\n"),
+    ] {
+        let request = format!("POST / HTTP/1.1\r\n{signed}{headers}\r\n{{}}");
+        connection.get_mut().write_all(request.as_bytes()).await.unwrap();
+        let (status, _, body) = read_answer(&mut connection).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 200, "{case}: {body}");
+        assert!(body.contains("\"kept\""), "{case}: {body}");
+    }
+}
