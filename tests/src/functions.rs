@@ -314,6 +314,33 @@ pub fn signal_group(group: u32, signal: libc::c_int) {
     }
 }
 
+/// Whether child `pid` has exited, without reaping it (`waitid` with `WNOWAIT`): until it is reaped
+/// its pid, and the process group named after it, cannot be given to another process, so a signal
+/// sent meanwhile reaches no stranger. `block` waits for the exit; otherwise the answer is at once.
+#[allow(unsafe_code, reason = "waitid(2) with WNOWAIT has no safe std equivalent")]
+pub fn exited_unreaped(pid: u32, block: bool) -> std::io::Result<bool> {
+    let id = libc::id_t::from(pid);
+    let options = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+    loop {
+        // SAFETY: `info` is a plain C struct that waitid(2) fills in (all zeroes is a valid value
+        // of it); the call has no other memory effects.
+        let (result, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let result = libc::waitid(libc::P_PID, id, &mut info, options);
+            (result, info)
+        };
+        if result == 0 {
+            // With WNOHANG, a child that has not exited leaves `si_pid` at 0.
+            // SAFETY: reading the pid of a siginfo_t that waitid(2) filled in for SIGCHLD.
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
 /// `VmHWM` (KiB, the peak) of process `pid`.
 pub fn peak_memory_kib(pid: u32) -> Option<u64> {
     memory_kib(pid, "VmHWM:")

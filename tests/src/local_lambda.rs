@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::functions::signal_group;
+use crate::functions::{exited_unreaped, signal_group};
 
 /// The Runtime API's version prefix, as the runtime client calls it.
 const RUNTIME_PREFIX: &str = "/2018-06-01/runtime/";
@@ -128,12 +128,12 @@ impl Shared {
         let _ = reply.send(Outcome::Error(error_body(error_type, message)));
     }
 
-    /// Called by the supervisor once the current process is reaped: it is no longer current, what
-    /// it was running fails, and if it never finished its init, so does the next live invocation.
+    /// Called by the supervisor once the current process is reaped (and forgotten, before that:
+    /// [`Shared::forget_process`]): it is no longer current, what it was running fails, and if it
+    /// never finished its init, so does the next live invocation.
     fn process_exited(&self, status: &str) {
         let passed_init = {
             let mut process = locked(&self.process);
-            process.pid = 0;
             process.generation += 1;
             process.polled
         };
@@ -257,7 +257,14 @@ impl Shared {
         }
     }
 
-    /// Sends `signal` to the current process's group, under the lock (so never to a reaped pid).
+    /// Called by the supervisor once the current process has exited, before it is reaped: no
+    /// signal is sent to its pid from here on.
+    fn forget_process(&self) {
+        locked(&self.process).pid = 0;
+    }
+
+    /// Sends `signal` to the current process's group, under the lock (so never to a reaped pid:
+    /// the supervisor forgets a process under the same lock before reaping it).
     fn signal(&self, signal: libc::c_int) {
         let process = locked(&self.process);
         signal_group(process.pid, signal);
@@ -424,11 +431,13 @@ fn spawn_process(shared: &Shared, port: u16) -> Result<Option<Child>, String> {
 /// each of a stack's twenty-odd processes every 10 ms all the time was some 2 000 wake-ups a second).
 fn supervise(shared: &Shared, port: u16, mut child: Child) {
     loop {
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status.to_string(),
-                Ok(None) => {}
-                Err(error) => break error.to_string(),
+        // Waits for the exit without reaping the process: until `forget_process` below, `signal`
+        // may still send to its pid, which the zombie keeps from being given to another process.
+        let exited = loop {
+            match exited_unreaped(child.id(), false) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(error) => break Err(error),
             }
             let (initialised, init_overdue) = {
                 let process = locked(&shared.process);
@@ -436,16 +445,18 @@ fn supervise(shared: &Shared, port: u16, mut child: Child) {
                 (process.polled, !process.polled && overdue)
             };
             if initialised {
-                break match child.wait() {
-                    Ok(status) => status.to_string(),
-                    Err(error) => error.to_string(),
-                };
+                break exited_unreaped(child.id(), true).map(|_| ());
             }
             if init_overdue && !shared.stopping.load(Ordering::SeqCst) {
                 eprintln!("{}: init took longer than {INIT_TIMEOUT:?}; killed", shared.config.name);
                 shared.signal(libc::SIGKILL);
             }
             std::thread::sleep(Duration::from_millis(10));
+        };
+        shared.forget_process();
+        let status = match exited.and_then(|()| child.wait()) {
+            Ok(status) => status.to_string(),
+            Err(error) => error.to_string(),
         };
         let passed_init = locked(&shared.process).polled;
         shared.process_exited(&status);

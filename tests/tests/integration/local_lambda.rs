@@ -199,3 +199,20 @@ async fn a_function_run_as_several_processes_sends_each_invocation_to_an_idle_on
     assert_eq!(urls[0], urls[2]);
     function.stop();
 }
+
+#[test]
+fn an_exited_process_is_seen_without_being_reaped() {
+    use tributary_tests::functions::exited_unreaped;
+    let mut child = std::process::Command::new("sleep").arg("0.3").spawn().unwrap();
+    let pid = child.id();
+    assert!(!exited_unreaped(pid, false).unwrap(), "still running");
+    assert!(exited_unreaped(pid, true).unwrap());
+    // Seen exited, and still there as a zombie: its pid cannot go to another process yet.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let state = stat.rsplit_once(')').unwrap().1.split_whitespace().next().unwrap().to_string();
+    assert_eq!(state, "Z", "{stat}");
+    assert!(exited_unreaped(pid, false).unwrap(), "asked again");
+    // Reaped only by the wait that owns it, with its status.
+    assert!(child.wait().unwrap().success());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
