@@ -15,8 +15,8 @@
 
 use super::LakeError;
 use super::table::{LakeTable, commit_properties};
-use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
-use deltalake::arrow::compute::{CastOptions, cast_with_options};
+use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array, new_null_array};
+use deltalake::arrow::compute::{CastOptions, cast_with_options, take};
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Remove};
@@ -116,8 +116,11 @@ fn conform_batch(batch: &RecordBatch, schema: &SchemaRef, partition: &PartitionV
             let column: ArrayRef = if let Some(value) = partition.get(field.name()) {
                 match value {
                     Some(text) => {
-                        cast_with_options(&StringArray::from(vec![text.as_str(); rows]), field.data_type(), &STRICT)
-                            .map_err(|e| format!("partition value {}={text}: {e}", field.name()))?
+                        // The file's one value, converted once and repeated for its rows.
+                        let value =
+                            cast_with_options(&StringArray::from(vec![text.as_str()]), field.data_type(), &STRICT)
+                                .map_err(|e| format!("partition value {}={text}: {e}", field.name()))?;
+                        take(&value, &UInt32Array::from(vec![0; rows]), None).map_err(|e| e.to_string())?
                     }
                     None => new_null_array(field.data_type(), rows),
                 }
