@@ -52,8 +52,8 @@ console-screenshots: demo-check ## The demo check (its browser test writes .loca
 	cp .local/console/leads.png .local/console/customers.png .local/console/runs.png .local/console/failures.png docs/console/
 
 load: setup ## The demo stack under volume: DELIVERIES signed deliveries, LEADS ingested leads, INSTANCES processes per function (2); events/s, memory and CPU of every process; RELEASE=1 runs the release binaries
-	$(if $(RELEASE),$(CARGO) build --workspace --locked --release --bins,$(BUILD_ALL))
-	$(if $(RELEASE),$(RELEASE_BIN),$(BIN))/load --deliveries $(or $(DELIVERIES),2000) --leads $(or $(LEADS),2000) --instances $(or $(INSTANCES),2)
+	$(if $(filter 1,$(RELEASE)),$(CARGO) build --workspace --locked --release --bins,$(BUILD_ALL))
+	$(if $(filter 1,$(RELEASE)),$(RELEASE_BIN),$(BIN))/load --deliveries $(or $(DELIVERIES),2000) --leads $(or $(LEADS),2000) --instances $(or $(INSTANCES),2)
 
 demo-data: ## Regenerate tests/demo/ (the demo's Matomo visits, Notion leads, lead batch, expected summary)
 	python3 scripts/generate-demo-data.py

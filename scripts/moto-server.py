@@ -45,7 +45,7 @@ queue twice;
 each request listed its handler's methods; each update expression was parsed twice per update
 (here once per distinct expression); each condition expression was lexed per request (here once
 per distinct expression); each update expression's tree was deep-copied with `copy.deepcopy`
-before its validation (here with a pickle round trip, the same copy in a third of the time); the
+before its validation (here with a pickle round trip, the same copy in a third to a half of the time); the
 headers of each request went through the `email` package's feed parser (here simple header lines
 are read directly, the same message in half the time); and each DynamoDB, SQS, SNS and SSM request went
 through moto's Flask app (its request context, routing, host inference, debug-mode checks) only to
@@ -354,7 +354,7 @@ def tree_copied_by_pickle(deepcopy):
     """moto's update-expression validator deep-copies the expression's tree before resolving names
     and values in it, with `copy.deepcopy` (about a tenth of the DynamoDB process's time under
     load). Its nodes are plain objects: a pickle round trip makes the same independent copy in
-    about a third of the time. Anything else (the one other caller copies an item's list) and any
+    a third to a half of the time. Anything else (the one other caller copies an item's list) and any
     tree that does not pickle is deep-copied as before."""
     from moto.dynamodb.parsing.ast_nodes import Node
 
@@ -379,16 +379,19 @@ def headers_parsed_without_email_parser(fp, _class=http.client.HTTPMessage):
     header block to the `email` package's feed parser, a third of the time moto's server spends
     reading a request. For the one-line `Name: value` headers every client here sends, this makes
     the same message (compat32 keeps a name as sent and a value without its leading blanks and
-    line end), in half the time; any other header block (folded lines, a line without a name,
-    an mbox "From " line) goes to the feed parser as before."""
+    line end), in half the time; any other header block (folded lines, a line without a name) goes
+    to the feed parser as before, and so does a `multipart/` or `message/` content type, for which
+    the feed parser also reads the (empty) body and notes its defects."""
     lines = http.client._read_headers(fp)
     headers = []
     for raw in lines[:-1]:
-        line = raw.decode("iso-8859-1")
-        match = SIMPLE_HEADER_LINE.match(line)
-        if match is None or line.startswith("From "):
+        match = SIMPLE_HEADER_LINE.match(raw.decode("iso-8859-1"))
+        if match is None:
             return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
-        headers.append((match.group(1), match.group(2).lstrip(" \t")))
+        name, value = match.group(1), match.group(2).lstrip(" \t")
+        if name.lower() == "content-type" and value.lower().startswith(("multipart/", "message/")):
+            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+        headers.append((name, value))
     message = _class()
     message._headers = headers
     message.set_payload("")

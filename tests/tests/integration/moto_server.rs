@@ -220,3 +220,53 @@ async fn header_lines_are_read_as_http_server_reads_them() {
         assert!(body.contains("\"kept\""), "{case}: {body}");
     }
 }
+
+/// The server's header reader (`headers_parsed_without_email_parser` in scripts/moto-server.py)
+/// against the standard library's, in moto's Python: the same message for every header block, and
+/// the email parser left out for simple ones.
+#[test]
+fn the_servers_header_reader_makes_the_standard_librarys_message() {
+    const CHECK: &str = r#"
+import email.parser, http.client, importlib.util, io, sys
+spec = importlib.util.spec_from_file_location("moto_server", sys.argv[1])
+server = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(server)
+standard = http.client.parse_headers
+parsed_by_email = []
+class CountingParser(email.parser.Parser):
+    def parsestr(self, text, headersonly=False):
+        parsed_by_email.append(text)
+        return super().parsestr(text, headersonly)
+server.email.parser.Parser = CountingParser
+simple = [b"Host: x\r\nContent-Length: 5\r\nX-Empty:\r\nX-Blank:   \r\nX-Spaced: \t v  \r\n\r\nBODY",
+          b"A: b\r\nA: c\r\na:d\r\n\r\n", b"A: 1\nB:2\n\n", b"A: caf\xe9 \x85\x0b\x0c\r\n\r\n", b"A: x:y\r\n\r\n",
+          b"From: me\r\n\r\n", b"\r\n", b"", b"Content-Type: application/json\r\n\r\n"]
+other = [b"A: b", b"A:b\r\n continued\r\n\r\n", b"NoColon\r\n\r\n", b"From me\r\n\r\n", b":x\r\n\r\n",
+         b"a b: c\r\n\r\n", b"A: b\rC: d\r\n\r\n", b"Content-Type: multipart/form-data; boundary=x\r\n\r\n",
+         b"content-type:  Multipart/mixed\r\n\r\n", b"Content-Type: message/rfc822\r\n\r\n"]
+def shape(message, fp=None):
+    payload = message.get_payload()
+    if isinstance(payload, list):  # a message/ type's sub-message
+        payload = [shape(part) for part in payload]
+    return (type(message), message._headers, payload, [type(d) for d in message.defects], message.preamble,
+            message.epilogue, message._default_type, message._unixfrom, message._charset, fp and fp.tell())
+for block in simple + other:
+    ours_fp, standard_fp = io.BytesIO(block), io.BytesIO(block)
+    before = len(parsed_by_email)
+    ours = shape(server.headers_parsed_without_email_parser(ours_fp), ours_fp)
+    took_email = len(parsed_by_email) > before
+    expected = shape(standard(standard_fp), standard_fp)
+    assert ours == expected, (block, ours, expected)
+    assert took_email == (block in other), (block, "email parser used" if took_email else "read directly")
+print("checked", len(simple) + len(other))
+"#;
+    let script = tributary_testing::workspace_root().join("scripts/moto-server.py");
+    let output = std::process::Command::new(tributary_testing::project_python())
+        .args(["-c", CHECK])
+        .arg(&script)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("checked 19"), "{stdout}{stderr}");
+}
