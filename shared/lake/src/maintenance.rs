@@ -120,7 +120,8 @@ fn conform_batch(batch: &RecordBatch, schema: &SchemaRef, partition: &PartitionV
                         let value =
                             cast_with_options(&StringArray::from(vec![text.as_str()]), field.data_type(), &STRICT)
                                 .map_err(|e| format!("partition value {}={text}: {e}", field.name()))?;
-                        take(&value, &UInt32Array::from(vec![0; rows]), None).map_err(|e| e.to_string())?
+                        take(&value, &UInt32Array::from(vec![0; rows]), None)
+                            .map_err(|e| format!("partition value {}={text}: {e}", field.name()))?
                     }
                     None => new_null_array(field.data_type(), rows),
                 }

@@ -203,9 +203,11 @@ async fn a_function_run_as_several_processes_sends_each_invocation_to_an_idle_on
 #[test]
 fn an_exited_process_is_seen_without_being_reaped() {
     use tributary_tests::functions::exited_unreaped;
-    let mut child = std::process::Command::new("sleep").arg("0.3").spawn().unwrap();
+    // `cat` runs until its input ends: it cannot exit before the test lets it.
+    let mut child = std::process::Command::new("cat").stdin(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     assert!(!exited_unreaped(pid, false).unwrap(), "still running");
+    drop(child.stdin.take());
     assert!(exited_unreaped(pid, true).unwrap());
     // Seen exited, and still there as a zombie: its pid cannot go to another process yet.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
