@@ -141,9 +141,9 @@ async fn maintain_table(
     })
 }
 
-/// Compacts, expires the old log entries of and vacuums every table of the lake. No compaction group is started after
-/// `compaction_deadline` (the invocation's deadline less the time vacuums need); what is left
-/// waits for the next run.
+/// Compacts every table of the lake, expires its old log entries and vacuums it. No compaction
+/// group is started after `compaction_deadline` (the invocation's deadline less the time the
+/// expiries and vacuums need); what is left waits for the next run.
 pub async fn maintain(
     location: &LakeLocation,
     policy: CompactionPolicy,
