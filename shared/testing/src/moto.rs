@@ -114,6 +114,12 @@ impl Forks {
     }
 }
 
+/// Why a server did not start: its port was taken by another process, or anything else.
+enum Launch {
+    PortTaken(HarnessError),
+    Failed(HarnessError),
+}
+
 /// Whether process `pid` has exited (gone, or a zombie its parent has not reaped yet).
 fn exited(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -129,21 +135,50 @@ pub fn free_port() -> Result<u16, HarnessError> {
     Ok(listener.local_addr().map_err(|e| HarnessError::new(e.to_string()))?.port())
 }
 
+/// What werkzeug writes to a server's log once its socket listens on `port`.
+fn listening_line(port: u16) -> String {
+    format!("Running on http://127.0.0.1:{port}")
+}
+
+/// Ports tried by [`Moto::start`] before it gives up.
+const PORTS_TRIED: usize = 5;
+
 impl Moto {
     /// Starts moto on a free loopback port and waits until it accepts connections.
     pub async fn start() -> Result<Self, HarnessError> {
-        Self::start_on(free_port()?).await
+        Self::start_on_first_free(free_port).await
+    }
+
+    /// `free_port` finds a port nobody listens on when asked; another process (the demo runs
+    /// beside the tests and starts a dozen servers) can take it before moto binds it. moto then
+    /// exits, and the next port is tried.
+    async fn start_on_first_free(
+        mut next_port: impl FnMut() -> Result<u16, HarnessError>,
+    ) -> Result<Self, HarnessError> {
+        let mut tried = 1;
+        loop {
+            match Self::launch(next_port()?).await {
+                Ok(moto) => return Ok(moto),
+                Err(Launch::PortTaken(error)) if tried >= PORTS_TRIED => return Err(error),
+                Err(Launch::PortTaken(_)) => tried += 1,
+                Err(Launch::Failed(error)) => return Err(error),
+            }
+        }
     }
 
     /// A server forked by [`Forks`], or `MOTO_SERVER` when set (an executable taking moto_server's
     /// flags, started as a process of its own).
     pub async fn start_on(port: u16) -> Result<Self, HarnessError> {
+        Self::launch(port).await.map_err(|(Launch::PortTaken(error) | Launch::Failed(error))| error)
+    }
+
+    async fn launch(port: u16) -> Result<Self, Launch> {
         let log_path = std::env::temp_dir().join(format!("tributary-moto-{port}.log"));
         let server = match std::env::var_os("MOTO_SERVER") {
             Some(path) => {
                 let log = std::fs::File::create(&log_path)
-                    .map_err(|e| HarnessError::new(format!("{}: {e}", log_path.display())))?;
-                let log_err = log.try_clone().map_err(|e| HarnessError::new(e.to_string()))?;
+                    .map_err(|e| Launch::Failed(HarnessError::new(format!("{}: {e}", log_path.display()))))?;
+                let log_err = log.try_clone().map_err(|e| Launch::Failed(HarnessError::new(e.to_string())))?;
                 let mut command = Command::new(path);
                 let child = command
                     .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -151,16 +186,23 @@ impl Moto {
                     .stdout(log)
                     .stderr(log_err)
                     .spawn()
-                    .map_err(|e| HarnessError::new(format!("starting moto ({command:?}) failed ({e})")))?;
+                    .map_err(|e| {
+                        Launch::Failed(HarnessError::new(format!("starting moto ({command:?}) failed ({e})")))
+                    })?;
                 Server::Own(child)
             }
-            None => Forks::serve(port, &log_path)?,
+            None => Forks::serve(port, &log_path).map_err(Launch::Failed)?,
         };
         let mut moto = Self { server, port, log_path };
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(60);
+        let listening = listening_line(port);
         loop {
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            // A connection alone could reach another process listening on the port: the server's
+            // log says when it is its own socket that listens.
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+                && std::fs::read_to_string(&moto.log_path).is_ok_and(|log| log.contains(&listening))
+            {
                 return Ok(moto);
             }
             let status = match &mut moto.server {
@@ -169,10 +211,17 @@ impl Moto {
             };
             if let Some(status) = status {
                 let log = std::fs::read_to_string(&moto.log_path).unwrap_or_default();
-                return Err(HarnessError::new(format!("moto's server exited with {status}: {log}")));
+                let error = HarnessError::new(format!("moto's server on port {port} exited with {status}: {log}"));
+                return Err(if log.contains("Address already in use") {
+                    Launch::PortTaken(error)
+                } else {
+                    Launch::Failed(error)
+                });
             }
             if Instant::now() > deadline {
-                return Err(HarnessError::new("moto's server did not listen within 60 s"));
+                return Err(Launch::Failed(HarnessError::new(format!(
+                    "moto's server did not listen on port {port} within 60 s"
+                ))));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -219,5 +268,32 @@ impl Drop for Moto {
             Server::Forked { pid, parent } => Forks::stop(*pid, *parent),
         }
         let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_another_process_listens_on_is_not_taken_for_motos() {
+        let stranger = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = stranger.local_addr().unwrap().port();
+        let error = match Moto::start_on(port).await {
+            Ok(_) => panic!("a connection to another process's port was taken for moto's"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("Address already in use"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn start_moves_on_to_the_next_port_when_one_is_taken() {
+        let stranger = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = stranger.local_addr().unwrap().port();
+        let mut ports = vec![taken];
+        let moto = Moto::start_on_first_free(|| ports.pop().map_or_else(free_port, Ok)).await.unwrap();
+        assert_ne!(moto.port(), taken);
+        let tables = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await).list_tables().send().await.unwrap();
+        assert!(tables.table_names().is_empty());
     }
 }
