@@ -47,7 +47,7 @@ async fn moto_requests(http: &reqwest::Client, endpoint: &str, reset: bool) -> R
 
 /// Starts each function `starts` times and returns the report.
 pub async fn run(starts: usize, only: Option<String>) -> Result<String, String> {
-    let mut demo = Demo::start(Ports::free()?, 1).await?;
+    let mut demo = Demo::start(Ports::free(), 1).await?;
     // Only the function under measurement talks to moto: no event source polls meanwhile.
     demo.stop_dispatcher();
     let outcome = measure(&demo, starts, only).await;

@@ -78,7 +78,7 @@ struct MemoryTrack {
 /// Runs `plan` against a fresh demo stack (free ports) and returns the report.
 pub async fn run(plan: LoadPlan) -> Result<String, String> {
     let started = Instant::now();
-    let mut demo = Demo::start(Ports::free()?, plan.instances).await?;
+    let mut demo = Demo::start(Ports::free(), plan.instances).await?;
     let outcome = drive(&demo, plan).await;
     let still_bound = demo.stop();
     let report = outcome?;

@@ -44,8 +44,11 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 /// Requests moto has logged so far (one line per request).
 fn moto_requests(moto: &Moto) -> usize {
-    let log = std::env::temp_dir().join(format!("tributary-moto-{}.log", moto.port()));
-    std::fs::read_to_string(log).unwrap_or_default().lines().filter(|line| line.contains("HTTP/1.1\"")).count()
+    std::fs::read_to_string(moto.log_path())
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("HTTP/1.1\""))
+        .count()
 }
 
 async fn measure(label: &str, location: &LakeLocation, moto: Option<&Moto>) {

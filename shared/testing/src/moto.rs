@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const REGION: &str = "us-east-1";
@@ -136,15 +137,26 @@ pub fn free_port() -> Result<u16, HarnessError> {
 }
 
 /// What werkzeug writes to a server's log once its socket listens on `port`.
-fn listening_line(port: u16) -> String {
-    format!("Running on http://127.0.0.1:{port}")
+fn listening_line(port: u16) -> Vec<u8> {
+    format!("Running on http://127.0.0.1:{port}\n").into_bytes()
+}
+
+/// A log file of this launch alone, empty: the readiness check reads it, so it must hold nothing
+/// another server wrote (another process's moto on the same port, a run killed before it removed
+/// its log).
+fn new_log_path(port: u16) -> Result<PathBuf, HarnessError> {
+    static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
+    let launch = LAUNCHES.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("tributary-moto-{}-{port}-{launch}.log", std::process::id()));
+    std::fs::File::create(&path).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// Ports tried by [`Moto::start`] before it gives up.
 const PORTS_TRIED: usize = 5;
 
 impl Moto {
-    /// Starts moto on a free loopback port and waits until it accepts connections.
+    /// Starts moto on a free loopback port and waits until it listens there.
     pub async fn start() -> Result<Self, HarnessError> {
         Self::start_on_first_free(free_port).await
     }
@@ -173,7 +185,7 @@ impl Moto {
     }
 
     async fn launch(port: u16) -> Result<Self, Launch> {
-        let log_path = std::env::temp_dir().join(format!("tributary-moto-{port}.log"));
+        let log_path = new_log_path(port).map_err(Launch::Failed)?;
         let server = match std::env::var_os("MOTO_SERVER") {
             Some(path) => {
                 let log = std::fs::File::create(&log_path)
@@ -191,7 +203,10 @@ impl Moto {
                     })?;
                 Server::Own(child)
             }
-            None => Forks::serve(port, &log_path).map_err(Launch::Failed)?,
+            None => Forks::serve(port, &log_path).map_err(|error| {
+                let _ = std::fs::remove_file(&log_path);
+                Launch::Failed(error)
+            })?,
         };
         let mut moto = Self { server, port, log_path };
         let address = SocketAddr::from(([127, 0, 0, 1], port));
@@ -201,7 +216,7 @@ impl Moto {
             // A connection alone could reach another process listening on the port: the server's
             // log says when it is its own socket that listens.
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
-                && std::fs::read_to_string(&moto.log_path).is_ok_and(|log| log.contains(&listening))
+                && std::fs::read(&moto.log_path).is_ok_and(|log| log.windows(listening.len()).any(|w| w == listening))
             {
                 return Ok(moto);
             }
@@ -210,7 +225,7 @@ impl Moto {
                 Server::Forked { pid, .. } => exited(*pid).then(|| "an error".to_string()),
             };
             if let Some(status) = status {
-                let log = std::fs::read_to_string(&moto.log_path).unwrap_or_default();
+                let log = String::from_utf8_lossy(&std::fs::read(&moto.log_path).unwrap_or_default()).into_owned();
                 let error = HarnessError::new(format!("moto's server on port {port} exited with {status}: {log}"));
                 return Err(if log.contains("Address already in use") {
                     Launch::PortTaken(error)
@@ -229,6 +244,11 @@ impl Moto {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's output: werkzeug's lines, and a line per request answered 5xx.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     pub fn endpoint(&self) -> String {
@@ -284,6 +304,18 @@ mod tests {
             Err(error) => error.to_string(),
         };
         assert!(error.contains("Address already in use"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_port_another_moto_listens_on_is_not_taken_for_this_ones() {
+        let first = Moto::start().await.unwrap();
+        let error = match Moto::start_on(first.port()).await {
+            Ok(_) => panic!("the first server's log was read as the second's"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("Address already in use"), "{error}");
+        let log = std::fs::read_to_string(first.log_path()).unwrap();
+        assert!(log.contains(&format!("Running on http://127.0.0.1:{}", first.port())), "{log}");
     }
 
     #[tokio::test]

@@ -39,7 +39,7 @@ async fn run(check: bool) -> Result<(), String> {
     // Listened to from the start: a stop asked while the stack starts is seen once it has started,
     // and every process it started is stopped (below).
     let mut stop = StopSignals::listen()?;
-    let ports = if check { Ports::free()? } else { Ports::well_known()? };
+    let ports = if check { Ports::free() } else { Ports::well_known()? };
     let mut demo = Demo::start(ports, DEMO_INSTANCES).await?;
     let outcome = tokio::select! {
         outcome = play(&demo, check) => outcome,

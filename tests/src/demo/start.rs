@@ -11,8 +11,13 @@ impl Demo {
         let expected = read_json(demo_data_dir().join("expected.json"))?;
         let api_key = secret("_api_key")?;
 
-        clock.say(format!("starting moto on 127.0.0.1:{}", ports.moto));
-        let moto = Moto::start_on(ports.moto).await.map_err(|e| e.to_string())?;
+        let moto = match ports.moto {
+            0 => Moto::start().await,
+            port => Moto::start_on(port).await,
+        }
+        .map_err(|e| e.to_string())?;
+        let moto_port = moto.port();
+        clock.say(format!("moto on 127.0.0.1:{moto_port}"));
         let sdk = sdk_config_for(&moto.endpoint()).await;
 
         let (sources, sources_port) = start_sources(ports.sources)?;
@@ -60,7 +65,7 @@ impl Demo {
             functions: Vec::new(),
             dispatcher: None,
             gateway: None,
-            ports: vec![ports.moto, sources_port],
+            ports: vec![moto_port, sources_port],
             sdk,
             stack,
             sources_url,
