@@ -144,12 +144,12 @@ fn listening_line(port: u16) -> Vec<u8> {
 /// A log file of this launch alone, empty: the readiness check reads it, so it must hold nothing
 /// another server wrote (another process's moto on the same port, a run killed before it removed
 /// its log).
-fn new_log_path(port: u16) -> Result<PathBuf, HarnessError> {
+fn new_log(port: u16) -> Result<(PathBuf, std::fs::File), HarnessError> {
     static LAUNCHES: AtomicUsize = AtomicUsize::new(0);
     let launch = LAUNCHES.fetch_add(1, Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!("tributary-moto-{}-{port}-{launch}.log", std::process::id()));
-    std::fs::File::create(&path).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
-    Ok(path)
+    let file = std::fs::File::create(&path).map_err(|e| HarnessError::new(format!("{}: {e}", path.display())))?;
+    Ok((path, file))
 }
 
 /// Ports tried by [`Moto::start`] before it gives up.
@@ -185,29 +185,11 @@ impl Moto {
     }
 
     async fn launch(port: u16) -> Result<Self, Launch> {
-        let log_path = new_log_path(port).map_err(Launch::Failed)?;
-        let server = match std::env::var_os("MOTO_SERVER") {
-            Some(path) => {
-                let log = std::fs::File::create(&log_path)
-                    .map_err(|e| Launch::Failed(HarnessError::new(format!("{}: {e}", log_path.display()))))?;
-                let log_err = log.try_clone().map_err(|e| Launch::Failed(HarnessError::new(e.to_string())))?;
-                let mut command = Command::new(path);
-                let child = command
-                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                    .stdin(Stdio::null())
-                    .stdout(log)
-                    .stderr(log_err)
-                    .spawn()
-                    .map_err(|e| {
-                        Launch::Failed(HarnessError::new(format!("starting moto ({command:?}) failed ({e})")))
-                    })?;
-                Server::Own(child)
-            }
-            None => Forks::serve(port, &log_path).map_err(|error| {
-                let _ = std::fs::remove_file(&log_path);
-                Launch::Failed(error)
-            })?,
-        };
+        let (log_path, log) = new_log(port).map_err(Launch::Failed)?;
+        let server = Self::spawn(port, &log_path, log).map_err(|error| {
+            let _ = std::fs::remove_file(&log_path);
+            Launch::Failed(error)
+        })?;
         let mut moto = Self { server, port, log_path };
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -240,6 +222,23 @@ impl Moto {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A server forked by [`Forks`], or `MOTO_SERVER` when set, its output to `log`.
+    fn spawn(port: u16, log_path: &Path, log: std::fs::File) -> Result<Server, HarnessError> {
+        let Some(path) = std::env::var_os("MOTO_SERVER") else {
+            return Forks::serve(port, log_path);
+        };
+        let log_err = log.try_clone().map_err(|e| HarnessError::new(e.to_string()))?;
+        let mut command = Command::new(path);
+        let child = command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| HarnessError::new(format!("starting moto ({command:?}) failed ({e})")))?;
+        Ok(Server::Own(child))
     }
 
     pub fn port(&self) -> u16 {
