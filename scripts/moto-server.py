@@ -383,16 +383,20 @@ def headers_parsed_without_email_parser(fp, _class=http.client.HTTPMessage):
     to the feed parser as before, and so does a `multipart/` or `message/` content type, for which
     the feed parser also reads the (empty) body and notes its defects."""
     lines = http.client._read_headers(fp)
+
+    def feed_parsed():
+        return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+
     headers = []
     for raw in lines[:-1]:
         match = SIMPLE_HEADER_LINE.match(raw.decode("iso-8859-1"))
         if match is None:
-            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+            return feed_parsed()
         name, value = match.group(1), match.group(2).lstrip(" \t")
         # Wider than the parser's own test of the type (any blank before it, parameters): a block
         # sent to the parser for nothing is only slower.
         if name.lower() == "content-type" and ("multipart/" in value.lower() or "message/" in value.lower()):
-            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+            return feed_parsed()
         headers.append((name, value))
     message = _class()
     message._headers = headers
